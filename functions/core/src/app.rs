@@ -1,0 +1,95 @@
+//! The application's services, built once per process (or Lambda cold start) and shared by
+//! every request: config, store, secrets, clock, one HTTP client, the token keeper.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::refresh::{TickSummary, TokenError, TokenKeeper};
+use crate::secrets::Secrets;
+use crate::store::Store;
+
+/// Everything a request handler needs.
+#[derive(Debug, Clone)]
+pub struct App {
+    /// Validated configuration.
+    pub config: Arc<Config>,
+    /// Token and item store.
+    pub store: Arc<dyn Store>,
+    /// Client credentials.
+    pub secrets: Arc<dyn Secrets>,
+    /// Time source.
+    pub clock: Arc<dyn Clock>,
+    /// The one outbound HTTP client (connection pooling, timeouts, redirect policy).
+    pub http: reqwest::Client,
+    /// Where tokens are renewed.
+    pub keeper: Arc<TokenKeeper>,
+}
+
+impl std::fmt::Debug for dyn Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Store")
+    }
+}
+
+impl std::fmt::Debug for dyn Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secrets")
+    }
+}
+
+impl App {
+    /// Builds the services.
+    pub fn new(
+        config: Config,
+        store: Arc<dyn Store>,
+        secrets: Arc<dyn Secrets>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, reqwest::Error> {
+        let config = Arc::new(config);
+        let http = outbound_client()?;
+        let keeper = Arc::new(TokenKeeper::new(
+            Arc::clone(&config),
+            Arc::clone(&store),
+            Arc::clone(&secrets),
+            http.clone(),
+            Arc::clone(&clock),
+        ));
+        Ok(Self {
+            config,
+            store,
+            secrets,
+            clock,
+            http,
+            keeper,
+        })
+    }
+
+    /// One refresh tick: renews every token that is due.
+    pub async fn tick(&self) -> Result<TickSummary, TokenError> {
+        self.keeper.refresh_due().await
+    }
+}
+
+/// The outbound HTTP client: rustls, timeouts on everything, and redirects followed only within
+/// the same host (a vendor moving a path is fine; being sent elsewhere with a token is not).
+pub fn outbound_client() -> Result<reqwest::Client, reqwest::Error> {
+    let policy = reqwest::redirect::Policy::custom(|attempt| {
+        let same_host = attempt
+            .previous()
+            .first()
+            .is_some_and(|first| first.host_str() == attempt.url().host_str() && first.scheme() == attempt.url().scheme());
+        if attempt.previous().len() >= 3 || !same_host {
+            attempt.stop()
+        } else {
+            attempt.follow()
+        }
+    });
+    reqwest::Client::builder()
+        .user_agent(concat!("homehook/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(20))
+        .redirect(policy)
+        .build()
+}

@@ -1,0 +1,926 @@
+//! `homehook.toml`: connections, actions and server settings, checked completely at load time.
+//!
+//! Loading happens in two steps: serde reads the raw shape (unknown fields are errors, so a typo
+//! never silently disables a setting), then [`Config::from_raw`] resolves references
+//! (connection → provider, action → connection), parses templates and key hashes, and merges
+//! provider overrides onto the built-in catalog. Every error names the file, the field and what
+//! is wrong.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use url::Url;
+
+use crate::catalog::{self, ClientAuth, ExpiredTokenSignal, Grant, ProviderSpec, TokenPlacement};
+use crate::keys::KeyHash;
+use crate::template::{Template, is_identifier};
+
+/// Default lifetime of an OAuth `state` (and its PKCE verifier): 10 minutes.
+pub const DEFAULT_STATE_TTL_SECS: i64 = 600;
+
+/// A config file that cannot be used, with the file, the field and the problem.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}: {field}: {problem}")]
+pub struct ConfigError {
+    /// The file the error is in.
+    pub file: String,
+    /// Dotted path of the field (`actions.arm.connection`), or `(file)` for the whole file.
+    pub field: String,
+    /// What is wrong, in plain words.
+    pub problem: String,
+}
+
+/// The whole, validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it came from, if any.
+    pub source: Option<PathBuf>,
+    /// Server settings.
+    pub server: ServerConfig,
+    /// Every provider: the built-in catalog with config overrides, plus config-defined ones.
+    pub providers: BTreeMap<String, ProviderSpec>,
+    /// Connections by id.
+    pub connections: BTreeMap<String, Connection>,
+    /// Actions by name.
+    pub actions: BTreeMap<String, Action>,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Address `homehook serve` listens on.
+    pub listen: SocketAddr,
+    /// The URL people and vendors reach homehook at; callback and action URLs start with it.
+    pub public_url: Url,
+    /// Where the embedded store lives; `None` means the platform default.
+    pub data_dir: Option<PathBuf>,
+    /// Hash of the admin key that guards `/connect` and `/status`.
+    pub admin_key_hash: Option<KeyHash>,
+    /// Seconds between refresh ticks.
+    pub refresh_interval_secs: u64,
+    /// Refresh access tokens this many seconds before they expire, so actions never wait.
+    pub refresh_margin_secs: i64,
+    /// Local secrets file (TOML, mode 600).
+    pub secrets_file: Option<PathBuf>,
+    /// Lifetime of an OAuth `state`.
+    pub state_ttl_secs: i64,
+}
+
+/// `[connections.<id>]`: one account at one provider.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    /// The connection's id.
+    pub id: String,
+    /// Name shown to people.
+    pub label: String,
+    /// Provider id (key of [`Config::providers`]).
+    pub provider: String,
+    /// Name of the secret holding the client credentials (and username/password for the
+    /// password grant).
+    pub secret: String,
+    /// Scopes to request.
+    pub scopes: Vec<String>,
+    /// Grant used to connect.
+    pub grant: Grant,
+}
+
+/// `[actions.<name>]`: one secret URL.
+#[derive(Debug, Clone)]
+pub struct Action {
+    /// The action's name (`/a/{name}`).
+    pub name: String,
+    /// Connection it acts through.
+    pub connection: String,
+    /// HTTP method of the vendor call.
+    pub method: http::Method,
+    /// Path appended to the provider's API base.
+    pub path: Template,
+    /// Query parameters of the vendor call.
+    pub query: Vec<(String, Template)>,
+    /// JSON body of the vendor call: strings in it are templates.
+    pub body: Option<serde_json::Value>,
+    /// Form body of the vendor call.
+    pub form: Vec<(String, Template)>,
+    /// Parameters callers may send.
+    pub params: BTreeMap<String, ParamSpec>,
+    /// Text answer; `None` answers with the vendor's status.
+    pub answer: Option<Template>,
+    /// Hash of the action's key.
+    pub key_hash: KeyHash,
+    /// Methods a caller may use: POST, and GET only if the action opts in.
+    pub methods: Vec<http::Method>,
+}
+
+/// A declared action parameter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParamSpec {
+    /// Its type and constraints.
+    pub kind: ParamKind,
+    /// Value used when the caller sends none; without one, the parameter is required.
+    pub default: Option<serde_json::Value>,
+}
+
+/// Parameter types.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ParamKind {
+    /// Text up to `max_len` characters (default 128), no control characters.
+    String {
+        /// Longest accepted value, in characters.
+        max_len: usize,
+    },
+    /// A whole number within bounds.
+    Integer {
+        /// Smallest accepted value.
+        min: Option<i64>,
+        /// Largest accepted value.
+        max: Option<i64>,
+    },
+    /// A number within bounds.
+    Number {
+        /// Smallest accepted value.
+        min: Option<f64>,
+        /// Largest accepted value.
+        max: Option<f64>,
+    },
+    /// `true` or `false`.
+    Boolean,
+    /// One of a fixed list of words.
+    Enum {
+        /// The accepted words.
+        values: Vec<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum RawParamType {
+    String,
+    Integer,
+    Number,
+    Boolean,
+    Enum,
+}
+
+/// A parameter as written: one flat table, so unknown fields can be refused.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawParam {
+    #[serde(rename = "type")]
+    ty: RawParamType,
+    max_len: Option<usize>,
+    min: Option<f64>,
+    max: Option<f64>,
+    values: Option<Vec<String>>,
+    default: Option<serde_json::Value>,
+}
+
+impl RawParam {
+    fn resolve(self, field: &str) -> Result<ParamSpec, FieldError> {
+        let misplaced = |name: &str| (format!("{field}.{name}"), format!("not used by this type")) ;
+        let bounds_unused = self.min.is_some() || self.max.is_some();
+        let kind = match self.ty {
+            RawParamType::String => {
+                if bounds_unused { return Err(misplaced(if self.min.is_some() { "min" } else { "max" })); }
+                ParamKind::String { max_len: self.max_len.unwrap_or(128) }
+            }
+            RawParamType::Integer => {
+                let whole = |v: Option<f64>, name: &str| -> Result<Option<i64>, FieldError> {
+                    match v {
+                        Some(f) if f.fract() != 0.0 => Err((format!("{field}.{name}"), "must be a whole number".into())),
+                        Some(f) => Ok(Some(f as i64)),
+                        None => Ok(None),
+                    }
+                };
+                ParamKind::Integer { min: whole(self.min, "min")?, max: whole(self.max, "max")? }
+            }
+            RawParamType::Number => ParamKind::Number { min: self.min, max: self.max },
+            RawParamType::Boolean => {
+                if bounds_unused { return Err(misplaced("min")); }
+                ParamKind::Boolean
+            }
+            RawParamType::Enum => {
+                let values = self.values.clone().unwrap_or_default();
+                if values.is_empty() {
+                    return Err((format!("{field}.values"), "an enum needs at least one value".into()));
+                }
+                ParamKind::Enum { values }
+            }
+        };
+        if self.values.is_some() && !matches!(kind, ParamKind::Enum { .. }) {
+            return Err(misplaced("values"));
+        }
+        if self.max_len.is_some() && !matches!(kind, ParamKind::String { .. }) {
+            return Err(misplaced("max_len"));
+        }
+        Ok(ParamSpec { kind, default: self.default })
+    }
+}
+
+// ---- raw shapes, as written in the file ----
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    server: RawServer,
+    #[serde(default)]
+    providers: BTreeMap<String, RawProvider>,
+    #[serde(default)]
+    connections: BTreeMap<String, RawConnection>,
+    #[serde(default)]
+    actions: BTreeMap<String, RawAction>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: Option<String>,
+    public_url: Option<String>,
+    data_dir: Option<PathBuf>,
+    admin_key_hash: Option<String>,
+    refresh_interval_secs: Option<u64>,
+    refresh_margin_secs: Option<i64>,
+    secrets_file: Option<PathBuf>,
+    state_ttl_secs: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProvider {
+    display_name: Option<String>,
+    authorize_url: Option<String>,
+    token_url: Option<String>,
+    api_base: Option<String>,
+    grants: Option<Vec<Grant>>,
+    client_auth: Option<ClientAuth>,
+    scopes: Option<Vec<String>>,
+    token_placement: Option<TokenPlacement>,
+    expired_token: Option<Vec<ExpiredTokenSignal>>,
+    pkce: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConnection {
+    provider: String,
+    secret: Option<String>,
+    label: Option<String>,
+    scopes: Option<Vec<String>>,
+    grant: Option<Grant>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAction {
+    connection: String,
+    #[serde(default = "default_vendor_method")]
+    method: String,
+    path: String,
+    #[serde(default)]
+    query: BTreeMap<String, String>,
+    body: Option<serde_json::Value>,
+    #[serde(default)]
+    form: BTreeMap<String, String>,
+    #[serde(default)]
+    params: BTreeMap<String, RawParam>,
+    answer: Option<String>,
+    key_hash: String,
+    #[serde(default = "default_caller_methods")]
+    methods: Vec<String>,
+}
+
+fn default_vendor_method() -> String {
+    "POST".into()
+}
+
+fn default_caller_methods() -> Vec<String> {
+    vec!["POST".into()]
+}
+
+impl Config {
+    /// The configuration used when there is no file: no connections, no actions, defaults.
+    pub fn empty() -> Self {
+        let file = "(defaults)";
+        match Self::from_raw(RawConfig::default(), file, None) {
+            Ok(config) => config,
+            // Defaults are constants; this branch exists only to avoid a panic path.
+            Err(_) => Self {
+                source: None,
+                server: ServerConfig {
+                    listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+                    public_url: Url::parse("http://127.0.0.1:8080/")
+                        .unwrap_or_else(|_| unreachable!("constant URL")),
+                    data_dir: None,
+                    admin_key_hash: None,
+                    refresh_interval_secs: 60,
+                    refresh_margin_secs: 300,
+                    secrets_file: None,
+                    state_ttl_secs: DEFAULT_STATE_TTL_SECS,
+                },
+                providers: BTreeMap::new(),
+                connections: BTreeMap::new(),
+                actions: BTreeMap::new(),
+            },
+        }
+    }
+
+    /// Reads and checks a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: file.clone(),
+            field: "(file)".into(),
+            problem: format!("cannot read it: {e}"),
+        })?;
+        Self::parse(&text, &file, Some(path))
+    }
+
+    /// Parses and checks config text; `file` names it in errors. Relative paths in the config
+    /// are taken from the directory of `path`.
+    pub fn parse(text: &str, file: &str, path: Option<&Path>) -> Result<Self, ConfigError> {
+        let err = |field: String, problem: String| ConfigError {
+            file: file.to_string(),
+            field,
+            problem,
+        };
+        let table: toml::Table = toml::from_str(text).map_err(|e| {
+            let problem = e.message().to_string();
+            let field = match e.span() {
+                Some(span) => {
+                    let line = text[..span.start.min(text.len())].lines().count().max(1);
+                    format!("line {line}")
+                }
+                None => "(file)".into(),
+            };
+            err(field, problem)
+        })?;
+        let raw: RawConfig = serde_path_to_error::deserialize(toml::Value::Table(table))
+            .map_err(|e| {
+                let field = e.path().to_string();
+                err(
+                    if field == "." { "(file)".into() } else { field },
+                    e.into_inner().message().to_string(),
+                )
+            })?;
+        Self::from_raw(raw, file, path)
+    }
+
+    fn from_raw(raw: RawConfig, file: &str, path: Option<&Path>) -> Result<Self, ConfigError> {
+        let err = |field: &str, problem: String| ConfigError {
+            file: file.to_string(),
+            field: field.to_string(),
+            problem,
+        };
+        let base_dir = path.and_then(Path::parent).map(Path::to_path_buf);
+        let relative = |p: PathBuf| match (&base_dir, p.is_relative()) {
+            (Some(dir), true) => dir.join(p),
+            _ => p,
+        };
+
+        // [server]
+        let s = raw.server;
+        let listen: SocketAddr = s
+            .listen
+            .as_deref()
+            .unwrap_or("127.0.0.1:8080")
+            .parse()
+            .map_err(|_| {
+                err(
+                    "server.listen",
+                    "expected an address and port such as \"127.0.0.1:8080\"".into(),
+                )
+            })?;
+        let public_url = match s.public_url {
+            Some(u) => parse_http_url(&u).map_err(|p| err("server.public_url", p))?,
+            None => Url::parse(&format!("http://{listen}/"))
+                .map_err(|e| err("server.listen", e.to_string()))?,
+        };
+        let admin_key_hash = s
+            .admin_key_hash
+            .map(|h| h.parse::<KeyHash>())
+            .transpose()
+            .map_err(|e| err("server.admin_key_hash", e.to_string()))?;
+        let refresh_interval_secs = s.refresh_interval_secs.unwrap_or(60);
+        if refresh_interval_secs == 0 {
+            return Err(err("server.refresh_interval_secs", "must be at least 1".into()));
+        }
+        let refresh_margin_secs = s.refresh_margin_secs.unwrap_or(300);
+        if refresh_margin_secs < 0 {
+            return Err(err("server.refresh_margin_secs", "must not be negative".into()));
+        }
+        let state_ttl_secs = s.state_ttl_secs.unwrap_or(DEFAULT_STATE_TTL_SECS);
+        if !(30..=3600).contains(&state_ttl_secs) {
+            return Err(err(
+                "server.state_ttl_secs",
+                "must be between 30 and 3600 seconds".into(),
+            ));
+        }
+        let server = ServerConfig {
+            listen,
+            public_url,
+            data_dir: s.data_dir.map(relative),
+            admin_key_hash,
+            refresh_interval_secs,
+            refresh_margin_secs,
+            secrets_file: s.secrets_file.map(relative),
+            state_ttl_secs,
+        };
+
+        // [providers]: the catalog, with overrides merged in and new providers added.
+        let mut providers: BTreeMap<String, ProviderSpec> = catalog::builtin()
+            .into_iter()
+            .map(|p| (p.id.clone(), p))
+            .collect();
+        for (id, rp) in raw.providers {
+            let field = |name: &str| format!("providers.{id}.{name}");
+            if !is_identifier(&id) {
+                return Err(err(&format!("providers.{id}"), bad_name()));
+            }
+            let spec = match providers.remove(&id) {
+                Some(base) => merge_provider(base, rp, &field).map_err(|(f, p)| err(&f, p))?,
+                None => new_provider(&id, rp, &field).map_err(|(f, p)| err(&f, p))?,
+            };
+            providers.insert(id, spec);
+        }
+
+        // [connections]
+        let mut connections = BTreeMap::new();
+        for (id, rc) in raw.connections {
+            let field = |name: &str| format!("connections.{id}.{name}");
+            if !is_identifier(&id) {
+                return Err(err(&format!("connections.{id}"), bad_name()));
+            }
+            let Some(spec) = providers.get(&rc.provider) else {
+                return Err(err(
+                    &field("provider"),
+                    format!(
+                        "unknown provider \"{}\" (known: {}; or define it under [providers.{}])",
+                        rc.provider,
+                        providers.keys().cloned().collect::<Vec<_>>().join(", "),
+                        rc.provider
+                    ),
+                ));
+            };
+            let grant = rc.grant.or_else(|| spec.grants.first().copied()).ok_or_else(|| {
+                err(&field("grant"), "the provider declares no grant".into())
+            })?;
+            if !spec.grants.contains(&grant) {
+                return Err(err(
+                    &field("grant"),
+                    format!(
+                        "provider {} does not support the {} grant (it supports: {})",
+                        spec.id,
+                        grant.as_str(),
+                        spec.grants.iter().map(|g| g.as_str()).collect::<Vec<_>>().join(", ")
+                    ),
+                ));
+            }
+            if grant == Grant::AuthorizationCode && spec.authorize_url.is_none() {
+                return Err(err(
+                    &field("grant"),
+                    format!("provider {} has no authorize_url", spec.id),
+                ));
+            }
+            let secret = rc.secret.unwrap_or_else(|| rc.provider.clone());
+            if !is_identifier(&secret) {
+                return Err(err(&field("secret"), bad_name()));
+            }
+            connections.insert(
+                id.clone(),
+                Connection {
+                    label: rc.label.unwrap_or_else(|| id.clone()),
+                    scopes: rc.scopes.unwrap_or_else(|| spec.default_scopes.clone()),
+                    provider: rc.provider,
+                    secret,
+                    grant,
+                    id,
+                },
+            );
+        }
+
+        // [actions]
+        let mut actions = BTreeMap::new();
+        for (name, ra) in raw.actions {
+            if !is_identifier(&name) {
+                return Err(err(&format!("actions.{name}"), bad_name()));
+            }
+            let action = build_action(&name, ra, &connections).map_err(|(f, p)| err(&f, p))?;
+            actions.insert(name, action);
+        }
+
+        Ok(Self {
+            source: path.map(Path::to_path_buf),
+            server,
+            providers,
+            connections,
+            actions,
+        })
+    }
+
+    /// The provider of a connection.
+    pub fn provider_of(&self, connection: &Connection) -> Option<&ProviderSpec> {
+        self.providers.get(&connection.provider)
+    }
+
+    /// The redirect URI registered with a provider: `{public_url}/callback/{provider}`.
+    pub fn callback_url(&self, provider: &str) -> String {
+        format!("{}/callback/{provider}", self.base_url())
+    }
+
+    /// The public base URL without a trailing slash.
+    pub fn base_url(&self) -> String {
+        self.server.public_url.as_str().trim_end_matches('/').to_string()
+    }
+}
+
+type FieldError = (String, String);
+
+fn bad_name() -> String {
+    "names may use only letters, digits, '_' and '-' (at most 64), starting with a letter or digit"
+        .into()
+}
+
+fn parse_http_url(text: &str) -> Result<Url, String> {
+    let url = Url::parse(text).map_err(|e| format!("not a URL ({e})"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err("expected an http:// or https:// URL with a host".into());
+    }
+    Ok(url)
+}
+
+fn checked_url(value: String, field: String) -> Result<String, FieldError> {
+    parse_http_url(&value).map_err(|p| (field, p))?;
+    Ok(value)
+}
+
+fn merge_provider(
+    mut base: ProviderSpec,
+    rp: RawProvider,
+    field: &dyn Fn(&str) -> String,
+) -> Result<ProviderSpec, FieldError> {
+    if let Some(v) = rp.display_name {
+        base.display_name = v;
+    }
+    if let Some(v) = rp.authorize_url {
+        base.authorize_url = Some(checked_url(v, field("authorize_url"))?);
+    }
+    if let Some(v) = rp.token_url {
+        base.token_url = checked_url(v, field("token_url"))?;
+    }
+    if let Some(v) = rp.api_base {
+        base.api_base = checked_url(v, field("api_base"))?;
+    }
+    if let Some(v) = rp.grants {
+        base.grants = v;
+    }
+    if let Some(v) = rp.client_auth {
+        base.client_auth = v;
+    }
+    if let Some(v) = rp.scopes {
+        base.default_scopes = v;
+    }
+    if let Some(v) = rp.token_placement {
+        base.token_placement = v;
+    }
+    if let Some(v) = rp.expired_token {
+        base.expired_token = v;
+    }
+    if let Some(v) = rp.pkce {
+        base.pkce = v;
+    }
+    if base.grants.is_empty() {
+        return Err((field("grants"), "list at least one grant".into()));
+    }
+    Ok(base)
+}
+
+fn new_provider(
+    id: &str,
+    rp: RawProvider,
+    field: &dyn Fn(&str) -> String,
+) -> Result<ProviderSpec, FieldError> {
+    let required = |v: Option<String>, name: &str| {
+        v.ok_or_else(|| {
+            (
+                field(name),
+                format!("required: \"{id}\" is not a built-in provider, so it must be defined fully"),
+            )
+        })
+    };
+    let token_url = required(rp.token_url.clone(), "token_url")?;
+    let api_base = required(rp.api_base.clone(), "api_base")?;
+    let grants = rp.grants.clone().unwrap_or_else(|| vec![Grant::AuthorizationCode]);
+    let base = ProviderSpec {
+        id: id.to_string(),
+        display_name: id.to_string(),
+        authorize_url: None,
+        token_url,
+        api_base,
+        grants,
+        client_auth: ClientAuth::Basic,
+        default_scopes: vec![],
+        token_placement: TokenPlacement::Bearer,
+        expired_token: vec![ExpiredTokenSignal {
+            status: 401,
+            pointer: None,
+            equals: None,
+        }],
+        pkce: true,
+    };
+    let spec = merge_provider(base, rp, field)?;
+    checked_url(spec.token_url.clone(), field("token_url"))?;
+    checked_url(spec.api_base.clone(), field("api_base"))?;
+    if spec.grants.contains(&Grant::AuthorizationCode) && spec.authorize_url.is_none() {
+        return Err((
+            field("authorize_url"),
+            "required for the authorization_code grant".into(),
+        ));
+    }
+    Ok(spec)
+}
+
+fn build_action(
+    name: &str,
+    ra: RawAction,
+    connections: &BTreeMap<String, Connection>,
+) -> Result<Action, FieldError> {
+    let field = |f: &str| format!("actions.{name}.{f}");
+    if !connections.contains_key(&ra.connection) {
+        let known: Vec<_> = connections.keys().cloned().collect();
+        return Err((
+            field("connection"),
+            format!(
+                "unknown connection \"{}\" (known: {})",
+                ra.connection,
+                if known.is_empty() { "none".into() } else { known.join(", ") }
+            ),
+        ));
+    }
+    let key_hash = ra
+        .key_hash
+        .parse::<KeyHash>()
+        .map_err(|e| (field("key_hash"), e.to_string()))?;
+    let method = match ra.method.to_ascii_uppercase().as_str() {
+        "GET" => http::Method::GET,
+        "POST" => http::Method::POST,
+        "PUT" => http::Method::PUT,
+        "PATCH" => http::Method::PATCH,
+        "DELETE" => http::Method::DELETE,
+        other => {
+            return Err((
+                field("method"),
+                format!("\"{other}\" is not one of GET, POST, PUT, PATCH, DELETE"),
+            ));
+        }
+    };
+    let mut methods = Vec::new();
+    for m in &ra.methods {
+        match m.to_ascii_uppercase().as_str() {
+            "POST" => methods.push(http::Method::POST),
+            "GET" => methods.push(http::Method::GET),
+            other => {
+                return Err((
+                    field("methods"),
+                    format!("\"{other}\": an action can be called only with POST, or GET if it opts in"),
+                ));
+            }
+        }
+    }
+    if methods.is_empty() {
+        return Err((field("methods"), "list at least one method (POST)".into()));
+    }
+
+    let mut params = BTreeMap::new();
+    for (pname, raw) in ra.params {
+        let pfield = format!("actions.{name}.params.{pname}");
+        if !is_identifier(&pname) || pname == "key" || pname == "format" {
+            return Err((pfield, "not a usable parameter name (reserved or invalid)".into()));
+        }
+        let spec = raw.resolve(&pfield)?;
+        if let Some(default) = &spec.default
+            && let Err(problem) = crate::params::check_value(&spec, default)
+        {
+            return Err((format!("{pfield}.default"), problem));
+        }
+        params.insert(pname, spec);
+    }
+    let check_params = |t: &Template, f: String| -> Result<(), FieldError> {
+        if t.has_pointers() {
+            return Err((f, "JSON pointers are allowed only in `answer`".into()));
+        }
+        for p in t.params() {
+            if !params.contains_key(p) {
+                return Err((f, format!("{{{p}}} is not a declared parameter (add params.{p})")));
+            }
+        }
+        Ok(())
+    };
+    let template = |text: &str, f: String| -> Result<Template, FieldError> {
+        let t = Template::parse(text).map_err(|p| (f.clone(), p))?;
+        check_params(&t, f)?;
+        Ok(t)
+    };
+
+    if !ra.path.starts_with('/') || ra.path.contains("..") || ra.path.contains('?') || ra.path.contains('#') {
+        return Err((
+            field("path"),
+            "must start with '/' and hold no '..', '?' or '#' (put query parameters under `query`)"
+                .into(),
+        ));
+    }
+    let path = template(&ra.path, field("path"))?;
+    let query = ra
+        .query
+        .iter()
+        .map(|(k, v)| Ok((k.clone(), template(v, format!("actions.{name}.query.{k}"))?)))
+        .collect::<Result<Vec<_>, FieldError>>()?;
+    let form = ra
+        .form
+        .iter()
+        .map(|(k, v)| Ok((k.clone(), template(v, format!("actions.{name}.form.{k}"))?)))
+        .collect::<Result<Vec<_>, FieldError>>()?;
+    if ra.body.is_some() && !form.is_empty() {
+        return Err((field("form"), "an action has a JSON `body` or a `form`, not both".into()));
+    }
+    if let Some(body) = &ra.body {
+        check_body_templates(body, &field("body"), &check_params)?;
+    }
+    let answer = ra
+        .answer
+        .as_deref()
+        .map(|a| {
+            let t = Template::parse(a).map_err(|p| (field("answer"), p))?;
+            for p in t.params() {
+                if !params.contains_key(p) {
+                    return Err((field("answer"), format!("{{{p}}} is not a declared parameter")));
+                }
+            }
+            Ok(t)
+        })
+        .transpose()?;
+
+    Ok(Action {
+        name: name.to_string(),
+        connection: ra.connection,
+        method,
+        path,
+        query,
+        body: ra.body,
+        form,
+        params,
+        answer,
+        key_hash,
+        methods,
+    })
+}
+
+fn check_body_templates(
+    value: &serde_json::Value,
+    field: &str,
+    check: &dyn Fn(&Template, String) -> Result<(), FieldError>,
+) -> Result<(), FieldError> {
+    match value {
+        serde_json::Value::String(s) => {
+            let t = Template::parse(s).map_err(|p| (field.to_string(), p))?;
+            check(&t, field.to_string())
+        }
+        serde_json::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, v)| check_body_templates(v, &format!("{field}[{i}]"), check)),
+        serde_json::Value::Object(map) => map
+            .iter()
+            .try_for_each(|(k, v)| check_body_templates(v, &format!("{field}.{k}"), check)),
+        _ => Ok(()),
+    }
+}
+
+impl fmt::Display for Grant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HASH: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, "homehook.toml", None)
+    }
+
+    #[test]
+    fn empty_config_has_defaults_and_the_catalog() {
+        let c = Config::empty();
+        assert_eq!(c.server.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.base_url(), "http://127.0.0.1:8080");
+        assert!(c.providers.contains_key("netatmo"));
+        assert_eq!(c.callback_url("netatmo"), "http://127.0.0.1:8080/callback/netatmo");
+    }
+
+    #[test]
+    fn two_connections_to_one_provider() {
+        let c = parse(&format!(
+            r#"
+            [connections.home]
+            provider = "netatmo"
+            [connections.cottage]
+            provider = "netatmo"
+            secret = "netatmo"
+            scopes = ["read_station"]
+            [actions.away]
+            connection = "cottage"
+            path = "/api/setthermmode"
+            query = {{ home_id = "h1", mode = "{{mode}}" }}
+            params.mode = {{ type = "enum", values = ["away", "schedule"], default = "away" }}
+            key_hash = "{HASH}"
+            "#
+        ))
+        .expect("valid");
+        assert_eq!(c.connections.len(), 2);
+        assert_eq!(c.connections["cottage"].scopes, ["read_station"]);
+        assert_eq!(c.connections["home"].grant, Grant::AuthorizationCode);
+        assert_eq!(c.actions["away"].methods, [http::Method::POST]);
+    }
+
+    #[test]
+    fn errors_name_file_field_and_problem() {
+        let cases = [
+            ("[connections.a]\nprovider = \"nope\"", "connections.a.provider", "unknown provider"),
+            ("[server]\nlisten = \"everywhere\"", "server.listen", "address"),
+            ("[server]\nadmin_key_hash = \"abc\"", "server.admin_key_hash", "sha256"),
+            ("[server]\nlisten = 8080", "server.listen", "invalid type"),
+            ("[server]\nlsiten = \"x\"", "server.lsiten", "unknown field"),
+            ("[connections.a\nprovider=1", "line 1", ""),
+            (
+                "[connections.a]\nprovider = \"netatmo\"\ngrant = \"password\"",
+                "connections.a.grant",
+                "does not support",
+            ),
+            (
+                &format!("[actions.x]\nconnection = \"none\"\npath = \"/\"\nkey_hash = \"{HASH}\""),
+                "actions.x.connection",
+                "unknown connection",
+            ),
+            (
+                &format!(
+                    "[connections.c]\nprovider = \"netatmo\"\n[actions.x]\nconnection = \"c\"\npath = \"/d/{{dev}}\"\nkey_hash = \"{HASH}\""
+                ),
+                "actions.x.path",
+                "not a declared parameter",
+            ),
+            (
+                &format!(
+                    "[connections.c]\nprovider = \"netatmo\"\n[actions.x]\nconnection = \"c\"\npath = \"/d\"\nmethods = [\"DELETE\"]\nkey_hash = \"{HASH}\""
+                ),
+                "actions.x.methods",
+                "POST",
+            ),
+            ("[providers.mine]\ntoken_url = \"https://t.example/token\"", "providers.mine.api_base", "required"),
+        ];
+        for (text, field, problem) in cases {
+            let e = parse(text).expect_err(text);
+            assert_eq!(e.file, "homehook.toml");
+            assert_eq!(e.field, field, "{text} -> {e}");
+            assert!(e.problem.contains(problem), "{text} -> {e}");
+        }
+    }
+
+    #[test]
+    fn config_can_override_a_builtin_provider_and_define_a_generic_one() {
+        let c = parse(
+            r#"
+            [providers.netatmo]
+            token_url = "http://127.0.0.1:9/oauth2/token"
+            [providers.acme]
+            display_name = "Acme Cloud"
+            authorize_url = "https://acme.example/authorize"
+            token_url = "https://acme.example/token"
+            api_base = "https://api.acme.example"
+            client_auth = "form"
+            token_placement = { query = "access_token" }
+            expired_token = [{ status = 401 }]
+            "#,
+        )
+        .expect("valid");
+        assert_eq!(c.providers["netatmo"].token_url, "http://127.0.0.1:9/oauth2/token");
+        assert_eq!(c.providers["netatmo"].api_base, "https://api.netatmo.com");
+        let acme = &c.providers["acme"];
+        assert_eq!(acme.client_auth, ClientAuth::Form);
+        assert_eq!(acme.token_placement, TokenPlacement::Query("access_token".into()));
+        assert_eq!(acme.grants, [Grant::AuthorizationCode]);
+    }
+
+    #[test]
+    fn the_example_config_in_the_repo_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../homehook.example.toml");
+        let c = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert!(c.connections.len() >= 2);
+        assert!(!c.actions.is_empty());
+    }
+}

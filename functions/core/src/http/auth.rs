@@ -1,0 +1,63 @@
+//! Keys on requests: where a caller may put one, and the admin check.
+
+use axum::http::{HeaderMap, header};
+
+use super::error::ApiError;
+use crate::config::Config;
+use crate::keys::KeyHash;
+
+/// The key a caller presented: `Authorization: Bearer <key>`, else `?key=`.
+pub fn presented_key<'a>(headers: &'a HeaderMap, query_key: Option<&'a str>) -> Option<&'a str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+        .or(query_key)
+        .filter(|k| !k.is_empty())
+}
+
+/// Checks the admin key; the error says how to set one up when none is configured.
+pub fn require_admin(config: &Config, presented: Option<&str>) -> Result<(), ApiError> {
+    let Some(hash) = &config.server.admin_key_hash else {
+        return Err(ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "admin_disabled",
+            "No admin key is configured: run `homehook key new`, put the hash in homehook.toml as server.admin_key_hash, and restart.",
+        ));
+    };
+    let presented = presented.ok_or_else(ApiError::missing_key)?;
+    if hash.verify(presented) {
+        Ok(())
+    } else {
+        tracing::info!("admin request with a wrong key");
+        Err(ApiError::unauthorized())
+    }
+}
+
+/// Verifies a key against an action's hash, or against a throwaway hash when there is no such
+/// action, so both cases take the same time and give the same answer.
+pub fn verify_action_key(hash: Option<&KeyHash>, presented: &str) -> bool {
+    match hash {
+        Some(h) => h.verify(presented),
+        None => {
+            let _ = KeyHash::of("no such action").verify(presented);
+            false
+        }
+    }
+}
+
+/// Splits a raw query string into `key`, `format` and the remaining parameters.
+pub fn split_query(raw: Option<&str>) -> (Option<String>, Option<String>, Vec<(String, String)>) {
+    let mut key = None;
+    let mut format = None;
+    let mut rest = Vec::new();
+    for (k, v) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
+        match k.as_ref() {
+            "key" => key = Some(v.into_owned()),
+            "format" => format = Some(v.into_owned()),
+            _ => rest.push((k.into_owned(), v.into_owned())),
+        }
+    }
+    (key, format, rest)
+}

@@ -1,0 +1,88 @@
+//! The HTTP surface, as axum routers over an [`App`]. The same routers are served by
+//! `homehook serve` locally and by the Lambda functions.
+//!
+//! - [`oauth_router`]: `GET /connect/{connection}`, `GET /callback/{provider}`
+//! - [`actions_router`]: `/a/{action}`, `GET /status`, `GET /healthz`
+//! - [`app`]: both, plus the root page and JSON answers for unknown paths and methods.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::get;
+
+use crate::app::App;
+
+pub mod actions;
+pub mod auth;
+pub mod connect;
+pub mod error;
+pub mod pages;
+pub mod status;
+
+pub use error::ApiError;
+
+/// Shared state of every handler.
+pub type AppState = Arc<App>;
+
+/// Connect and callback routes.
+pub fn oauth_router(app: AppState) -> Router {
+    Router::new()
+        .route("/connect/{connection}", get(connect::start))
+        .route("/callback/{provider}", get(connect::callback))
+        .with_state(app)
+        .fallback(fallback_not_found)
+}
+
+/// Action, status and health routes.
+pub fn actions_router(app: AppState) -> Router {
+    Router::new()
+        .route("/a/{action}", axum::routing::any(actions::run_action))
+        .route("/status", get(status::status))
+        .route("/healthz", get(status::healthz))
+        .with_state(app)
+        .fallback(fallback_not_found)
+}
+
+/// Everything, for one local process.
+pub fn app(app: AppState) -> Router {
+    let root = Router::new()
+        .route("/", get(pages::root))
+        .with_state(Arc::clone(&app));
+    root.merge(oauth_router(Arc::clone(&app)))
+        .merge(actions_router(app))
+        .fallback(fallback_not_found)
+        .method_not_allowed_fallback(fallback_method_not_allowed)
+        .layer(middleware::from_fn(log_request))
+}
+
+async fn fallback_not_found() -> ApiError {
+    ApiError::not_found()
+}
+
+async fn fallback_method_not_allowed() -> ApiError {
+    ApiError::method_not_allowed("GET")
+}
+
+/// One log line per request: method, route pattern (never the raw URI, which may hold a key),
+/// status and time taken.
+async fn log_request(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "(unmatched)".into());
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    tracing::info!(
+        %method,
+        route,
+        status = response.status().as_u16(),
+        ms = started.elapsed().as_secs_f64() * 1e3,
+        "request"
+    );
+    response
+}

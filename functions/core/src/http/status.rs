@@ -1,0 +1,96 @@
+//! `GET /status` (admin key): every connection's health and token expiry. `GET /healthz`.
+
+use axum::Json;
+use axum::extract::{RawQuery, State};
+use axum::http::HeaderMap;
+use serde::Serialize;
+
+use super::AppState;
+use super::auth::{presented_key, require_admin, split_query};
+use super::error::ApiError;
+use crate::app::App;
+use crate::token::Health;
+
+/// One connection in the status report.
+#[derive(Debug, Serialize)]
+pub struct ConnectionStatus {
+    /// Connection id.
+    pub id: String,
+    /// Display name.
+    pub label: String,
+    /// Provider id.
+    pub provider: String,
+    /// Whether tokens are stored.
+    pub connected: bool,
+    /// Health (`healthy` when connected and fine; `not_connected` when never connected).
+    pub health: String,
+    /// Details of an unhealthy state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Access token expiry (RFC 3339).
+    pub expires_at: Option<String>,
+    /// Seconds until expiry.
+    pub expires_in_secs: Option<i64>,
+    /// Last renewal (RFC 3339).
+    pub refreshed_at: Option<String>,
+}
+
+/// The status report.
+#[derive(Debug, Serialize)]
+pub struct StatusReport {
+    /// Every configured connection.
+    pub connections: Vec<ConnectionStatus>,
+    /// Names of the configured actions.
+    pub actions: Vec<String>,
+}
+
+/// Builds the status report (shared by `/status` and `homehook status`).
+pub async fn report(app: &App) -> Result<StatusReport, crate::store::StoreError> {
+    let now = app.clock.now();
+    let mut connections = Vec::new();
+    for conn in app.config.connections.values() {
+        let record = app.store.get_token(&conn.id).await?;
+        let (health, reason) = match record.as_ref().map(|r| &r.health) {
+            None => ("not_connected".to_string(), None),
+            Some(h @ Health::Healthy) => (h.label().to_string(), None),
+            Some(h @ Health::Degraded { until, reason }) => {
+                (h.label().to_string(), Some(format!("{reason} (retry after {until})")))
+            }
+            Some(h @ Health::ReauthNeeded { reason }) => (h.label().to_string(), Some(reason.clone())),
+        };
+        connections.push(ConnectionStatus {
+            id: conn.id.clone(),
+            label: conn.label.clone(),
+            provider: conn.provider.clone(),
+            connected: record.is_some(),
+            health,
+            reason,
+            expires_at: record.as_ref().and_then(|r| r.expires_at).map(|t| t.to_rfc3339()),
+            expires_in_secs: record.as_ref().and_then(|r| r.expires_at).map(|t| now.secs_until(t)),
+            refreshed_at: record.as_ref().and_then(|r| r.refreshed_at).map(|t| t.to_rfc3339()),
+        });
+    }
+    Ok(StatusReport {
+        connections,
+        actions: app.config.actions.keys().cloned().collect(),
+    })
+}
+
+/// `GET /status`.
+pub async fn status(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<StatusReport>, ApiError> {
+    let (key, _, _) = split_query(raw.as_deref());
+    require_admin(&app.config, presented_key(&headers, key.as_deref()))?;
+    let report = report(&app).await.map_err(|e| {
+        ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", e.to_string()).retry_after(5)
+    })?;
+    Ok(Json(report))
+}
+
+/// `GET /healthz`: the process is up.
+pub async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}

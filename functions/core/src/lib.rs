@@ -1,0 +1,42 @@
+//! homehook's core: everything that turns an OAuth2-protected smart-home API into short secret
+//! URLs, with no AWS in it. The local server (`homehook serve`) and the Lambda functions are
+//! thin hosts around this crate.
+//!
+//! # Layout
+//!
+//! - [`config`]: `homehook.toml`, checked completely at start-up.
+//! - [`catalog`]: providers as data (endpoints, grants, client auth, token placement, how an
+//!   expired token shows itself).
+//! - [`oauth`]: the OAuth2 protocol, through the `oauth2` crate (PKCE, state, code, password,
+//!   refresh), tolerant of vendor quirks in token answers.
+//! - [`refresh`]: **where a token is refreshed** — [`refresh::TokenKeeper`].
+//! - [`token`]: the stored token record and connection health.
+//! - [`store`]: storage ports (versioned tokens, single-use items) with memory and SQLite
+//!   implementations.
+//! - [`secrets`]: the secrets port and its local implementation.
+//! - [`params`], [`action`], [`template`], [`vendor`]: checking caller parameters, rendering
+//!   the vendor request, calling the vendor, answering.
+//! - [`keys`]: key generation, hashing and constant-time checks.
+//! - [`http`]: axum routers (`/connect`, `/callback`, `/a/{action}`, `/status`, `/healthz`).
+//! - [`app`]: the services shared by every request; [`clock`]: injected time;
+//!   [`secret`]: a string type that never prints.
+
+pub mod action;
+pub mod app;
+pub mod catalog;
+pub mod clock;
+pub mod config;
+pub mod http;
+pub mod keys;
+pub mod oauth;
+pub mod params;
+pub mod refresh;
+pub mod secret;
+pub mod secrets;
+pub mod store;
+pub mod template;
+pub mod token;
+pub mod vendor;
+
+pub use app::App;
+pub use config::Config;

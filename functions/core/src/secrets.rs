@@ -1,0 +1,221 @@
+//! The secrets port: vendor client credentials (and, for the password grant, the account's
+//! username and password), looked up by the name a connection gives in `secret = "..."`.
+//!
+//! [`LocalSecrets`] serves `homehook serve`: environment variables first
+//! (`HOMEHOOK_SECRET_<NAME>` holding JSON), then a TOML secrets file that must be readable by its
+//! owner only. The AWS adapter serves the same shape from Secrets Manager.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use serde::Deserialize;
+
+use crate::secret::SecretString;
+
+/// Credentials for one vendor app (and account, for the password grant).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientCredentials {
+    /// OAuth2 client id.
+    pub client_id: String,
+    /// OAuth2 client secret.
+    #[serde(default)]
+    pub client_secret: Option<SecretString>,
+    /// Account username, for the password grant.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Account password, for the password grant.
+    #[serde(default)]
+    pub password: Option<SecretString>,
+}
+
+/// Why a secret could not be had.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SecretsError {
+    /// No secret by that name.
+    #[error(
+        "no secret named \"{name}\": add a [{name}] table with client_id and client_secret to the secrets file, or set HOMEHOOK_SECRET_{env} to a JSON object"
+    )]
+    NotFound {
+        /// The secret's name.
+        name: String,
+        /// Its environment variable suffix.
+        env: String,
+    },
+    /// The secret exists but is not in the expected shape.
+    #[error("secret \"{name}\" is malformed: {problem}")]
+    Malformed {
+        /// The secret's name.
+        name: String,
+        /// What is wrong (never the value).
+        problem: String,
+    },
+    /// The secrets file could not be used.
+    #[error("secrets file {path}: {problem}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
+    /// The secrets backend failed (network, permissions).
+    #[error("secrets unavailable: {0}")]
+    Backend(String),
+}
+
+/// Where client credentials come from.
+#[async_trait]
+pub trait Secrets: Send + Sync {
+    /// The credentials stored under `name`.
+    async fn client_credentials(&self, name: &str) -> Result<ClientCredentials, SecretsError>;
+}
+
+/// Secrets from the environment and a local file.
+#[derive(Debug, Default)]
+pub struct LocalSecrets {
+    file: BTreeMap<String, ClientCredentials>,
+    read_env: bool,
+}
+
+impl LocalSecrets {
+    /// Reads the secrets file if given (refusing one that group or others can read) and also
+    /// consults `HOMEHOOK_SECRET_<NAME>` variables at lookup time.
+    pub fn load(file: Option<&Path>) -> Result<Self, SecretsError> {
+        let entries = match file {
+            Some(path) => read_file(path)?,
+            None => BTreeMap::new(),
+        };
+        Ok(Self {
+            file: entries,
+            read_env: true,
+        })
+    }
+
+    /// Secrets given directly (tests, embedding); the environment is not consulted.
+    pub fn from_entries(entries: BTreeMap<String, ClientCredentials>) -> Self {
+        Self {
+            file: entries,
+            read_env: false,
+        }
+    }
+
+    /// Names of the secrets in the file.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.file.keys().map(String::as_str)
+    }
+}
+
+fn env_suffix(name: &str) -> String {
+    name.to_ascii_uppercase().replace('-', "_")
+}
+
+fn read_file(path: &Path) -> Result<BTreeMap<String, ClientCredentials>, SecretsError> {
+    let file_err = |problem: String| SecretsError::File {
+        path: path.to_path_buf(),
+        problem,
+    };
+    let meta = std::fs::metadata(path).map_err(|e| file_err(format!("cannot read it: {e}")))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(file_err(format!(
+                "readable by group or others (mode {mode:03o}); run: chmod 600 {}",
+                path.display()
+            )));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = meta;
+    let text = std::fs::read_to_string(path).map_err(|e| file_err(format!("cannot read it: {e}")))?;
+    // The toml error for a bad value may quote the value: report only where it is.
+    toml::from_str(&text).map_err(|e: toml::de::Error| {
+        let line = e
+            .span()
+            .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+        file_err(match line {
+            Some(line) => format!(
+                "not valid (line {line}): each secret is a [name] table with client_id, client_secret, and optionally username and password"
+            ),
+            None => "not valid TOML".into(),
+        })
+    })
+}
+
+#[async_trait]
+impl Secrets for LocalSecrets {
+    async fn client_credentials(&self, name: &str) -> Result<ClientCredentials, SecretsError> {
+        if self.read_env {
+            let var = format!("HOMEHOOK_SECRET_{}", env_suffix(name));
+            if let Ok(json) = std::env::var(&var) {
+                return serde_json::from_str(&json).map_err(|e| SecretsError::Malformed {
+                    name: name.to_string(),
+                    problem: format!(
+                        "{var} must hold a JSON object with client_id and client_secret (error at column {})",
+                        e.column()
+                    ),
+                });
+            }
+        }
+        self.file
+            .get(name)
+            .cloned()
+            .ok_or_else(|| SecretsError::NotFound {
+                name: name.to_string(),
+                env: env_suffix(name),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, text: &str, mode: u32) -> PathBuf {
+        let path = dir.join("secrets.toml");
+        std::fs::write(&path, text).expect("write");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        }
+        path
+    }
+
+    #[tokio::test]
+    async fn reads_an_owner_only_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = write(
+            dir.path(),
+            "[netatmo]\nclient_id = \"id\"\nclient_secret = \"s3cret\"\n",
+            0o600,
+        );
+        let secrets = LocalSecrets::load(Some(&path)).expect("loads");
+        let c = secrets.client_credentials("netatmo").await.expect("found");
+        assert_eq!(c.client_id, "id");
+        assert_eq!(c.client_secret.as_ref().map(SecretString::expose), Some("s3cret"));
+        assert!(!format!("{c:?}").contains("s3cret"));
+        let missing = secrets.client_credentials("homey").await.expect_err("missing");
+        assert!(missing.to_string().contains("HOMEHOOK_SECRET_HOMEY"), "{missing}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn refuses_a_file_others_can_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = write(dir.path(), "[x]\nclient_id = \"id\"\n", 0o644);
+        let e = LocalSecrets::load(Some(&path)).expect_err("refused");
+        assert!(e.to_string().contains("chmod 600"), "{e}");
+    }
+
+    #[test]
+    fn a_malformed_file_error_does_not_echo_values() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = write(dir.path(), "[x]\nclient_secret = \"topsecret\"\n", 0o600);
+        let e = LocalSecrets::load(Some(&path)).expect_err("malformed");
+        assert!(!e.to_string().contains("topsecret"), "{e}");
+        assert!(e.to_string().contains("line"), "{e}");
+    }
+}

@@ -1,0 +1,89 @@
+//! In-memory store, for tests.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use super::{ItemStore, StoreError, Taken, TokenStore};
+use crate::clock::UnixTime;
+use crate::token::TokenRecord;
+
+/// A store that lives in this process only.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    tokens: Mutex<HashMap<String, TokenRecord>>,
+    items: Mutex<HashMap<String, (String, UnixTime)>>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+fn poisoned<T>(_: T) -> StoreError {
+    StoreError::Backend("memory store lock poisoned".into())
+}
+
+#[async_trait]
+impl TokenStore for MemoryStore {
+    async fn get_token(&self, connection: &str) -> Result<Option<TokenRecord>, StoreError> {
+        Ok(self.tokens.lock().map_err(poisoned)?.get(connection).cloned())
+    }
+
+    async fn swap_token(
+        &self,
+        expected: Option<u64>,
+        mut record: TokenRecord,
+    ) -> Result<TokenRecord, StoreError> {
+        let mut tokens = self.tokens.lock().map_err(poisoned)?;
+        let current = tokens.get(&record.connection).map(|r| r.version);
+        if current != expected {
+            return Err(StoreError::Conflict);
+        }
+        record.version = expected.unwrap_or(0) + 1;
+        tokens.insert(record.connection.clone(), record.clone());
+        Ok(record)
+    }
+
+    async fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        Ok(self.tokens.lock().map_err(poisoned)?.values().cloned().collect())
+    }
+}
+
+#[async_trait]
+impl ItemStore for MemoryStore {
+    async fn put_item(
+        &self,
+        key: &str,
+        value: &str,
+        expires_at: UnixTime,
+    ) -> Result<(), StoreError> {
+        self.items
+            .lock()
+            .map_err(poisoned)?
+            .insert(key.to_string(), (value.to_string(), expires_at));
+        Ok(())
+    }
+
+    async fn take_item(&self, key: &str, now: UnixTime) -> Result<Taken, StoreError> {
+        Ok(match self.items.lock().map_err(poisoned)?.remove(key) {
+            Some((value, expires_at)) if now < expires_at => Taken::Value(value),
+            Some(_) => Taken::Expired,
+            None => Taken::Missing,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn conforms() {
+        let store = super::MemoryStore::new();
+        if let Err(e) = crate::store::conformance::run(&store).await {
+            panic!("{e}");
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! The embedded store: one SQLite file (rusqlite), safe for several `homehook` processes on the
+//! same file (WAL mode, busy timeout, versioned `UPDATE ... WHERE version = ?`).
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{ItemStore, StoreError, Taken, TokenStore};
+use crate::clock::UnixTime;
+use crate::token::TokenRecord;
+
+/// File name of the database inside the data directory.
+pub const DB_FILE: &str = "homehook.sqlite3";
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS tokens (
+    connection TEXT PRIMARY KEY,
+    version    INTEGER NOT NULL,
+    expires_at INTEGER,
+    record     TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tokens_by_expiry ON tokens (expires_at);
+CREATE TABLE IF NOT EXISTS items (
+    key        TEXT PRIMARY KEY,
+    value      TEXT NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+";
+
+/// A store in a SQLite file.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    // rusqlite is blocking: every call runs on tokio's blocking pool, one at a time per process;
+    // SQLite itself serialises writers across processes.
+    conn: Arc<Mutex<Connection>>,
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+impl SqliteStore {
+    /// Opens (or creates) the store in `data_dir`, creating the directory with owner-only
+    /// permissions: the file holds tokens.
+    pub fn open_in(data_dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| backend(format!("cannot create {}: {e}", data_dir.display())))?;
+        restrict_to_owner(data_dir, 0o700)?;
+        let path = data_dir.join(DB_FILE);
+        let store = Self::open(&path)?;
+        restrict_to_owner(&path, 0o600)?;
+        Ok(store)
+    }
+
+    /// Opens (or creates) the store at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open(path)
+            .map_err(|e| backend(format!("cannot open {}: {e}", path.display())))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(backend)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(backend)?;
+        conn.execute_batch(SCHEMA).map_err(backend)?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    async fn with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn
+                .lock()
+                .map_err(|_| backend("sqlite connection lock poisoned"))?;
+            f(&mut guard)
+        })
+        .await
+        .map_err(backend)?
+    }
+}
+
+#[cfg(unix)]
+fn restrict_to_owner(path: &Path, mode: u32) -> Result<(), StoreError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| backend(format!("cannot set permissions of {}: {e}", path.display())))
+}
+
+#[cfg(not(unix))]
+fn restrict_to_owner(_: &Path, _: u32) -> Result<(), StoreError> {
+    Ok(())
+}
+
+fn decode(version: i64, json: &str) -> Result<TokenRecord, StoreError> {
+    let mut record: TokenRecord =
+        serde_json::from_str(json).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    record.version = u64::try_from(version).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok(record)
+}
+
+#[async_trait]
+impl TokenStore for SqliteStore {
+    async fn get_token(&self, connection: &str) -> Result<Option<TokenRecord>, StoreError> {
+        let connection = connection.to_string();
+        self.with(move |c| {
+            let row: Option<(i64, String)> = c
+                .query_row(
+                    "SELECT version, record FROM tokens WHERE connection = ?1",
+                    params![connection],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()
+                .map_err(backend)?;
+            row.map(|(v, json)| decode(v, &json)).transpose()
+        })
+        .await
+    }
+
+    async fn swap_token(
+        &self,
+        expected: Option<u64>,
+        mut record: TokenRecord,
+    ) -> Result<TokenRecord, StoreError> {
+        let next = expected.unwrap_or(0) + 1;
+        record.version = next;
+        let json = serde_json::to_string(&record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let expires = record.expires_at.map(|t| t.0);
+        let key = record.connection.clone();
+        let (next_i, expected_i) = (next as i64, expected.map(|v| v as i64));
+        let changed = self
+            .with(move |c| {
+                let n = match expected_i {
+                    None => c.execute(
+                        "INSERT INTO tokens (connection, version, expires_at, record)
+                         VALUES (?1, ?2, ?3, ?4) ON CONFLICT (connection) DO NOTHING",
+                        params![key, next_i, expires, json],
+                    ),
+                    Some(v) => c.execute(
+                        "UPDATE tokens SET version = ?2, expires_at = ?3, record = ?4
+                         WHERE connection = ?1 AND version = ?5",
+                        params![key, next_i, expires, json, v],
+                    ),
+                };
+                n.map_err(backend)
+            })
+            .await?;
+        if changed == 1 {
+            Ok(record)
+        } else {
+            Err(StoreError::Conflict)
+        }
+    }
+
+    async fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        self.with(|c| {
+            let mut stmt = c
+                .prepare("SELECT version, record FROM tokens ORDER BY connection")
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
+                .map_err(backend)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (v, json) = row.map_err(backend)?;
+                out.push(decode(v, &json)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl ItemStore for SqliteStore {
+    async fn put_item(
+        &self,
+        key: &str,
+        value: &str,
+        expires_at: UnixTime,
+    ) -> Result<(), StoreError> {
+        let (key, value) = (key.to_string(), value.to_string());
+        self.with(move |c| {
+            // Expired items are removed on the way, so the table never grows without bound.
+            c.execute("DELETE FROM items WHERE expires_at < ?1", params![expires_at.0 - 86_400])
+                .map_err(backend)?;
+            c.execute(
+                "INSERT INTO items (key, value, expires_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at",
+                params![key, value, expires_at.0],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn take_item(&self, key: &str, now: UnixTime) -> Result<Taken, StoreError> {
+        let key = key.to_string();
+        self.with(move |c| {
+            // DELETE ... RETURNING is one statement: of two processes, only one gets the row.
+            let row: Option<(String, i64)> = c
+                .query_row(
+                    "DELETE FROM items WHERE key = ?1 RETURNING value, expires_at",
+                    params![key],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()
+                .map_err(backend)?;
+            Ok(match row {
+                Some((value, expires_at)) if now.0 < expires_at => Taken::Value(value),
+                Some(_) => Taken::Expired,
+                None => Taken::Missing,
+            })
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn conforms() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open_in(&dir.path().join("data")).expect("open");
+        if let Err(e) = crate::store::conformance::run(&store).await {
+            panic!("{e}");
+        }
+    }
+
+    #[tokio::test]
+    async fn two_handles_on_one_file_see_each_others_writes_and_conflicts() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = SqliteStore::open_in(dir.path()).expect("open a");
+        let b = SqliteStore::open_in(dir.path()).expect("open b");
+        let mut rec = crate::store::conformance_record();
+        a.swap_token(None, rec.clone()).await.expect("create");
+        rec.access_token = crate::secret::SecretString::new("from-b");
+        b.swap_token(Some(1), rec.clone()).await.expect("b updates");
+        assert!(matches!(a.swap_token(Some(1), rec).await, Err(StoreError::Conflict)));
+        let seen = a.get_token("c1").await.expect("read").expect("exists");
+        assert_eq!(seen.access_token.expose(), "from-b");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn data_dir_and_file_are_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("d");
+        SqliteStore::open_in(&data).expect("open");
+        let mode = |p: &Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode(&data), 0o700);
+        assert_eq!(mode(&data.join(DB_FILE)), 0o600);
+    }
+}

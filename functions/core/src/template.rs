@@ -1,0 +1,164 @@
+//! `{placeholder}` templates used in action config: request paths, query values and bodies
+//! (`{param}`), and text answers (`{param}` or `{/json/pointer}` into the vendor's answer).
+//! `{{` and `}}` stand for literal braces.
+//!
+//! Parsed once when config loads, so a typo is a start-up error, not a failed action.
+
+/// One piece of a template.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Part {
+    /// Text copied as is.
+    Literal(String),
+    /// `{name}`: a declared parameter.
+    Param(String),
+    /// `{/a/b}`: a JSON pointer into the vendor's answer (answer templates only).
+    Pointer(String),
+}
+
+/// A parsed template.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Template {
+    parts: Vec<Part>,
+}
+
+impl Template {
+    /// Parses `text`; the error says what is wrong in plain words.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut parts = Vec::new();
+        let mut literal = String::new();
+        let mut chars = text.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '{' if chars.peek() == Some(&'{') => {
+                    chars.next();
+                    literal.push('{');
+                }
+                '}' if chars.peek() == Some(&'}') => {
+                    chars.next();
+                    literal.push('}');
+                }
+                '{' => {
+                    let mut name = String::new();
+                    loop {
+                        match chars.next() {
+                            Some('}') => break,
+                            Some('{') | None => {
+                                return Err(format!(
+                                    "unclosed placeholder \"{{{name}\" (write {{{{ for a literal brace)"
+                                ));
+                            }
+                            Some(c) => name.push(c),
+                        }
+                    }
+                    if !literal.is_empty() {
+                        parts.push(Part::Literal(std::mem::take(&mut literal)));
+                    }
+                    parts.push(placeholder(name)?);
+                }
+                '}' => return Err("stray \"}\" (write }} for a literal brace)".into()),
+                c => literal.push(c),
+            }
+        }
+        if !literal.is_empty() {
+            parts.push(Part::Literal(literal));
+        }
+        Ok(Self { parts })
+    }
+
+    /// The template's parts, in order.
+    pub fn parts(&self) -> &[Part] {
+        &self.parts
+    }
+
+    /// The parameter names the template uses.
+    pub fn params(&self) -> impl Iterator<Item = &str> {
+        self.parts.iter().filter_map(|p| match p {
+            Part::Param(name) => Some(name.as_str()),
+            _ => None,
+        })
+    }
+
+    /// Whether the template uses JSON pointers.
+    pub fn has_pointers(&self) -> bool {
+        self.parts.iter().any(|p| matches!(p, Part::Pointer(_)))
+    }
+
+    /// If the whole template is one `{param}`, its name: such a value keeps its JSON type
+    /// (a number stays a number) when it fills a body field.
+    pub fn sole_param(&self) -> Option<&str> {
+        match self.parts.as_slice() {
+            [Part::Param(name)] => Some(name),
+            _ => None,
+        }
+    }
+
+    /// Renders the template, asking `fill` for each placeholder.
+    pub fn render(&self, mut fill: impl FnMut(&Part) -> String) -> String {
+        let mut out = String::new();
+        for part in &self.parts {
+            match part {
+                Part::Literal(text) => out.push_str(text),
+                other => out.push_str(&fill(other)),
+            }
+        }
+        out
+    }
+}
+
+fn placeholder(name: String) -> Result<Part, String> {
+    let trimmed = name.trim();
+    if trimmed.starts_with('/') {
+        return Ok(Part::Pointer(trimmed.to_string()));
+    }
+    if is_identifier(trimmed) {
+        Ok(Part::Param(trimmed.to_string()))
+    } else {
+        Err(format!(
+            "\"{{{name}}}\" is not a parameter name (letters, digits, _) nor a JSON pointer (/a/b)"
+        ))
+    }
+}
+
+/// Whether `s` is a name homehook accepts for actions, connections and parameters: 1 to 64
+/// ASCII letters, digits, `_` or `-`, starting with a letter or digit. Such names are safe in a
+/// URL path as they are.
+pub fn is_identifier(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        && s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_params_pointers_and_escapes() {
+        let t = Template::parse("{{x}} {room} is {/body/temp} °C").expect("parses");
+        assert_eq!(
+            t.parts(),
+            &[
+                Part::Literal("{x} ".into()),
+                Part::Param("room".into()),
+                Part::Literal(" is ".into()),
+                Part::Pointer("/body/temp".into()),
+                Part::Literal(" °C".into()),
+            ]
+        );
+        let out = t.render(|p| match p {
+            Part::Param(_) => "Living".into(),
+            _ => "21.4".into(),
+        });
+        assert_eq!(out, "{x} Living is 21.4 °C");
+        assert_eq!(Template::parse("{mode}").expect("ok").sole_param(), Some("mode"));
+    }
+
+    #[test]
+    fn refuses_broken_templates() {
+        for bad in ["{open", "close}", "{a b}", "{}", "{a{b}"] {
+            assert!(Template::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,97 @@
+//! What homehook keeps per connection: its tokens, their expiry, and the connection's health.
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::UnixTime;
+use crate::secret::SecretString;
+
+/// A connection's stored tokens. Written only through a compare-and-swap on `version`
+/// (see [`crate::store::TokenStore::swap_token`]).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TokenRecord {
+    /// Connection id.
+    pub connection: String,
+    /// Current access token.
+    pub access_token: SecretString,
+    /// Current refresh token, if the provider issued one.
+    pub refresh_token: Option<SecretString>,
+    /// When the access token expires; `None` if the provider did not say.
+    pub expires_at: Option<UnixTime>,
+    /// Scopes granted.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// When the owner connected the account.
+    pub connected_at: UnixTime,
+    /// When the access token was last renewed.
+    #[serde(default)]
+    pub refreshed_at: Option<UnixTime>,
+    /// Version of the record in the store; the store sets it on every write.
+    #[serde(default)]
+    pub version: u64,
+    /// Whether the connection works.
+    #[serde(default)]
+    pub health: Health,
+}
+
+impl TokenRecord {
+    /// Whether the access token expires within `secs` seconds of `now` (or already has).
+    pub fn expires_within(&self, now: UnixTime, secs: i64) -> bool {
+        self.expires_at.is_some_and(|at| now.plus_secs(secs) >= at)
+    }
+}
+
+/// Health of a connection.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Health {
+    /// Tokens work.
+    #[default]
+    Healthy,
+    /// The last renewal failed for a passing reason; homehook tries again after `until`.
+    Degraded {
+        /// Next attempt.
+        until: UnixTime,
+        /// What failed.
+        reason: String,
+    },
+    /// The owner must connect again (refresh token rejected, revoked or lapsed).
+    ReauthNeeded {
+        /// What the vendor said.
+        reason: String,
+    },
+}
+
+impl Health {
+    /// Short word for tables and JSON: `healthy`, `degraded`, `reauth_needed`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Health::Healthy => "healthy",
+            Health::Degraded { .. } => "degraded",
+            Health::ReauthNeeded { .. } => "reauth_needed",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_of_a_record_hides_tokens() {
+        let r = TokenRecord {
+            connection: "home".into(),
+            access_token: SecretString::new("at-secret"),
+            refresh_token: Some(SecretString::new("rt-secret")),
+            expires_at: Some(UnixTime(100)),
+            scopes: vec![],
+            connected_at: UnixTime(0),
+            refreshed_at: None,
+            version: 1,
+            health: Health::Healthy,
+        };
+        let shown = format!("{r:?}");
+        assert!(!shown.contains("secret"), "{shown}");
+        assert!(r.expires_within(UnixTime(50), 60));
+        assert!(!r.expires_within(UnixTime(50), 10));
+    }
+}
