@@ -14,7 +14,11 @@ pub use crate::params::check_value;
 
 /// Characters left as they are in a path segment (RFC 3986 unreserved): a parameter can never
 /// add a `/`, `?`, `#` or `..` to a vendor path.
-const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 /// What the caller gets back after the vendor answered 2xx.
 #[derive(Debug, Clone)]
@@ -78,11 +82,21 @@ pub fn render_request(action: &Action, params: &Params) -> Result<VendorRequest,
         _ => String::new(),
     });
     let fill = |t: &Template| t.render(|part| fill_param(part, params));
-    let query = action.query.iter().map(|(k, t)| (k.clone(), fill(t))).collect();
+    let query = action
+        .query
+        .iter()
+        .map(|(k, t)| (k.clone(), fill(t)))
+        .collect();
     let body = if let Some(body) = &action.body {
         VendorBody::Json(render_json(body, params))
     } else if !action.form.is_empty() {
-        VendorBody::Form(action.form.iter().map(|(k, t)| (k.clone(), fill(t))).collect())
+        VendorBody::Form(
+            action
+                .form
+                .iter()
+                .map(|(k, t)| (k.clone(), fill(t)))
+                .collect(),
+        )
     } else {
         VendorBody::Empty
     };
@@ -148,21 +162,24 @@ pub async fn run(
     action: &Action,
     params: &Params,
 ) -> Result<ActionOutcome, ActionError> {
-    let conn = config
-        .connections
-        .get(&action.connection)
-        .ok_or_else(|| ActionError::Misconfigured(format!("unknown connection {}", action.connection)))?;
+    let conn = config.connections.get(&action.connection).ok_or_else(|| {
+        ActionError::Misconfigured(format!("unknown connection {}", action.connection))
+    })?;
     let spec = config
         .provider_of(conn)
         .ok_or_else(|| ActionError::Misconfigured(format!("unknown provider {}", conn.provider)))?;
     let request = render_request(action, params)?;
 
     let mut token = keeper.fresh_token(conn).await?;
-    let mut response = vendor::call(http, spec, &token.access_token, &request).await.map_err(call_error)?;
+    let mut response = vendor::call(http, spec, &token.access_token, &request)
+        .await
+        .map_err(call_error)?;
     if response.is_expired_token(spec) {
         tracing::info!(connection = %conn.id, action = %action.name, "vendor says the token expired; renewing once");
         token = keeper.renew_rejected(conn, &token).await?;
-        response = vendor::call(http, spec, &token.access_token, &request).await.map_err(call_error)?;
+        response = vendor::call(http, spec, &token.access_token, &request)
+            .await
+            .map_err(call_error)?;
     }
     match response.status {
         200..=299 => Ok(ActionOutcome {
@@ -179,7 +196,10 @@ pub async fn run(
         }),
         status => Err(ActionError::VendorUnavailable(format!(
             "HTTP {status}{}",
-            response.reason().map(|r| format!(": {r}")).unwrap_or_default()
+            response
+                .reason()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
         ))),
     }
 }
@@ -223,9 +243,12 @@ mod tests {
         let action = &config.actions["a"];
         let params = crate::params::check(
             action,
-            [("dev".to_string(), json!("../x?y#\"z")), ("temp".to_string(), json!(19.5))]
-                .into_iter()
-                .collect(),
+            [
+                ("dev".to_string(), json!("../x?y#\"z")),
+                ("temp".to_string(), json!(19.5)),
+            ]
+            .into_iter()
+            .collect(),
         )
         .expect("params");
         let r = render_request(action, &params).expect("renders");

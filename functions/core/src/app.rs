@@ -76,10 +76,9 @@ impl App {
 /// the same host (a vendor moving a path is fine; being sent elsewhere with a token is not).
 pub fn outbound_client() -> Result<reqwest::Client, reqwest::Error> {
     let policy = reqwest::redirect::Policy::custom(|attempt| {
-        let same_host = attempt
-            .previous()
-            .first()
-            .is_some_and(|first| first.host_str() == attempt.url().host_str() && first.scheme() == attempt.url().scheme());
+        let same_host = attempt.previous().first().is_some_and(|first| {
+            first.host_str() == attempt.url().host_str() && first.scheme() == attempt.url().scheme()
+        });
         if attempt.previous().len() >= 3 || !same_host {
             attempt.stop()
         } else {

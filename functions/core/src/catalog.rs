@@ -66,7 +66,9 @@ impl ExpiredTokenSignal {
             return false;
         }
         match (&self.pointer, &self.equals) {
-            (Some(pointer), Some(expected)) => body.and_then(|b| b.pointer(pointer)) == Some(expected),
+            (Some(pointer), Some(expected)) => {
+                body.and_then(|b| b.pointer(pointer)) == Some(expected)
+            }
             _ => true,
         }
     }
@@ -129,7 +131,11 @@ pub fn builtin() -> Vec<ProviderSpec> {
             "Netatmo",
             &["read_station", "read_thermostat", "write_thermostat"],
         ),
-        netatmo_like("legrand", "Works with Legrand", &["read_magellan", "write_magellan"]),
+        netatmo_like(
+            "legrand",
+            "Works with Legrand",
+            &["read_magellan", "write_magellan"],
+        ),
         ProviderSpec {
             id: "somfy_protect".into(),
             display_name: "Somfy Protect".into(),
@@ -182,7 +188,10 @@ mod tests {
 
     #[test]
     fn netatmo_expired_signal_needs_code_3() {
-        let spec = builtin().into_iter().find(|p| p.id == "netatmo").expect("netatmo");
+        let spec = builtin()
+            .into_iter()
+            .find(|p| p.id == "netatmo")
+            .expect("netatmo");
         let signal = &spec.expired_token[0];
         let expired = serde_json::json!({"error": {"code": 3, "message": "Access token expired"}});
         let scope = serde_json::json!({"error": {"code": 13, "message": "Missing scope"}});

@@ -179,32 +179,49 @@ struct RawParam {
 
 impl RawParam {
     fn resolve(self, field: &str) -> Result<ParamSpec, FieldError> {
-        let misplaced = |name: &str| (format!("{field}.{name}"), format!("not used by this type")) ;
+        let misplaced = |name: &str| (format!("{field}.{name}"), format!("not used by this type"));
         let bounds_unused = self.min.is_some() || self.max.is_some();
         let kind = match self.ty {
             RawParamType::String => {
-                if bounds_unused { return Err(misplaced(if self.min.is_some() { "min" } else { "max" })); }
-                ParamKind::String { max_len: self.max_len.unwrap_or(128) }
+                if bounds_unused {
+                    return Err(misplaced(if self.min.is_some() { "min" } else { "max" }));
+                }
+                ParamKind::String {
+                    max_len: self.max_len.unwrap_or(128),
+                }
             }
             RawParamType::Integer => {
                 let whole = |v: Option<f64>, name: &str| -> Result<Option<i64>, FieldError> {
                     match v {
-                        Some(f) if f.fract() != 0.0 => Err((format!("{field}.{name}"), "must be a whole number".into())),
+                        Some(f) if f.fract() != 0.0 => {
+                            Err((format!("{field}.{name}"), "must be a whole number".into()))
+                        }
                         Some(f) => Ok(Some(f as i64)),
                         None => Ok(None),
                     }
                 };
-                ParamKind::Integer { min: whole(self.min, "min")?, max: whole(self.max, "max")? }
+                ParamKind::Integer {
+                    min: whole(self.min, "min")?,
+                    max: whole(self.max, "max")?,
+                }
             }
-            RawParamType::Number => ParamKind::Number { min: self.min, max: self.max },
+            RawParamType::Number => ParamKind::Number {
+                min: self.min,
+                max: self.max,
+            },
             RawParamType::Boolean => {
-                if bounds_unused { return Err(misplaced("min")); }
+                if bounds_unused {
+                    return Err(misplaced("min"));
+                }
                 ParamKind::Boolean
             }
             RawParamType::Enum => {
                 let values = self.values.clone().unwrap_or_default();
                 if values.is_empty() {
-                    return Err((format!("{field}.values"), "an enum needs at least one value".into()));
+                    return Err((
+                        format!("{field}.values"),
+                        "an enum needs at least one value".into(),
+                    ));
                 }
                 ParamKind::Enum { values }
             }
@@ -215,7 +232,10 @@ impl RawParam {
         if self.max_len.is_some() && !matches!(kind, ParamKind::String { .. }) {
             return Err(misplaced("max_len"));
         }
-        Ok(ParamSpec { kind, default: self.default })
+        Ok(ParamSpec {
+            kind,
+            default: self.default,
+        })
     }
 }
 
@@ -357,8 +377,8 @@ impl Config {
             };
             err(field, problem)
         })?;
-        let raw: RawConfig = serde_path_to_error::deserialize(toml::Value::Table(table))
-            .map_err(|e| {
+        let raw: RawConfig =
+            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
                 let field = e.path().to_string();
                 err(
                     if field == "." { "(file)".into() } else { field },
@@ -405,11 +425,17 @@ impl Config {
             .map_err(|e| err("server.admin_key_hash", e.to_string()))?;
         let refresh_interval_secs = s.refresh_interval_secs.unwrap_or(60);
         if refresh_interval_secs == 0 {
-            return Err(err("server.refresh_interval_secs", "must be at least 1".into()));
+            return Err(err(
+                "server.refresh_interval_secs",
+                "must be at least 1".into(),
+            ));
         }
         let refresh_margin_secs = s.refresh_margin_secs.unwrap_or(300);
         if refresh_margin_secs < 0 {
-            return Err(err("server.refresh_margin_secs", "must not be negative".into()));
+            return Err(err(
+                "server.refresh_margin_secs",
+                "must not be negative".into(),
+            ));
         }
         let state_ttl_secs = s.state_ttl_secs.unwrap_or(DEFAULT_STATE_TTL_SECS);
         if !(30..=3600).contains(&state_ttl_secs) {
@@ -464,9 +490,10 @@ impl Config {
                     ),
                 ));
             };
-            let grant = rc.grant.or_else(|| spec.grants.first().copied()).ok_or_else(|| {
-                err(&field("grant"), "the provider declares no grant".into())
-            })?;
+            let grant = rc
+                .grant
+                .or_else(|| spec.grants.first().copied())
+                .ok_or_else(|| err(&field("grant"), "the provider declares no grant".into()))?;
             if !spec.grants.contains(&grant) {
                 return Err(err(
                     &field("grant"),
@@ -474,7 +501,11 @@ impl Config {
                         "provider {} does not support the {} grant (it supports: {})",
                         spec.id,
                         grant.as_str(),
-                        spec.grants.iter().map(|g| g.as_str()).collect::<Vec<_>>().join(", ")
+                        spec.grants
+                            .iter()
+                            .map(|g| g.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 ));
             }
@@ -532,7 +563,11 @@ impl Config {
 
     /// The public base URL without a trailing slash.
     pub fn base_url(&self) -> String {
-        self.server.public_url.as_str().trim_end_matches('/').to_string()
+        self.server
+            .public_url
+            .as_str()
+            .trim_end_matches('/')
+            .to_string()
     }
 }
 
@@ -606,13 +641,18 @@ fn new_provider(
         v.ok_or_else(|| {
             (
                 field(name),
-                format!("required: \"{id}\" is not a built-in provider, so it must be defined fully"),
+                format!(
+                    "required: \"{id}\" is not a built-in provider, so it must be defined fully"
+                ),
             )
         })
     };
     let token_url = required(rp.token_url.clone(), "token_url")?;
     let api_base = required(rp.api_base.clone(), "api_base")?;
-    let grants = rp.grants.clone().unwrap_or_else(|| vec![Grant::AuthorizationCode]);
+    let grants = rp
+        .grants
+        .clone()
+        .unwrap_or_else(|| vec![Grant::AuthorizationCode]);
     let base = ProviderSpec {
         id: id.to_string(),
         display_name: id.to_string(),
@@ -655,7 +695,11 @@ fn build_action(
             format!(
                 "unknown connection \"{}\" (known: {})",
                 ra.connection,
-                if known.is_empty() { "none".into() } else { known.join(", ") }
+                if known.is_empty() {
+                    "none".into()
+                } else {
+                    known.join(", ")
+                }
             ),
         ));
     }
@@ -684,7 +728,9 @@ fn build_action(
             other => {
                 return Err((
                     field("methods"),
-                    format!("\"{other}\": an action can be called only with POST, or GET if it opts in"),
+                    format!(
+                        "\"{other}\": an action can be called only with POST, or GET if it opts in"
+                    ),
                 ));
             }
         }
@@ -697,7 +743,10 @@ fn build_action(
     for (pname, raw) in ra.params {
         let pfield = format!("actions.{name}.params.{pname}");
         if !is_identifier(&pname) || pname == "key" || pname == "format" {
-            return Err((pfield, "not a usable parameter name (reserved or invalid)".into()));
+            return Err((
+                pfield,
+                "not a usable parameter name (reserved or invalid)".into(),
+            ));
         }
         let spec = raw.resolve(&pfield)?;
         if let Some(default) = &spec.default
@@ -713,7 +762,10 @@ fn build_action(
         }
         for p in t.params() {
             if !params.contains_key(p) {
-                return Err((f, format!("{{{p}}} is not a declared parameter (add params.{p})")));
+                return Err((
+                    f,
+                    format!("{{{p}}} is not a declared parameter (add params.{p})"),
+                ));
             }
         }
         Ok(())
@@ -724,7 +776,11 @@ fn build_action(
         Ok(t)
     };
 
-    if !ra.path.starts_with('/') || ra.path.contains("..") || ra.path.contains('?') || ra.path.contains('#') {
+    if !ra.path.starts_with('/')
+        || ra.path.contains("..")
+        || ra.path.contains('?')
+        || ra.path.contains('#')
+    {
         return Err((
             field("path"),
             "must start with '/' and hold no '..', '?' or '#' (put query parameters under `query`)"
@@ -743,7 +799,10 @@ fn build_action(
         .map(|(k, v)| Ok((k.clone(), template(v, format!("actions.{name}.form.{k}"))?)))
         .collect::<Result<Vec<_>, FieldError>>()?;
     if ra.body.is_some() && !form.is_empty() {
-        return Err((field("form"), "an action has a JSON `body` or a `form`, not both".into()));
+        return Err((
+            field("form"),
+            "an action has a JSON `body` or a `form`, not both".into(),
+        ));
     }
     if let Some(body) = &ra.body {
         check_body_templates(body, &field("body"), &check_params)?;
@@ -755,7 +814,10 @@ fn build_action(
             let t = Template::parse(a).map_err(|p| (field("answer"), p))?;
             for p in t.params() {
                 if !params.contains_key(p) {
-                    return Err((field("answer"), format!("{{{p}}} is not a declared parameter")));
+                    return Err((
+                        field("answer"),
+                        format!("{{{p}}} is not a declared parameter"),
+                    ));
                 }
             }
             Ok(t)
@@ -820,7 +882,10 @@ mod tests {
         assert_eq!(c.server.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(c.base_url(), "http://127.0.0.1:8080");
         assert!(c.providers.contains_key("netatmo"));
-        assert_eq!(c.callback_url("netatmo"), "http://127.0.0.1:8080/callback/netatmo");
+        assert_eq!(
+            c.callback_url("netatmo"),
+            "http://127.0.0.1:8080/callback/netatmo"
+        );
     }
 
     #[test]
@@ -851,9 +916,21 @@ mod tests {
     #[test]
     fn errors_name_file_field_and_problem() {
         let cases = [
-            ("[connections.a]\nprovider = \"nope\"", "connections.a.provider", "unknown provider"),
-            ("[server]\nlisten = \"everywhere\"", "server.listen", "address"),
-            ("[server]\nadmin_key_hash = \"abc\"", "server.admin_key_hash", "sha256"),
+            (
+                "[connections.a]\nprovider = \"nope\"",
+                "connections.a.provider",
+                "unknown provider",
+            ),
+            (
+                "[server]\nlisten = \"everywhere\"",
+                "server.listen",
+                "address",
+            ),
+            (
+                "[server]\nadmin_key_hash = \"abc\"",
+                "server.admin_key_hash",
+                "sha256",
+            ),
             ("[server]\nlisten = 8080", "server.listen", "invalid type"),
             ("[server]\nlsiten = \"x\"", "server.lsiten", "unknown field"),
             ("[connections.a\nprovider=1", "line 1", ""),
@@ -881,7 +958,11 @@ mod tests {
                 "actions.x.methods",
                 "POST",
             ),
-            ("[providers.mine]\ntoken_url = \"https://t.example/token\"", "providers.mine.api_base", "required"),
+            (
+                "[providers.mine]\ntoken_url = \"https://t.example/token\"",
+                "providers.mine.api_base",
+                "required",
+            ),
         ];
         for (text, field, problem) in cases {
             let e = parse(text).expect_err(text);
@@ -908,11 +989,17 @@ mod tests {
             "#,
         )
         .expect("valid");
-        assert_eq!(c.providers["netatmo"].token_url, "http://127.0.0.1:9/oauth2/token");
+        assert_eq!(
+            c.providers["netatmo"].token_url,
+            "http://127.0.0.1:9/oauth2/token"
+        );
         assert_eq!(c.providers["netatmo"].api_base, "https://api.netatmo.com");
         let acme = &c.providers["acme"];
         assert_eq!(acme.client_auth, ClientAuth::Form);
-        assert_eq!(acme.token_placement, TokenPlacement::Query("access_token".into()));
+        assert_eq!(
+            acme.token_placement,
+            TokenPlacement::Query("access_token".into())
+        );
         assert_eq!(acme.grants, [Grant::AuthorizationCode]);
     }
 

@@ -30,7 +30,10 @@ impl ActionKey {
     pub fn generate() -> Self {
         let mut bytes = [0u8; 32];
         rand::rng().fill_bytes(&mut bytes);
-        Self(SecretString::new(format!("{KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes))))
+        Self(SecretString::new(format!(
+            "{KEY_PREFIX}{}",
+            URL_SAFE_NO_PAD.encode(bytes)
+        )))
     }
 
     /// The key itself, to print once.
@@ -130,12 +133,21 @@ mod tests {
         assert!(parsed.verify(key.expose()));
         assert!(!parsed.verify("hh_wrong"));
         assert!(!parsed.verify(""));
-        assert_eq!(format!("{parsed:?}"), format!("KeyHash({})", parsed.key_id()));
+        assert_eq!(
+            format!("{parsed:?}"),
+            format!("KeyHash({})", parsed.key_id())
+        );
     }
 
     #[test]
     fn malformed_hashes_are_refused() {
-        for bad in ["", "sha256:", "md5:00", "sha256:zz", &format!("sha256:{}", "g".repeat(64))] {
+        for bad in [
+            "",
+            "sha256:",
+            "md5:00",
+            "sha256:zz",
+            &format!("sha256:{}", "g".repeat(64)),
+        ] {
             assert!(bad.parse::<KeyHash>().is_err(), "{bad}");
         }
     }

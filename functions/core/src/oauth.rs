@@ -11,7 +11,9 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use oauth2::basic::{BasicRevocationErrorResponse, BasicTokenIntrospectionResponse, BasicTokenType};
+use oauth2::basic::{
+    BasicRevocationErrorResponse, BasicTokenIntrospectionResponse, BasicTokenType,
+};
 use oauth2::{
     AccessToken, AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken,
     EndpointMaybeSet, EndpointNotSet, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl,
@@ -105,9 +107,11 @@ fn lenient_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Er
 
 fn lenient_scopes<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<Scope>>, D::Error> {
     Ok(match serde_json::Value::deserialize(d)? {
-        serde_json::Value::String(s) => {
-            Some(s.split_whitespace().map(|s| Scope::new(s.to_string())).collect())
-        }
+        serde_json::Value::String(s) => Some(
+            s.split_whitespace()
+                .map(|s| Scope::new(s.to_string()))
+                .collect(),
+        ),
         serde_json::Value::Array(items) => Some(
             items
                 .into_iter()
@@ -244,7 +248,11 @@ impl<'a> OAuthFlow<'a> {
     }
 
     /// Builds the authorize URL with a fresh `state` and, if `pkce`, an S256 challenge.
-    pub fn start(&self, scopes: &[String], pkce: bool) -> Result<AuthorizationStart, TokenEndpointError> {
+    pub fn start(
+        &self,
+        scopes: &[String],
+        pkce: bool,
+    ) -> Result<AuthorizationStart, TokenEndpointError> {
         let mut request = self
             .client
             .authorize_url(CsrfToken::new_random)
@@ -307,7 +315,10 @@ impl<'a> OAuthFlow<'a> {
     }
 
     /// Refresh grant.
-    pub async fn refresh(&self, refresh_token: &SecretString) -> Result<TokenGrant, TokenEndpointError> {
+    pub async fn refresh(
+        &self,
+        refresh_token: &SecretString,
+    ) -> Result<TokenGrant, TokenEndpointError> {
         let token = RefreshToken::new(refresh_token.expose().to_string());
         let request = self
             .client
@@ -354,7 +365,8 @@ impl RecordingClient {
     }
 }
 
-type HttpFuture = Pin<Box<dyn Future<Output = Result<oauth2::HttpResponse, reqwest::Error>> + Send>>;
+type HttpFuture =
+    Pin<Box<dyn Future<Output = Result<oauth2::HttpResponse, reqwest::Error>> + Send>>;
 
 impl<'c> oauth2::AsyncHttpClient<'c> for RecordingClient {
     type Error = reqwest::Error;
@@ -396,9 +408,13 @@ fn finish(
     match result {
         Ok(r) => Ok(TokenGrant {
             access_token: SecretString::new(r.access_token().secret().clone()),
-            refresh_token: r.refresh_token().map(|t| SecretString::new(t.secret().clone())),
+            refresh_token: r
+                .refresh_token()
+                .map(|t| SecretString::new(t.secret().clone())),
             expires_in: r.expires_in().map(|d| d.as_secs() as i64),
-            scopes: r.scopes().map(|s| s.iter().map(|s| s.to_string()).collect()),
+            scopes: r
+                .scopes()
+                .map(|s| s.iter().map(|s| s.to_string()).collect()),
         }),
         Err(_) if status >= 500 => Err(TokenEndpointError::Unavailable(format!("HTTP {status}"))),
         Err(RequestTokenError::ServerResponse(e)) => Err(TokenEndpointError::Refused {
@@ -414,7 +430,9 @@ fn finish(
             "HTTP {status}, at {}",
             e.path()
         ))),
-        Err(RequestTokenError::Other(e)) => Err(TokenEndpointError::Malformed(format!("HTTP {status}: {e}"))),
+        Err(RequestTokenError::Other(e)) => {
+            Err(TokenEndpointError::Malformed(format!("HTTP {status}: {e}")))
+        }
     }
 }
 
@@ -444,7 +462,8 @@ mod tests {
             serde_json::from_str(r#"{"message":"error.invalid.grant","uid":"1"}"#).expect("somfy");
         assert_eq!(somfy.code(), "invalid_grant");
         let std: VendorTokenError =
-            serde_json::from_str(r#"{"error":"invalid_client","error_description":"bad"}"#).expect("std");
+            serde_json::from_str(r#"{"error":"invalid_client","error_description":"bad"}"#)
+                .expect("std");
         assert_eq!(std.code(), "invalid_client");
     }
 }

@@ -168,7 +168,11 @@ mod tests {
         });
         assert_eq!(coerce(&n, &json!("21.5")), Ok(json!(21.5)));
         assert!(coerce(&n, &json!("NaN")).is_err());
-        assert!(coerce(&n, &json!(31)).expect_err("range").contains("between"));
+        assert!(
+            coerce(&n, &json!(31))
+                .expect_err("range")
+                .contains("between")
+        );
         let b = spec(ParamKind::Boolean);
         assert_eq!(coerce(&b, &json!("on")), Ok(json!(true)));
         let e = spec(ParamKind::Enum {
@@ -178,7 +182,10 @@ mod tests {
         let s = spec(ParamKind::String { max_len: 4 });
         assert!(coerce(&s, &json!("abcde")).is_err());
         assert!(coerce(&s, &json!("a\nb")).is_err());
-        let i = spec(ParamKind::Integer { min: None, max: None });
+        let i = spec(ParamKind::Integer {
+            min: None,
+            max: None,
+        });
         assert!(coerce(&i, &json!(1.5)).is_err());
     }
 }

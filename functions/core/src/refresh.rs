@@ -6,10 +6,10 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use crate::catalog::Grant;
 use crate::clock::{Clock, UnixTime};
 use crate::config::{Config, Connection};
 use crate::oauth::{OAuthFlow, TokenEndpointError, TokenGrant};
-use crate::catalog::Grant;
 use crate::secrets::{Secrets, SecretsError};
 use crate::store::{Store, StoreError};
 use crate::token::{Health, TokenRecord};
@@ -180,7 +180,11 @@ impl TokenKeeper {
         loop {
             let current = self.store.get_token(&conn.id).await?;
             let record = new_record(conn, grant.clone(), None, now, now);
-            match self.store.swap_token(current.map(|r| r.version), record).await {
+            match self
+                .store
+                .swap_token(current.map(|r| r.version), record)
+                .await
+            {
                 Ok(r) => return Ok(r),
                 Err(StoreError::Conflict) => continue,
                 Err(e) => return Err(e.into()),
@@ -197,7 +201,11 @@ impl TokenKeeper {
     }
 
     /// Renews the token of `conn`, which the caller last saw at `seen_version`.
-    async fn renew(&self, conn: &Connection, seen_version: Option<u64>) -> Result<TokenRecord, TokenError> {
+    async fn renew(
+        &self,
+        conn: &Connection,
+        seen_version: Option<u64>,
+    ) -> Result<TokenRecord, TokenError> {
         let lock = self.lock_for(&conn.id);
         let _one_at_a_time = lock.lock().await;
 
@@ -219,7 +227,8 @@ impl TokenKeeper {
                 detail: format!("unknown provider {}", conn.provider),
             })?;
         let creds = self.secrets.client_credentials(&conn.secret).await?;
-        let flow = OAuthFlow::new(spec, &creds, None, &self.http).map_err(|e| misconfigured(conn, &e))?;
+        let flow =
+            OAuthFlow::new(spec, &creds, None, &self.http).map_err(|e| misconfigured(conn, &e))?;
 
         let old_refresh = current.as_ref().and_then(|r| r.refresh_token.clone());
         let result = match &old_refresh {
@@ -234,7 +243,11 @@ impl TokenKeeper {
         };
         let result = match result {
             // The refresh token is dead; a password-grant connection can start over.
-            Err(e) if e.is_invalid_grant() && old_refresh.is_some() && conn.grant == Grant::Password => {
+            Err(e)
+                if e.is_invalid_grant()
+                    && old_refresh.is_some()
+                    && conn.grant == Grant::Password =>
+            {
                 tracing::info!(connection = %conn.id, "refresh token rejected; using the password grant");
                 flow.password(&conn.scopes).await
             }
@@ -244,7 +257,11 @@ impl TokenKeeper {
             Ok(grant) => {
                 let connected_at = current.as_ref().map(|r| r.connected_at).unwrap_or(now);
                 let record = new_record(conn, grant, old_refresh, connected_at, now);
-                match self.store.swap_token(current.as_ref().map(|r| r.version), record).await {
+                match self
+                    .store
+                    .swap_token(current.as_ref().map(|r| r.version), record)
+                    .await
+                {
                     Ok(stored) => {
                         tracing::info!(connection = %conn.id, expires_at = ?stored.expires_at, "token refreshed");
                         Ok(stored)

@@ -129,7 +129,8 @@ fn read_file(path: &Path) -> Result<BTreeMap<String, ClientCredentials>, Secrets
     }
     #[cfg(not(unix))]
     let _ = meta;
-    let text = std::fs::read_to_string(path).map_err(|e| file_err(format!("cannot read it: {e}")))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| file_err(format!("cannot read it: {e}")))?;
     // The toml error for a bad value may quote the value: report only where it is.
     toml::from_str(&text).map_err(|e: toml::de::Error| {
         let line = e
@@ -195,10 +196,19 @@ mod tests {
         let secrets = LocalSecrets::load(Some(&path)).expect("loads");
         let c = secrets.client_credentials("netatmo").await.expect("found");
         assert_eq!(c.client_id, "id");
-        assert_eq!(c.client_secret.as_ref().map(SecretString::expose), Some("s3cret"));
+        assert_eq!(
+            c.client_secret.as_ref().map(SecretString::expose),
+            Some("s3cret")
+        );
         assert!(!format!("{c:?}").contains("s3cret"));
-        let missing = secrets.client_credentials("homey").await.expect_err("missing");
-        assert!(missing.to_string().contains("HOMEHOOK_SECRET_HOMEY"), "{missing}");
+        let missing = secrets
+            .client_credentials("homey")
+            .await
+            .expect_err("missing");
+        assert!(
+            missing.to_string().contains("HOMEHOOK_SECRET_HOMEY"),
+            "{missing}"
+        );
     }
 
     #[cfg(unix)]

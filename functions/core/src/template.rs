@@ -152,7 +152,10 @@ mod tests {
             _ => "21.4".into(),
         });
         assert_eq!(out, "{x} Living is 21.4 °C");
-        assert_eq!(Template::parse("{mode}").expect("ok").sole_param(), Some("mode"));
+        assert_eq!(
+            Template::parse("{mode}").expect("ok").sole_param(),
+            Some("mode")
+        );
     }
 
     #[test]

@@ -170,7 +170,10 @@ mod tests {
     #[test]
     fn urls_stay_under_the_api_base() {
         let u = build_url("https://api.myfox.io/v3", &req("/site/s1/security")).expect("ok");
-        assert_eq!(u.as_str(), "https://api.myfox.io/v3/site/s1/security?mode=a%26b%3Dc");
+        assert_eq!(
+            u.as_str(),
+            "https://api.myfox.io/v3/site/s1/security?mode=a%26b%3Dc"
+        );
         assert!(build_url("https://api.myfox.io/v3", &req("/../v2/x")).is_err());
         assert!(build_url("https://api.myfox.io", &req(".evil.example/x")).is_err());
     }

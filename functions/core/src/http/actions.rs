@@ -88,14 +88,19 @@ fn wants_json(headers: &HeaderMap, format: Option<&str>) -> bool {
 }
 
 /// Parameters from the body: a JSON object or a form; empty is fine.
-async fn read_body_params(headers: &HeaderMap, body: Body) -> Result<BTreeMap<String, Value>, ApiError> {
-    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|_| {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            format!("The body is over {MAX_BODY_BYTES} bytes."),
-        )
-    })?;
+async fn read_body_params(
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<BTreeMap<String, Value>, ApiError> {
+    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("The body is over {MAX_BODY_BYTES} bytes."),
+            )
+        })?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(BTreeMap::new());
     }
@@ -124,7 +129,11 @@ async fn read_body_params(headers: &HeaderMap, body: Body) -> Result<BTreeMap<St
         )),
         Err(e) => Err(ApiError::bad_request(
             "malformed_body",
-            format!("The body is not valid JSON (line {}, column {}).", e.line(), e.column()),
+            format!(
+                "The body is not valid JSON (line {}, column {}).",
+                e.line(),
+                e.column()
+            ),
         )),
     }
 }

@@ -11,7 +11,10 @@ pub fn presented_key<'a>(headers: &'a HeaderMap, query_key: Option<&'a str>) -> 
     headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim)
         .or(query_key)
         .filter(|k| !k.is_empty())

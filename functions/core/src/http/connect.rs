@@ -41,17 +41,24 @@ pub async fn start(
         ApiError::new(
             StatusCode::NOT_FOUND,
             "unknown_connection",
-            format!("No connection named \"{}\" in the config.", truncate(&connection)),
+            format!(
+                "No connection named \"{}\" in the config.",
+                truncate(&connection)
+            ),
         )
     })?;
-    let spec = app
-        .config
-        .provider_of(conn)
-        .ok_or_else(|| ApiError::new(StatusCode::BAD_GATEWAY, "misconfigured", "unknown provider"))?;
+    let spec = app.config.provider_of(conn).ok_or_else(|| {
+        ApiError::new(StatusCode::BAD_GATEWAY, "misconfigured", "unknown provider")
+    })?;
     if conn.grant == Grant::Password {
         // Nothing to consent to: the credentials are in the secret. Connect now.
         let record = app.keeper.fresh_token(conn).await?;
-        return Ok(respond_ok(&headers, &conn.label, &spec.display_name, record.expires_at.map(|t| t.to_rfc3339())));
+        return Ok(respond_ok(
+            &headers,
+            &conn.label,
+            &spec.display_name,
+            record.expires_at.map(|t| t.to_rfc3339()),
+        ));
     }
     let creds = app
         .secrets
@@ -75,7 +82,14 @@ pub async fn start(
     app.store
         .put_item(&state_key(&started.state), &value, expires)
         .await
-        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", e.to_string()).retry_after(5))?;
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                e.to_string(),
+            )
+            .retry_after(5)
+        })?;
     tracing::info!(connection = %conn.id, "connect started");
     Ok(Redirect::to(started.url.as_str()).into_response())
 }
@@ -97,7 +111,9 @@ pub async fn callback(
     query: Result<Query<CallbackQuery>, QueryRejection>,
 ) -> Response {
     match finish(&app, &provider, query.ok().map(|q| q.0)).await {
-        Ok((label, provider_name, expires)) => respond_ok(&headers, &label, &provider_name, expires),
+        Ok((label, provider_name, expires)) => {
+            respond_ok(&headers, &label, &provider_name, expires)
+        }
         Err(e) => {
             tracing::info!(provider = %truncate(&provider), error = e.code, "connect failed");
             if wants_html(&headers) {
@@ -115,16 +131,35 @@ async fn finish(
     provider: &str,
     query: Option<CallbackQuery>,
 ) -> Result<(String, String, Option<String>), ApiError> {
-    let query = query.ok_or_else(|| ApiError::bad_request("malformed_callback", "The callback's query string could not be read."))?;
+    let query = query.ok_or_else(|| {
+        ApiError::bad_request(
+            "malformed_callback",
+            "The callback's query string could not be read.",
+        )
+    })?;
     let state = query
         .state
         .as_deref()
         .filter(|s| !s.is_empty())
-        .ok_or_else(|| ApiError::bad_request("missing_state", "This link has no state: start again from the connect link."))?;
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "missing_state",
+                "This link has no state: start again from the connect link.",
+            )
+        })?;
     let now = app.clock.now();
-    let taken = app.store.take_item(&state_key(state), now).await.map_err(|e| {
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", e.to_string()).retry_after(5)
-    })?;
+    let taken = app
+        .store
+        .take_item(&state_key(state), now)
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                e.to_string(),
+            )
+            .retry_after(5)
+        })?;
     let pending: PendingConnect = match taken {
         Taken::Value(v) => serde_json::from_str(&v).map_err(|_| invalid_state())?,
         Taken::Expired => {
@@ -141,11 +176,19 @@ async fn finish(
     if pending.provider != provider {
         return Err(invalid_state());
     }
-    let conn = app.config.connections.get(&pending.connection).ok_or_else(invalid_state)?;
+    let conn = app
+        .config
+        .connections
+        .get(&pending.connection)
+        .ok_or_else(invalid_state)?;
     let spec = app.config.provider_of(conn).ok_or_else(invalid_state)?;
 
     if let Some(error) = query.error.as_deref() {
-        let code: String = error.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(64).collect();
+        let code: String = error
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .take(64)
+            .collect();
         if code == "access_denied" {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
@@ -165,14 +208,22 @@ async fn finish(
             .collect();
         return Err(ApiError::bad_request(
             "vendor_error",
-            format!("{} answered with an error: {code} {description}", spec.display_name),
+            format!(
+                "{} answered with an error: {code} {description}",
+                spec.display_name
+            ),
         ));
     }
     let code = query
         .code
         .as_deref()
         .filter(|c| !c.is_empty())
-        .ok_or_else(|| ApiError::bad_request("missing_code", "The vendor sent no authorization code. Start again from the connect link."))?;
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "missing_code",
+                "The vendor sent no authorization code. Start again from the connect link.",
+            )
+        })?;
 
     let creds = app
         .secrets
@@ -205,7 +256,11 @@ async fn finish(
     })?;
     let record = app.keeper.store_connected(conn, grant).await?;
     tracing::info!(connection = %conn.id, "connected");
-    Ok((conn.label.clone(), spec.display_name.clone(), record.expires_at.map(|t| t.to_rfc3339())))
+    Ok((
+        conn.label.clone(),
+        spec.display_name.clone(),
+        record.expires_at.map(|t| t.to_rfc3339()),
+    ))
 }
 
 fn invalid_state() -> ApiError {
@@ -226,7 +281,12 @@ fn wants_html(headers: &HeaderMap) -> bool {
         .is_some_and(|a| a.contains("text/html"))
 }
 
-fn respond_ok(headers: &HeaderMap, label: &str, provider: &str, expires_at: Option<String>) -> Response {
+fn respond_ok(
+    headers: &HeaderMap,
+    label: &str,
+    provider: &str,
+    expires_at: Option<String>,
+) -> Response {
     if wants_html(headers) {
         let page = pages::result_page(
             true,

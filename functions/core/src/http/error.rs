@@ -123,18 +123,33 @@ impl From<TokenError> for ApiError {
     fn from(e: TokenError) -> Self {
         let message = e.to_string();
         match e {
-            TokenError::NotConnected(_) => Self::new(StatusCode::CONFLICT, "not_connected", format!("{message}: the owner opens /connect/<connection> with the admin key.")),
-            TokenError::ReauthNeeded { .. } => Self::new(StatusCode::CONFLICT, "reauth_needed", format!("{message}. The owner opens /connect/<connection> again.")),
+            TokenError::NotConnected(_) => Self::new(
+                StatusCode::CONFLICT,
+                "not_connected",
+                format!("{message}: the owner opens /connect/<connection> with the admin key."),
+            ),
+            TokenError::ReauthNeeded { .. } => Self::new(
+                StatusCode::CONFLICT,
+                "reauth_needed",
+                format!("{message}. The owner opens /connect/<connection> again."),
+            ),
             TokenError::Misconfigured { .. } | TokenError::Secrets(_) => {
                 Self::new(StatusCode::BAD_GATEWAY, "misconfigured", message)
             }
-            TokenError::Unavailable { retry_after_secs, .. } => {
-                Self::new(StatusCode::SERVICE_UNAVAILABLE, "vendor_unavailable", message)
-                    .retry_after(retry_after_secs)
-            }
-            TokenError::Store(_) => {
-                Self::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", message).retry_after(5)
-            }
+            TokenError::Unavailable {
+                retry_after_secs, ..
+            } => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "vendor_unavailable",
+                message,
+            )
+            .retry_after(retry_after_secs),
+            TokenError::Store(_) => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                message,
+            )
+            .retry_after(5),
         }
     }
 }
@@ -154,10 +169,15 @@ impl From<ActionError> for ApiError {
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, "vendor_busy", message)
                     .retry_after(retry_after_secs)
             }
-            ActionError::VendorUnavailable(_) => {
-                Self::new(StatusCode::SERVICE_UNAVAILABLE, "vendor_unavailable", message).retry_after(30)
+            ActionError::VendorUnavailable(_) => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "vendor_unavailable",
+                message,
+            )
+            .retry_after(30),
+            ActionError::Misconfigured(_) => {
+                Self::new(StatusCode::BAD_GATEWAY, "misconfigured", message)
             }
-            ActionError::Misconfigured(_) => Self::new(StatusCode::BAD_GATEWAY, "misconfigured", message),
         }
     }
 }

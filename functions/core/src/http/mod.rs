@@ -27,23 +27,14 @@ pub use error::ApiError;
 /// Shared state of every handler.
 pub type AppState = Arc<App>;
 
-/// Connect and callback routes.
+/// Connect and callback routes (the `oauth-callback` function).
 pub fn oauth_router(app: AppState) -> Router {
-    Router::new()
-        .route("/connect/{connection}", get(connect::start))
-        .route("/callback/{provider}", get(connect::callback))
-        .with_state(app)
-        .fallback(fallback_not_found)
+    with_json_fallbacks(oauth_routes(app))
 }
 
-/// Action, status and health routes.
+/// Action, status and health routes (the `actions` function).
 pub fn actions_router(app: AppState) -> Router {
-    Router::new()
-        .route("/a/{action}", axum::routing::any(actions::run_action))
-        .route("/status", get(status::status))
-        .route("/healthz", get(status::healthz))
-        .with_state(app)
-        .fallback(fallback_not_found)
+    with_json_fallbacks(actions_routes(app))
 }
 
 /// Everything, for one local process.
@@ -51,8 +42,30 @@ pub fn app(app: AppState) -> Router {
     let root = Router::new()
         .route("/", get(pages::root))
         .with_state(Arc::clone(&app));
-    root.merge(oauth_router(Arc::clone(&app)))
-        .merge(actions_router(app))
+    with_json_fallbacks(
+        root.merge(oauth_routes(Arc::clone(&app)))
+            .merge(actions_routes(app)),
+    )
+}
+
+fn oauth_routes(app: AppState) -> Router {
+    Router::new()
+        .route("/connect/{connection}", get(connect::start))
+        .route("/callback/{provider}", get(connect::callback))
+        .with_state(app)
+}
+
+fn actions_routes(app: AppState) -> Router {
+    Router::new()
+        .route("/a/{action}", axum::routing::any(actions::run_action))
+        .route("/status", get(status::status))
+        .route("/healthz", get(status::healthz))
+        .with_state(app)
+}
+
+/// JSON answers for unknown paths and methods, and the request log.
+fn with_json_fallbacks(router: Router) -> Router {
+    router
         .fallback(fallback_not_found)
         .method_not_allowed_fallback(fallback_method_not_allowed)
         .layer(middleware::from_fn(log_request))

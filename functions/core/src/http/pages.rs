@@ -87,5 +87,5 @@ pub async fn root(State(app): State<AppState>) -> Html<String> {
             escape(&file)
         )
     };
-    Html(page("homehook", &body))
+    Html(page("Start", &body))
 }

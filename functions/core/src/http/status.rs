@@ -53,10 +53,13 @@ pub async fn report(app: &App) -> Result<StatusReport, crate::store::StoreError>
         let (health, reason) = match record.as_ref().map(|r| &r.health) {
             None => ("not_connected".to_string(), None),
             Some(h @ Health::Healthy) => (h.label().to_string(), None),
-            Some(h @ Health::Degraded { until, reason }) => {
-                (h.label().to_string(), Some(format!("{reason} (retry after {until})")))
+            Some(h @ Health::Degraded { until, reason }) => (
+                h.label().to_string(),
+                Some(format!("{reason} (retry after {until})")),
+            ),
+            Some(h @ Health::ReauthNeeded { reason }) => {
+                (h.label().to_string(), Some(reason.clone()))
             }
-            Some(h @ Health::ReauthNeeded { reason }) => (h.label().to_string(), Some(reason.clone())),
         };
         connections.push(ConnectionStatus {
             id: conn.id.clone(),
@@ -65,9 +68,18 @@ pub async fn report(app: &App) -> Result<StatusReport, crate::store::StoreError>
             connected: record.is_some(),
             health,
             reason,
-            expires_at: record.as_ref().and_then(|r| r.expires_at).map(|t| t.to_rfc3339()),
-            expires_in_secs: record.as_ref().and_then(|r| r.expires_at).map(|t| now.secs_until(t)),
-            refreshed_at: record.as_ref().and_then(|r| r.refreshed_at).map(|t| t.to_rfc3339()),
+            expires_at: record
+                .as_ref()
+                .and_then(|r| r.expires_at)
+                .map(|t| t.to_rfc3339()),
+            expires_in_secs: record
+                .as_ref()
+                .and_then(|r| r.expires_at)
+                .map(|t| now.secs_until(t)),
+            refreshed_at: record
+                .as_ref()
+                .and_then(|r| r.refreshed_at)
+                .map(|t| t.to_rfc3339()),
         });
     }
     Ok(StatusReport {
@@ -85,7 +97,12 @@ pub async fn status(
     let (key, _, _) = split_query(raw.as_deref());
     require_admin(&app.config, presented_key(&headers, key.as_deref()))?;
     let report = report(&app).await.map_err(|e| {
-        ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", e.to_string()).retry_after(5)
+        ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            e.to_string(),
+        )
+        .retry_after(5)
     })?;
     Ok(Json(report))
 }

@@ -32,27 +32,49 @@ pub async fn run(store: &dyn Store) -> Result<(), String> {
 
 async fn tokens_compare_and_swap(store: &dyn Store) -> Result<(), String> {
     let e = |e: StoreError| e.to_string();
-    check(store.get_token("c1").await.map_err(e)?.is_none(), "empty store has no record")?;
+    check(
+        store.get_token("c1").await.map_err(e)?.is_none(),
+        "empty store has no record",
+    )?;
 
-    let v1 = store.swap_token(None, record("c1", "a1")).await.map_err(e)?;
+    let v1 = store
+        .swap_token(None, record("c1", "a1"))
+        .await
+        .map_err(e)?;
     check(v1.version == 1, "first write gets version 1")?;
     check(
-        matches!(store.swap_token(None, record("c1", "x")).await, Err(StoreError::Conflict)),
+        matches!(
+            store.swap_token(None, record("c1", "x")).await,
+            Err(StoreError::Conflict)
+        ),
         "create over an existing record is a conflict",
     )?;
 
-    let v2 = store.swap_token(Some(1), record("c1", "a2")).await.map_err(e)?;
+    let v2 = store
+        .swap_token(Some(1), record("c1", "a2"))
+        .await
+        .map_err(e)?;
     check(v2.version == 2, "second write gets version 2")?;
     check(
-        matches!(store.swap_token(Some(1), record("c1", "stale")).await, Err(StoreError::Conflict)),
+        matches!(
+            store.swap_token(Some(1), record("c1", "stale")).await,
+            Err(StoreError::Conflict)
+        ),
         "a write with a stale version is a conflict",
     )?;
     check(
-        matches!(store.swap_token(Some(7), record("nobody", "x")).await, Err(StoreError::Conflict)),
+        matches!(
+            store.swap_token(Some(7), record("nobody", "x")).await,
+            Err(StoreError::Conflict)
+        ),
         "an update of a missing record is a conflict",
     )?;
 
-    let read = store.get_token("c1").await.map_err(e)?.ok_or("record vanished")?;
+    let read = store
+        .get_token("c1")
+        .await
+        .map_err(e)?
+        .ok_or("record vanished")?;
     check(read.access_token.expose() == "a2", "the newest write wins")?;
     check(read.version == 2, "read returns the version")?;
     check(
@@ -60,7 +82,10 @@ async fn tokens_compare_and_swap(store: &dyn Store) -> Result<(), String> {
         "refresh token round-trips",
     )?;
 
-    store.swap_token(None, record("c2", "b1")).await.map_err(e)?;
+    store
+        .swap_token(None, record("c2", "b1"))
+        .await
+        .map_err(e)?;
     let mut all: Vec<_> = store
         .list_tokens()
         .await
@@ -74,16 +99,23 @@ async fn tokens_compare_and_swap(store: &dyn Store) -> Result<(), String> {
 
 async fn items_are_taken_once(store: &dyn Store) -> Result<(), String> {
     let e = |e: StoreError| e.to_string();
-    store.put_item("state:a", "payload", UnixTime(100)).await.map_err(e)?;
+    store
+        .put_item("state:a", "payload", UnixTime(100))
+        .await
+        .map_err(e)?;
     check(
-        store.take_item("state:a", UnixTime(50)).await.map_err(e)? == Taken::Value("payload".into()),
+        store.take_item("state:a", UnixTime(50)).await.map_err(e)?
+            == Taken::Value("payload".into()),
         "a live item is returned",
     )?;
     check(
         store.take_item("state:a", UnixTime(50)).await.map_err(e)? == Taken::Missing,
         "an item is taken only once",
     )?;
-    store.put_item("state:b", "old", UnixTime(100)).await.map_err(e)?;
+    store
+        .put_item("state:b", "old", UnixTime(100))
+        .await
+        .map_err(e)?;
     check(
         store.take_item("state:b", UnixTime(100)).await.map_err(e)? == Taken::Expired,
         "an item at its expiry is expired",

@@ -30,7 +30,12 @@ fn poisoned<T>(_: T) -> StoreError {
 #[async_trait]
 impl TokenStore for MemoryStore {
     async fn get_token(&self, connection: &str) -> Result<Option<TokenRecord>, StoreError> {
-        Ok(self.tokens.lock().map_err(poisoned)?.get(connection).cloned())
+        Ok(self
+            .tokens
+            .lock()
+            .map_err(poisoned)?
+            .get(connection)
+            .cloned())
     }
 
     async fn swap_token(
@@ -49,7 +54,13 @@ impl TokenStore for MemoryStore {
     }
 
     async fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
-        Ok(self.tokens.lock().map_err(poisoned)?.values().cloned().collect())
+        Ok(self
+            .tokens
+            .lock()
+            .map_err(poisoned)?
+            .values()
+            .cloned()
+            .collect())
     }
 }
 

@@ -63,8 +63,12 @@ pub enum Taken {
 #[async_trait]
 pub trait ItemStore: Send + Sync {
     /// Stores an item until `expires_at`, replacing any item with the same key.
-    async fn put_item(&self, key: &str, value: &str, expires_at: UnixTime)
-    -> Result<(), StoreError>;
+    async fn put_item(
+        &self,
+        key: &str,
+        value: &str,
+        expires_at: UnixTime,
+    ) -> Result<(), StoreError>;
 
     /// Removes and returns an item, atomically: of two concurrent takers, one gets it.
     async fn take_item(&self, key: &str, now: UnixTime) -> Result<Taken, StoreError>;

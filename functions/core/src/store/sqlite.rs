@@ -58,8 +58,10 @@ impl SqliteStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let conn = Connection::open(path)
             .map_err(|e| backend(format!("cannot open {}: {e}", path.display())))?;
-        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(backend)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(backend)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(backend)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(backend)?;
         conn.execute_batch(SCHEMA).map_err(backend)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
@@ -126,7 +128,8 @@ impl TokenStore for SqliteStore {
     ) -> Result<TokenRecord, StoreError> {
         let next = expected.unwrap_or(0) + 1;
         record.version = next;
-        let json = serde_json::to_string(&record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let json =
+            serde_json::to_string(&record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let expires = record.expires_at.map(|t| t.0);
         let key = record.connection.clone();
         let (next_i, expected_i) = (next as i64, expected.map(|v| v as i64));
@@ -241,7 +244,10 @@ mod tests {
         a.swap_token(None, rec.clone()).await.expect("create");
         rec.access_token = crate::secret::SecretString::new("from-b");
         b.swap_token(Some(1), rec.clone()).await.expect("b updates");
-        assert!(matches!(a.swap_token(Some(1), rec).await, Err(StoreError::Conflict)));
+        assert!(matches!(
+            a.swap_token(Some(1), rec).await,
+            Err(StoreError::Conflict)
+        ));
         let seen = a.get_token("c1").await.expect("read").expect("exists");
         assert_eq!(seen.access_token.expose(), "from-b");
     }

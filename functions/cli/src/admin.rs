@@ -1,0 +1,126 @@
+//! Admin commands: `key new`, `status`, `actions`.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Result;
+use homehook_core::App;
+use homehook_core::clock::SystemClock;
+use homehook_core::keys::ActionKey;
+use homehook_core::secrets::LocalSecrets;
+
+use crate::settings;
+
+/// `homehook key new`.
+pub(crate) fn key_new(json: bool) -> Result<()> {
+    let key = ActionKey::generate();
+    let hash = key.hash();
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "key": key.expose(), "hash": hash.to_string(), "key_id": hash.key_id() })
+        );
+    } else {
+        println!("key:  {}", key.expose());
+        println!("hash: {hash}");
+        println!();
+        println!("Keep the key (it is shown only now) in your shortcut or automation;");
+        println!("put the hash in homehook.toml as an action's key_hash or server.admin_key_hash.");
+    }
+    Ok(())
+}
+
+/// `homehook status`: reads the store directly, so it works whether or not a server runs.
+pub(crate) async fn status(
+    config_path: Option<&Path>,
+    data_dir: Option<&Path>,
+    json: bool,
+) -> Result<()> {
+    let config = settings::load_config(config_path)?;
+    let (store, _) = settings::open_store(data_dir, &config)?;
+    let secrets = LocalSecrets::from_entries(Default::default());
+    let app = App::new(
+        config,
+        Arc::new(store),
+        Arc::new(secrets),
+        Arc::new(SystemClock),
+    )?;
+    let report = homehook_core::http::status::report(&app).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    if report.connections.is_empty() {
+        println!("no connections configured");
+        return Ok(());
+    }
+    println!(
+        "{:<16} {:<14} {:<14} {:<22} REFRESHED",
+        "CONNECTION", "PROVIDER", "HEALTH", "EXPIRES"
+    );
+    for c in &report.connections {
+        let expires = match (&c.expires_at, c.expires_in_secs) {
+            (Some(_), Some(s)) if s <= 0 => "expired".to_string(),
+            (Some(_), Some(s)) => format!("in {}", human(s)),
+            _ => "-".into(),
+        };
+        println!(
+            "{:<16} {:<14} {:<14} {:<22} {}",
+            c.id,
+            c.provider,
+            c.health,
+            expires,
+            c.refreshed_at.as_deref().unwrap_or("-")
+        );
+        if let Some(reason) = &c.reason {
+            println!("  {reason}");
+        }
+    }
+    Ok(())
+}
+
+fn human(secs: i64) -> String {
+    match secs {
+        s if s < 120 => format!("{s} s"),
+        s if s < 7200 => format!("{} min", s / 60),
+        s => format!("{} h {} min", s / 3600, (s % 3600) / 60),
+    }
+}
+
+/// `homehook actions`: each action's URL (the key itself is never stored, so it is left out).
+pub(crate) fn actions(config_path: Option<&Path>, json: bool) -> Result<()> {
+    let config = settings::load_config(config_path)?;
+    let base = config.base_url();
+    let rows: Vec<_> = config
+        .actions
+        .values()
+        .map(|a| {
+            let methods: Vec<_> = a.methods.iter().map(|m| m.as_str().to_string()).collect();
+            serde_json::json!({
+                "name": a.name,
+                "url": format!("{base}/a/{}", a.name),
+                "methods": methods,
+                "connection": a.connection,
+                "key_id": a.key_hash.key_id(),
+            })
+        })
+        .collect();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    if rows.is_empty() {
+        println!("no actions configured");
+    }
+    for a in &config.actions {
+        let methods: Vec<_> = a.1.methods.iter().map(|m| m.as_str()).collect();
+        println!("{:<24} {:<9} {base}/a/{}", a.0, methods.join(","), a.0);
+    }
+    if !rows.is_empty() {
+        println!();
+        println!(
+            "Call with the action's key: header `Authorization: Bearer <key>` or `?key=<key>`."
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,119 @@
+//! `homehook serve`: every route in one axum server on loopback, plus the refresh tick.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use homehook_core::App;
+use homehook_core::clock::SystemClock;
+use homehook_core::secrets::LocalSecrets;
+
+use crate::settings;
+
+/// Runs the server until Ctrl-C or SIGTERM.
+pub(crate) async fn run(
+    config_path: Option<&Path>,
+    data_dir: Option<&Path>,
+    listen: Option<SocketAddr>,
+) -> Result<()> {
+    let config = settings::load_config(config_path)?;
+    let (store, dir) = settings::open_store(data_dir, &config)?;
+    let secrets = LocalSecrets::load(config.server.secrets_file.as_deref())?;
+    let addr = listen.unwrap_or(config.server.listen);
+    let interval = Duration::from_secs(config.server.refresh_interval_secs);
+    let app = Arc::new(App::new(
+        config,
+        Arc::new(store),
+        Arc::new(secrets),
+        Arc::new(SystemClock),
+    )?);
+
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let bound = listener.local_addr()?;
+    println!("homehook listening on http://{bound}");
+    println!(
+        "store: {}",
+        dir.join(homehook_core::store::DB_FILE).display()
+    );
+    print_next_steps(&app);
+
+    let ticker = tokio::spawn(tick_forever(Arc::clone(&app), interval));
+    let result = axum::serve(listener, homehook_core::http::app(Arc::clone(&app)))
+        .with_graceful_shutdown(shutdown_signal())
+        .await;
+    ticker.abort();
+    result.context("server failed")
+}
+
+fn print_next_steps(app: &App) {
+    let config = &app.config;
+    match &config.source {
+        None => {
+            println!("no config file: running with defaults and no connections.");
+            println!("next: copy homehook.example.toml to homehook.toml, run `homehook key new`");
+            println!("      for the admin key and each action, then restart `homehook serve`.");
+        }
+        Some(path) => println!(
+            "config: {} ({} connections, {} actions)",
+            path.display(),
+            config.connections.len(),
+            config.actions.len()
+        ),
+    }
+    if config.server.admin_key_hash.is_none() {
+        println!(
+            "no admin key: /connect and /status are disabled until server.admin_key_hash is set."
+        );
+    }
+    for conn in config.connections.values() {
+        println!(
+            "connect {}: {}/connect/{}?key=<admin key>   (redirect URI: {})",
+            conn.id,
+            config.base_url(),
+            conn.id,
+            config.callback_url(&conn.provider)
+        );
+    }
+}
+
+async fn tick_forever(app: Arc<App>, every: Duration) {
+    let mut interval = tokio::time::interval(every);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        match app.tick().await {
+            Ok(s) if s.refreshed + s.failed > 0 => {
+                tracing::info!(
+                    refreshed = s.refreshed,
+                    failed = s.failed,
+                    skipped = s.skipped,
+                    "refresh tick"
+                );
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "refresh tick failed"),
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
