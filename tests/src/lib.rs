@@ -1,1 +1,13 @@
+// Test support: a failed setup step should stop the test loudly.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+//! Test support for homehook: faithful fakes of vendor OAuth2 servers and APIs, served over real
+//! HTTP on 127.0.0.1, and a harness that runs homehook's own router on loopback beside them.
+//!
+//! # Layout
+//!
+//! - [`fake_vendor`]: an OAuth2 vendor (authorize, token with expiry and refresh-token
+//!   rotation, an API that rejects expired tokens the way the real vendors do), with counters.
+//! - [`harness`]: starts homehook (memory or SQLite store) with a config pointing at a fake.
 
+pub mod fake_vendor;
+pub mod harness;

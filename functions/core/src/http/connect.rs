@@ -5,7 +5,7 @@
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{Html, IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
@@ -91,7 +91,8 @@ pub async fn start(
             .retry_after(5)
         })?;
     tracing::info!(connection = %conn.id, "connect started");
-    Ok(Redirect::to(started.url.as_str()).into_response())
+    // 302, the status OAuth2 (RFC 6749 §4.1.1) and every vendor expect.
+    Ok((StatusCode::FOUND, [(header::LOCATION, started.url.to_string())]).into_response())
 }
 
 /// Query of the callback.

@@ -1,0 +1,393 @@
+//! A fake OAuth2 vendor on loopback, behaving as ../shared/providers.md describes: codes are
+//! single use and bound to the redirect URI and PKCE challenge; access tokens expire on the
+//! shared clock; refresh tokens rotate (the old one dies at once, like Netatmo); an expired
+//! token is answered the vendor's way (Netatmo: 403 `{"error":{"code":3}}`; others: 401
+//! `{"error":"invalid_token"}`).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use axum::extract::{Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Json, Router};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use homehook_core::clock::{Clock, ManualClock, UnixTime};
+use rand::RngCore;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+/// How the fake says "expired token".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpiredStyle {
+    /// Netatmo: HTTP 403 `{"error":{"code":3,"message":"Access token expired"}}`.
+    Netatmo403,
+    /// Homey, Myfox: HTTP 401 `{"error":"invalid_token"}`.
+    InvalidToken401,
+}
+
+/// How the client must authenticate at the token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuthStyle {
+    /// `Authorization: Basic`.
+    Basic,
+    /// `client_id`/`client_secret` in the form.
+    Form,
+}
+
+/// What the fake accepts and how it behaves.
+#[derive(Debug, Clone)]
+pub struct FakeSettings {
+    /// Accepted client id.
+    pub client_id: String,
+    /// Accepted client secret.
+    pub client_secret: String,
+    /// Required client authentication.
+    pub client_auth: ClientAuthStyle,
+    /// Lifetime of access tokens.
+    pub access_ttl_secs: i64,
+    /// Issue a new refresh token on refresh and kill the old one.
+    pub rotate_refresh_tokens: bool,
+    /// Expired-token answer.
+    pub expired_style: ExpiredStyle,
+    /// Accepted username/password for the password grant.
+    pub account: (String, String),
+    /// The owner clicks "Deny" on the consent page.
+    pub deny_consent: bool,
+    /// Accept the access token as `?access_token=` too.
+    pub query_token: bool,
+}
+
+impl Default for FakeSettings {
+    fn default() -> Self {
+        Self {
+            client_id: "fake-client".into(),
+            client_secret: "fake-client-secret".into(),
+            client_auth: ClientAuthStyle::Form,
+            access_ttl_secs: 10_800,
+            rotate_refresh_tokens: true,
+            expired_style: ExpiredStyle::Netatmo403,
+            account: ("owner@example.com".into(), "correct horse".into()),
+            deny_consent: false,
+            query_token: false,
+        }
+    }
+}
+
+/// A request the fake's API received.
+#[derive(Debug, Clone)]
+pub struct ApiCall {
+    /// HTTP method.
+    pub method: String,
+    /// Path.
+    pub path: String,
+    /// Query parameters (without any access token).
+    pub query: Vec<(String, String)>,
+    /// Body as text.
+    pub body: String,
+}
+
+#[derive(Debug)]
+struct PendingCode {
+    redirect_uri: String,
+    challenge: Option<String>,
+}
+
+#[derive(Debug, Default)]
+struct Tokens {
+    codes: HashMap<String, PendingCode>,
+    access: HashMap<String, UnixTime>,
+    refresh: HashSet<String>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    clock: ManualClock,
+    settings: Mutex<FakeSettings>,
+    tokens: Mutex<Tokens>,
+    token_calls: AtomicUsize,
+    api_calls: Mutex<Vec<ApiCall>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A running fake vendor; stops when dropped.
+#[derive(Debug)]
+pub struct FakeVendor {
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    shared: Arc<Shared>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FakeVendor {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl FakeVendor {
+    /// Starts a fake on a free loopback port.
+    pub async fn start(clock: ManualClock, settings: FakeSettings) -> Self {
+        let shared = Arc::new(Shared {
+            clock,
+            settings: Mutex::new(settings),
+            tokens: Mutex::new(Tokens::default()),
+            token_calls: AtomicUsize::new(0),
+            api_calls: Mutex::new(Vec::new()),
+        });
+        let router = Router::new()
+            .route("/oauth2/authorize", get(authorize))
+            .route("/oauth2/token", post(token))
+            .fallback(api)
+            .with_state(Arc::clone(&shared));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind fake vendor");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        Self { base, shared, task }
+    }
+
+    /// Token-endpoint calls so far.
+    pub fn token_calls(&self) -> usize {
+        self.shared.token_calls.load(Ordering::SeqCst)
+    }
+
+    /// API calls so far.
+    pub fn api_calls(&self) -> Vec<ApiCall> {
+        lock(&self.shared.api_calls).clone()
+    }
+
+    /// Changes the fake's behaviour.
+    pub fn update(&self, f: impl FnOnce(&mut FakeSettings)) {
+        f(&mut lock(&self.shared.settings));
+    }
+
+    /// The vendor expires every access token now (whatever their stated lifetime).
+    pub fn expire_access_tokens(&self) {
+        let now = self.shared.clock.now();
+        for at in lock(&self.shared.tokens).access.values_mut() {
+            *at = now;
+        }
+    }
+
+    /// The owner revokes homehook's access: every refresh token dies.
+    pub fn revoke_refresh_tokens(&self) {
+        lock(&self.shared.tokens).refresh.clear();
+    }
+
+    /// Number of refresh tokens the fake would still accept.
+    pub fn live_refresh_tokens(&self) -> usize {
+        lock(&self.shared.tokens).refresh.len()
+    }
+}
+
+fn random_token(prefix: &str) -> String {
+    let mut bytes = [0u8; 16];
+    rand::rng().fill_bytes(&mut bytes);
+    format!("{prefix}|{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+}
+
+async fn authorize(State(s): State<Arc<Shared>>, Query(q): Query<HashMap<String, String>>) -> Response {
+    let settings = lock(&s.settings).clone();
+    let (Some(redirect_uri), Some(state)) = (q.get("redirect_uri"), q.get("state")) else {
+        return (StatusCode::BAD_REQUEST, "missing redirect_uri or state").into_response();
+    };
+    if q.get("client_id") != Some(&settings.client_id) || q.get("response_type").map(String::as_str) != Some("code") {
+        return (StatusCode::BAD_REQUEST, "unknown client or response_type").into_response();
+    }
+    let mut target = url::Url::parse(redirect_uri).expect("redirect_uri is a URL");
+    if settings.deny_consent {
+        target
+            .query_pairs_mut()
+            .append_pair("error", "access_denied")
+            .append_pair("error_description", "The user denied access")
+            .append_pair("state", state);
+        return Redirect::to(target.as_str()).into_response();
+    }
+    let challenge = match (q.get("code_challenge"), q.get("code_challenge_method")) {
+        (Some(c), Some(m)) if m == "S256" => Some(c.clone()),
+        (Some(_), _) => return (StatusCode::BAD_REQUEST, "only S256").into_response(),
+        _ => None,
+    };
+    let code = random_token("code");
+    lock(&s.tokens).codes.insert(
+        code.clone(),
+        PendingCode {
+            redirect_uri: redirect_uri.clone(),
+            challenge,
+        },
+    );
+    target
+        .query_pairs_mut()
+        .append_pair("code", &code)
+        .append_pair("state", state);
+    Redirect::to(target.as_str()).into_response()
+}
+
+fn oauth_error(status: StatusCode, error: &str) -> Response {
+    (status, Json(json!({ "error": error, "error_description": format!("fake vendor: {error}") }))).into_response()
+}
+
+fn client_ok(settings: &FakeSettings, headers: &HeaderMap, form: &HashMap<String, String>) -> bool {
+    match settings.client_auth {
+        ClientAuthStyle::Form => {
+            form.get("client_id") == Some(&settings.client_id)
+                && form.get("client_secret") == Some(&settings.client_secret)
+        }
+        ClientAuthStyle::Basic => {
+            let Some(encoded) = headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Basic "))
+            else {
+                return false;
+            };
+            let Ok(decoded) = STANDARD.decode(encoded) else {
+                return false;
+            };
+            let text = String::from_utf8_lossy(&decoded).into_owned();
+            let Some((id, secret)) = text.split_once(':') else {
+                return false;
+            };
+            // RFC 6749 §2.3.1: both parts are form-urlencoded before Basic encoding.
+            let decode = |s: &str| form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned());
+            decode(id).as_deref() == Some(settings.client_id.as_str())
+                && decode(secret).as_deref() == Some(settings.client_secret.as_str())
+        }
+    }
+}
+
+async fn token(State(s): State<Arc<Shared>>, headers: HeaderMap, Form(form): Form<HashMap<String, String>>) -> Response {
+    s.token_calls.fetch_add(1, Ordering::SeqCst);
+    let settings = lock(&s.settings).clone();
+    if !client_ok(&settings, &headers, &form) {
+        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client");
+    }
+    let now = s.clock.now();
+    let mut tokens = lock(&s.tokens);
+    let old_refresh = match form.get("grant_type").map(String::as_str) {
+        Some("authorization_code") => {
+            let Some(pending) = form.get("code").and_then(|c| tokens.codes.remove(c)) else {
+                return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
+            };
+            if form.get("redirect_uri") != Some(&pending.redirect_uri) {
+                return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
+            }
+            if let Some(challenge) = pending.challenge {
+                let verifier = form.get("code_verifier").cloned().unwrap_or_default();
+                if URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes())) != challenge {
+                    return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
+                }
+            }
+            None
+        }
+        Some("refresh_token") => {
+            let rt = form.get("refresh_token").cloned().unwrap_or_default();
+            if !tokens.refresh.contains(&rt) {
+                return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
+            }
+            Some(rt)
+        }
+        Some("password") => {
+            if form.get("username") != Some(&settings.account.0) || form.get("password") != Some(&settings.account.1) {
+                return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
+            }
+            None
+        }
+        _ => return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type"),
+    };
+    let access = random_token("at");
+    tokens.access.insert(access.clone(), now.plus_secs(settings.access_ttl_secs));
+    let refresh = match old_refresh {
+        Some(old) if !settings.rotate_refresh_tokens => old,
+        Some(old) => {
+            // Rotation: the old refresh token dies the moment the new one is issued.
+            tokens.refresh.remove(&old);
+            let new = random_token("rt");
+            tokens.refresh.insert(new.clone());
+            new
+        }
+        None => {
+            let new = random_token("rt");
+            tokens.refresh.insert(new.clone());
+            new
+        }
+    };
+    Json(json!({
+        "access_token": access,
+        "refresh_token": refresh,
+        "expires_in": settings.access_ttl_secs,
+        "expire_in": settings.access_ttl_secs,
+        "scope": ["read_station", "write_thermostat"],
+    }))
+    .into_response()
+}
+
+/// Every other path is the vendor's API. `/api/fail/{status}` answers that status.
+async fn api(State(s): State<Arc<Shared>>, request: Request) -> Response {
+    let settings = lock(&s.settings).clone();
+    let (parts, body) = request.into_parts();
+    let body = axum::body::to_bytes(body, 1 << 20).await.unwrap_or_default();
+    let mut query: Vec<(String, String)> = form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let mut token = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_string);
+    if settings.query_token
+        && let Some(pos) = query.iter().position(|(k, _)| k == "access_token")
+    {
+        token = Some(query.remove(pos).1);
+    }
+    let unauthorized = |expired: bool| match settings.expired_style {
+        ExpiredStyle::Netatmo403 => (
+            StatusCode::FORBIDDEN,
+            Json(json!({"error": {"code": if expired { 3 } else { 2 }, "message": if expired { "Access token expired" } else { "Invalid access_token" }}})),
+        )
+            .into_response(),
+        ExpiredStyle::InvalidToken401 => (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": "invalid_token", "error_description": "The access token provided has expired."})),
+        )
+            .into_response(),
+    };
+    let expires = token.as_ref().and_then(|t| lock(&s.tokens).access.get(t).copied());
+    match expires {
+        None => return unauthorized(false),
+        Some(at) if s.clock.now() >= at => return unauthorized(true),
+        Some(_) => {}
+    }
+    let path = parts.uri.path().to_string();
+    lock(&s.api_calls).push(ApiCall {
+        method: parts.method.to_string(),
+        path: path.clone(),
+        query: query.clone(),
+        body: String::from_utf8_lossy(&body).into_owned(),
+    });
+    if let Some(status) = path.strip_prefix("/api/fail/").and_then(|c| c.parse::<u16>().ok()) {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+        return (status, Json(json!({"error": {"code": 21, "message": "Invalid device id"}}))).into_response();
+    }
+    let echo: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    Json(json!({
+        "status": "ok",
+        "time_server": s.clock.now().0,
+        "body": {
+            "devices": [{"station_name": "Home", "dashboard_data": {"Temperature": 21.4, "Humidity": 48, "CO2": 640}}],
+            "echo": echo,
+        }
+    }))
+    .into_response()
+}

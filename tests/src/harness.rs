@@ -1,0 +1,250 @@
+//! Runs homehook's router on a loopback port, configured against a fake vendor.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use homehook_core::App;
+use homehook_core::clock::{ManualClock, UnixTime};
+use homehook_core::config::Config;
+use homehook_core::keys::ActionKey;
+use homehook_core::secrets::{ClientCredentials, LocalSecrets};
+use homehook_core::store::Store;
+
+use crate::fake_vendor::{FakeSettings, FakeVendor};
+
+/// A fixed start time for tests: 2023-11-14T22:13:20Z.
+pub const T0: UnixTime = UnixTime(1_700_000_000);
+
+/// homehook running on loopback; stops when dropped.
+#[derive(Debug)]
+pub struct Homehook {
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    /// The services, to look into the store or run a tick.
+    pub app: Arc<App>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Homehook {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Homehook {
+    /// Starts homehook with `config_toml`, where `{public_url}` is replaced by its own address.
+    pub async fn start(
+        config_toml: &str,
+        store: Arc<dyn Store>,
+        secrets: LocalSecrets,
+        clock: ManualClock,
+    ) -> Result<Self, homehook_core::config::ConfigError> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind homehook");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let text = config_toml.replace("{public_url}", &base);
+        let config = Config::parse(&text, "test.toml", None)?;
+        let app = Arc::new(App::new(config, store, Arc::new(secrets), Arc::new(clock)).expect("app"));
+        let router = homehook_core::http::app(Arc::clone(&app));
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        Ok(Self { base, app, task })
+    }
+}
+
+/// Keys a test holds.
+#[derive(Debug)]
+pub struct Keys {
+    /// The admin key.
+    pub admin: ActionKey,
+    /// The key of every action in [`netatmo_config`].
+    pub action: ActionKey,
+}
+
+impl Keys {
+    /// Fresh keys.
+    pub fn new() -> Self {
+        Self {
+            admin: ActionKey::generate(),
+            action: ActionKey::generate(),
+        }
+    }
+}
+
+impl Default for Keys {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A config with two connections to the built-in Netatmo provider, redirected to `vendor`,
+/// and a few actions.
+pub fn netatmo_config(vendor: &str, keys: &Keys) -> String {
+    format!(
+        r#"
+[server]
+public_url = "{{public_url}}"
+admin_key_hash = "{admin}"
+refresh_margin_secs = 300
+
+[providers.netatmo]
+authorize_url = "{vendor}/oauth2/authorize"
+token_url = "{vendor}/oauth2/token"
+api_base = "{vendor}"
+
+[connections.home]
+provider = "netatmo"
+label = "Home"
+secret = "netatmo"
+
+[connections.cottage]
+provider = "netatmo"
+label = "Cottage"
+secret = "netatmo"
+
+[actions.heating]
+connection = "home"
+path = "/api/setthermmode"
+query = {{ home_id = "h1", mode = "{{mode}}" }}
+params.mode = {{ type = "enum", values = ["schedule", "away", "hg"], default = "away" }}
+answer = "Heating set to {{mode}}"
+key_hash = "{action}"
+
+[actions.cottage_heating]
+connection = "cottage"
+path = "/api/setthermmode"
+query = {{ home_id = "h2", mode = "{{mode}}" }}
+params.mode = {{ type = "enum", values = ["schedule", "away", "hg"] }}
+key_hash = "{action}"
+
+[actions.room]
+connection = "home"
+path = "/api/setroomthermpoint"
+body = {{ home = {{ id = "h1", room = "{{room}}", temp = "{{temp}}" }} }}
+params.room = {{ type = "string", max_len = 32 }}
+params.temp = {{ type = "number", min = 7, max = 30 }}
+key_hash = "{action}"
+
+[actions.temperature]
+connection = "home"
+method = "GET"
+path = "/api/getstationsdata"
+answer = "Living room {{/body/devices/0/dashboard_data/Temperature}} °C"
+methods = ["GET", "POST"]
+key_hash = "{action}"
+
+[actions.bad_device]
+connection = "home"
+path = "/api/fail/400"
+key_hash = "{action}"
+"#,
+        admin = keys.admin.hash(),
+        action = keys.action.hash(),
+    )
+}
+
+/// Secrets matching a fake's settings, under the name `name`.
+pub fn secrets_for(name: &str, settings: &FakeSettings) -> LocalSecrets {
+    let creds = ClientCredentials {
+        client_id: settings.client_id.clone(),
+        client_secret: Some(homehook_core::secret::SecretString::new(settings.client_secret.clone())),
+        username: Some(settings.account.0.clone()),
+        password: Some(homehook_core::secret::SecretString::new(settings.account.1.clone())),
+    };
+    LocalSecrets::from_entries(BTreeMap::from([(name.to_string(), creds)]))
+}
+
+/// A fake Netatmo and homehook configured against it, sharing one clock.
+#[derive(Debug)]
+pub struct World {
+    /// The shared clock.
+    pub clock: ManualClock,
+    /// The fake vendor.
+    pub vendor: FakeVendor,
+    /// homehook.
+    pub hh: Homehook,
+    /// Keys.
+    pub keys: Keys,
+    /// An HTTP client that does not follow redirects.
+    pub client: reqwest::Client,
+}
+
+impl World {
+    /// Starts both on the given store.
+    pub async fn start(store: Arc<dyn Store>, settings: FakeSettings) -> Self {
+        let clock = ManualClock::new(T0);
+        let vendor = FakeVendor::start(clock.clone(), settings.clone()).await;
+        let keys = Keys::new();
+        let hh = Homehook::start(
+            &netatmo_config(&vendor.base, &keys),
+            store,
+            secrets_for("netatmo", &settings),
+            clock.clone(),
+        )
+        .await
+        .expect("config is valid");
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        Self {
+            clock,
+            vendor,
+            hh,
+            keys,
+            client,
+        }
+    }
+
+    /// `GET /connect/{connection}` with the admin key; returns the Location (vendor authorize URL).
+    pub async fn start_connect(&self, connection: &str) -> String {
+        let r = self
+            .client
+            .get(format!("{}/connect/{connection}", self.hh.base))
+            .bearer_auth(self.keys.admin.expose())
+            .send()
+            .await
+            .expect("connect");
+        assert_eq!(r.status(), 302, "connect redirects: {:?}", r.text().await);
+        location(&r)
+    }
+
+    /// Follows the vendor's authorize URL; returns homehook's callback URL it redirects to.
+    pub async fn consent(&self, authorize_url: &str) -> String {
+        let r = self.client.get(authorize_url).send().await.expect("authorize");
+        assert!(r.status().is_redirection(), "authorize redirects");
+        location(&r)
+    }
+
+    /// Connects `connection` end to end; returns the callback's answer.
+    pub async fn connect(&self, connection: &str) -> reqwest::Response {
+        let authorize = self.start_connect(connection).await;
+        let callback = self.consent(&authorize).await;
+        self.client
+            .get(callback)
+            .header("accept", "text/html")
+            .send()
+            .await
+            .expect("callback")
+    }
+
+    /// `POST /a/{action}` with the action key and a JSON body.
+    pub async fn act(&self, action: &str, body: serde_json::Value) -> reqwest::Response {
+        self.client
+            .post(format!("{}/a/{action}", self.hh.base))
+            .bearer_auth(self.keys.action.expose())
+            .json(&body)
+            .send()
+            .await
+            .expect("action")
+    }
+}
+
+/// The `Location` header of a redirect.
+pub fn location(r: &reqwest::Response) -> String {
+    r.headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .expect("a Location header")
+        .to_string()
+}
