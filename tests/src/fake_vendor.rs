@@ -193,15 +193,23 @@ impl FakeVendor {
 fn random_token(prefix: &str) -> String {
     let mut bytes = [0u8; 16];
     rand::rng().fill_bytes(&mut bytes);
-    format!("{prefix}|{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+    format!(
+        "{prefix}|{}",
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    )
 }
 
-async fn authorize(State(s): State<Arc<Shared>>, Query(q): Query<HashMap<String, String>>) -> Response {
+async fn authorize(
+    State(s): State<Arc<Shared>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     let settings = lock(&s.settings).clone();
     let (Some(redirect_uri), Some(state)) = (q.get("redirect_uri"), q.get("state")) else {
         return (StatusCode::BAD_REQUEST, "missing redirect_uri or state").into_response();
     };
-    if q.get("client_id") != Some(&settings.client_id) || q.get("response_type").map(String::as_str) != Some("code") {
+    if q.get("client_id") != Some(&settings.client_id)
+        || q.get("response_type").map(String::as_str) != Some("code")
+    {
         return (StatusCode::BAD_REQUEST, "unknown client or response_type").into_response();
     }
     let mut target = url::Url::parse(redirect_uri).expect("redirect_uri is a URL");
@@ -234,7 +242,11 @@ async fn authorize(State(s): State<Arc<Shared>>, Query(q): Query<HashMap<String,
 }
 
 fn oauth_error(status: StatusCode, error: &str) -> Response {
-    (status, Json(json!({ "error": error, "error_description": format!("fake vendor: {error}") }))).into_response()
+    (
+        status,
+        Json(json!({ "error": error, "error_description": format!("fake vendor: {error}") })),
+    )
+        .into_response()
 }
 
 fn client_ok(settings: &FakeSettings, headers: &HeaderMap, form: &HashMap<String, String>) -> bool {
@@ -259,14 +271,22 @@ fn client_ok(settings: &FakeSettings, headers: &HeaderMap, form: &HashMap<String
                 return false;
             };
             // RFC 6749 §2.3.1: both parts are form-urlencoded before Basic encoding.
-            let decode = |s: &str| form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned());
+            let decode = |s: &str| {
+                form_urlencoded::parse(format!("x={s}").as_bytes())
+                    .next()
+                    .map(|(_, v)| v.into_owned())
+            };
             decode(id).as_deref() == Some(settings.client_id.as_str())
                 && decode(secret).as_deref() == Some(settings.client_secret.as_str())
         }
     }
 }
 
-async fn token(State(s): State<Arc<Shared>>, headers: HeaderMap, Form(form): Form<HashMap<String, String>>) -> Response {
+async fn token(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
     s.token_calls.fetch_add(1, Ordering::SeqCst);
     let settings = lock(&s.settings).clone();
     if !client_ok(&settings, &headers, &form) {
@@ -298,7 +318,9 @@ async fn token(State(s): State<Arc<Shared>>, headers: HeaderMap, Form(form): For
             Some(rt)
         }
         Some("password") => {
-            if form.get("username") != Some(&settings.account.0) || form.get("password") != Some(&settings.account.1) {
+            if form.get("username") != Some(&settings.account.0)
+                || form.get("password") != Some(&settings.account.1)
+            {
                 return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
             }
             None
@@ -306,7 +328,9 @@ async fn token(State(s): State<Arc<Shared>>, headers: HeaderMap, Form(form): For
         _ => return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type"),
     };
     let access = random_token("at");
-    tokens.access.insert(access.clone(), now.plus_secs(settings.access_ttl_secs));
+    tokens
+        .access
+        .insert(access.clone(), now.plus_secs(settings.access_ttl_secs));
     let refresh = match old_refresh {
         Some(old) if !settings.rotate_refresh_tokens => old,
         Some(old) => {
@@ -336,10 +360,13 @@ async fn token(State(s): State<Arc<Shared>>, headers: HeaderMap, Form(form): For
 async fn api(State(s): State<Arc<Shared>>, request: Request) -> Response {
     let settings = lock(&s.settings).clone();
     let (parts, body) = request.into_parts();
-    let body = axum::body::to_bytes(body, 1 << 20).await.unwrap_or_default();
-    let mut query: Vec<(String, String)> = form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
+    let body = axum::body::to_bytes(body, 1 << 20)
+        .await
+        .unwrap_or_default();
+    let mut query: Vec<(String, String)> =
+        form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
     let mut token = parts
         .headers
         .get(header::AUTHORIZATION)
@@ -351,7 +378,8 @@ async fn api(State(s): State<Arc<Shared>>, request: Request) -> Response {
     {
         token = Some(query.remove(pos).1);
     }
-    let unauthorized = |expired: bool| match settings.expired_style {
+    let unauthorized = |expired: bool| {
+        match settings.expired_style {
         ExpiredStyle::Netatmo403 => (
             StatusCode::FORBIDDEN,
             Json(json!({"error": {"code": if expired { 3 } else { 2 }, "message": if expired { "Access token expired" } else { "Invalid access_token" }}})),
@@ -362,8 +390,11 @@ async fn api(State(s): State<Arc<Shared>>, request: Request) -> Response {
             Json(json!({"error": "invalid_token", "error_description": "The access token provided has expired."})),
         )
             .into_response(),
+    }
     };
-    let expires = token.as_ref().and_then(|t| lock(&s.tokens).access.get(t).copied());
+    let expires = token
+        .as_ref()
+        .and_then(|t| lock(&s.tokens).access.get(t).copied());
     match expires {
         None => return unauthorized(false),
         Some(at) if s.clock.now() >= at => return unauthorized(true),
@@ -376,9 +407,16 @@ async fn api(State(s): State<Arc<Shared>>, request: Request) -> Response {
         query: query.clone(),
         body: String::from_utf8_lossy(&body).into_owned(),
     });
-    if let Some(status) = path.strip_prefix("/api/fail/").and_then(|c| c.parse::<u16>().ok()) {
+    if let Some(status) = path
+        .strip_prefix("/api/fail/")
+        .and_then(|c| c.parse::<u16>().ok())
+    {
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
-        return (status, Json(json!({"error": {"code": 21, "message": "Invalid device id"}}))).into_response();
+        return (
+            status,
+            Json(json!({"error": {"code": 21, "message": "Invalid device id"}})),
+        )
+            .into_response();
     }
     let echo: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     Json(json!({

@@ -39,11 +39,14 @@ impl Homehook {
         secrets: LocalSecrets,
         clock: ManualClock,
     ) -> Result<Self, homehook_core::config::ConfigError> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind homehook");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind homehook");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let text = config_toml.replace("{public_url}", &base);
         let config = Config::parse(&text, "test.toml", None)?;
-        let app = Arc::new(App::new(config, store, Arc::new(secrets), Arc::new(clock)).expect("app"));
+        let app =
+            Arc::new(App::new(config, store, Arc::new(secrets), Arc::new(clock)).expect("app"));
         let router = homehook_core::http::app(Arc::clone(&app));
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
@@ -147,9 +150,13 @@ key_hash = "{action}"
 pub fn secrets_for(name: &str, settings: &FakeSettings) -> LocalSecrets {
     let creds = ClientCredentials {
         client_id: settings.client_id.clone(),
-        client_secret: Some(homehook_core::secret::SecretString::new(settings.client_secret.clone())),
+        client_secret: Some(homehook_core::secret::SecretString::new(
+            settings.client_secret.clone(),
+        )),
         username: Some(settings.account.0.clone()),
-        password: Some(homehook_core::secret::SecretString::new(settings.account.1.clone())),
+        password: Some(homehook_core::secret::SecretString::new(
+            settings.account.1.clone(),
+        )),
     };
     LocalSecrets::from_entries(BTreeMap::from([(name.to_string(), creds)]))
 }
@@ -211,7 +218,12 @@ impl World {
 
     /// Follows the vendor's authorize URL; returns homehook's callback URL it redirects to.
     pub async fn consent(&self, authorize_url: &str) -> String {
-        let r = self.client.get(authorize_url).send().await.expect("authorize");
+        let r = self
+            .client
+            .get(authorize_url)
+            .send()
+            .await
+            .expect("authorize");
         assert!(r.status().is_redirection(), "authorize redirects");
         location(&r)
     }

@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
+use homehook_core::clock::ManualClock;
 use homehook_core::store::{MemoryStore, SqliteStore, Store};
 use homehook_tests::fake_vendor::{ClientAuthStyle, ExpiredStyle, FakeSettings, FakeVendor};
 use homehook_tests::harness::{Homehook, Keys, T0, World, secrets_for};
-use homehook_core::clock::ManualClock;
 use serde_json::{Value, json};
 
 async fn sqlite_store(dir: &tempfile::TempDir) -> Arc<dyn Store> {
@@ -20,54 +20,97 @@ async fn connect_act_expire_refresh_act_again_on_sqlite() {
 
     // Connect: homehook redirects to the vendor with state, PKCE S256 and its callback URL.
     let authorize = w.start_connect("home").await;
-    assert!(authorize.starts_with(&format!("{}/oauth2/authorize?", w.vendor.base)), "{authorize}");
+    assert!(
+        authorize.starts_with(&format!("{}/oauth2/authorize?", w.vendor.base)),
+        "{authorize}"
+    );
     let url = url::Url::parse(&authorize).expect("url");
     let q: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
     assert_eq!(q["code_challenge_method"], "S256");
     assert_eq!(q["redirect_uri"], format!("{}/callback/netatmo", w.hh.base));
     assert!(q["state"].len() >= 22, "state has at least 128 bits");
-    assert!(q["scope"].contains("read_station"), "default scopes requested");
+    assert!(
+        q["scope"].contains("read_station"),
+        "default scopes requested"
+    );
 
     let callback = w.consent(&authorize).await;
     assert!(callback.starts_with(&format!("{}/callback/netatmo?code=", w.hh.base)));
-    let page = w.client.get(&callback).header("accept", "text/html").send().await.expect("callback");
+    let page = w
+        .client
+        .get(&callback)
+        .header("accept", "text/html")
+        .send()
+        .await
+        .expect("callback");
     assert_eq!(page.status(), 200);
     let html = page.text().await.expect("html");
     assert!(html.contains("Connected Home"), "{html}");
     assert_eq!(w.vendor.token_calls(), 1, "one code exchange");
 
-    let stored = w.hh.app.store.get_token("home").await.expect("read").expect("stored");
+    let stored =
+        w.hh.app
+            .store
+            .get_token("home")
+            .await
+            .expect("read")
+            .expect("stored");
     assert_eq!(stored.expires_at, Some(T0.plus_secs(10_800)));
     assert!(stored.refresh_token.is_some());
 
     // Act: the vendor receives the request with the parameter in place; the caller gets text.
     let r = w.act("heating", json!({"mode": "away"})).await;
     assert_eq!(r.status(), 200);
-    assert!(r.headers()["content-type"].to_str().expect("ct").starts_with("text/plain"));
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .expect("ct")
+            .starts_with("text/plain")
+    );
     assert_eq!(r.text().await.expect("text"), "Heating set to away");
     let call = w.vendor.api_calls().pop().expect("vendor called");
     assert_eq!(call.path, "/api/setthermmode");
     assert!(call.query.contains(&("mode".into(), "away".into())));
     assert!(call.query.contains(&("home_id".into(), "h1".into())));
-    assert_eq!(w.vendor.token_calls(), 1, "a fresh token needs no token call");
+    assert_eq!(
+        w.vendor.token_calls(),
+        1,
+        "a fresh token needs no token call"
+    );
 
     // Three hours pass: the access token has expired; the next action refreshes first.
     w.clock.advance(10_800 + 60);
     let r = w.act("heating", json!({})).await;
     assert_eq!(r.status(), 200, "{:?}", r.text().await);
     assert_eq!(w.vendor.token_calls(), 2, "exactly one refresh");
-    let after = w.hh.app.store.get_token("home").await.expect("read").expect("stored");
+    let after =
+        w.hh.app
+            .store
+            .get_token("home")
+            .await
+            .expect("read")
+            .expect("stored");
     assert!(after.version > stored.version);
     assert_ne!(
         after.refresh_token.as_ref().map(|t| t.expose().to_string()),
-        stored.refresh_token.as_ref().map(|t| t.expose().to_string()),
+        stored
+            .refresh_token
+            .as_ref()
+            .map(|t| t.expose().to_string()),
         "the rotated refresh token was stored"
     );
-    assert_eq!(w.vendor.live_refresh_tokens(), 1, "the old refresh token died at the vendor");
+    assert_eq!(
+        w.vendor.live_refresh_tokens(),
+        1,
+        "the old refresh token died at the vendor"
+    );
 
     // Again, a few more times: no more token calls while the token is fresh.
     for _ in 0..3 {
-        assert_eq!(w.act("heating", json!({"mode": "schedule"})).await.status(), 200);
+        assert_eq!(
+            w.act("heating", json!({"mode": "schedule"})).await.status(),
+            200
+        );
     }
     assert_eq!(w.vendor.token_calls(), 2);
 
@@ -100,8 +143,17 @@ async fn an_expired_token_answer_refreshes_once_and_retries_once() {
     let r = w.act("heating", json!({"mode": "hg"})).await;
     assert_eq!(r.status(), 200);
     assert_eq!(w.vendor.token_calls(), 2, "one code exchange + one refresh");
-    let modes: Vec<_> = w.vendor.api_calls().iter().map(|c| c.path.clone()).collect();
-    assert_eq!(modes.len(), 1, "the rejected call is not recorded, the retry is");
+    let modes: Vec<_> = w
+        .vendor
+        .api_calls()
+        .iter()
+        .map(|c| c.path.clone())
+        .collect();
+    assert_eq!(
+        modes.len(),
+        1,
+        "the rejected call is not recorded, the retry is"
+    );
 }
 
 #[tokio::test]
@@ -111,7 +163,11 @@ async fn the_tick_refreshes_ahead_of_expiry_so_actions_never_wait() {
     assert_eq!(w.connect("cottage").await.status(), 200);
 
     let summary = w.hh.app.tick().await.expect("tick");
-    assert_eq!((summary.refreshed, summary.skipped), (0, 2), "nothing due yet");
+    assert_eq!(
+        (summary.refreshed, summary.skipped),
+        (0, 2),
+        "nothing due yet"
+    );
 
     // Four minutes before expiry: inside the 5-minute margin.
     w.clock.advance(10_800 - 240);
@@ -147,8 +203,20 @@ async fn two_connections_to_one_provider_keep_separate_tokens() {
     let w = World::start(Arc::new(MemoryStore::new()), FakeSettings::default()).await;
     assert_eq!(w.connect("home").await.status(), 200);
     assert_eq!(w.connect("cottage").await.status(), 200);
-    let home = w.hh.app.store.get_token("home").await.expect("r").expect("home");
-    let cottage = w.hh.app.store.get_token("cottage").await.expect("r").expect("cottage");
+    let home =
+        w.hh.app
+            .store
+            .get_token("home")
+            .await
+            .expect("r")
+            .expect("home");
+    let cottage =
+        w.hh.app
+            .store
+            .get_token("cottage")
+            .await
+            .expect("r")
+            .expect("cottage");
     assert_ne!(home.access_token.expose(), cottage.access_token.expose());
     let r = w.act("cottage_heating", json!({"mode": "away"})).await;
     assert_eq!(r.status(), 200);
@@ -164,7 +232,11 @@ async fn json_answers_read_actions_and_typed_bodies() {
     // A read action answers a short text from the vendor's JSON, by GET (it opted in).
     let r = w
         .client
-        .get(format!("{}/a/temperature?key={}", w.hh.base, w.keys.action.expose()))
+        .get(format!(
+            "{}/a/temperature?key={}",
+            w.hh.base,
+            w.keys.action.expose()
+        ))
         .send()
         .await
         .expect("get");
@@ -183,7 +255,10 @@ async fn json_answers_read_actions_and_typed_bodies() {
     assert_eq!(body["ok"], true);
     assert_eq!(body["vendor_status"], 200);
     assert_eq!(body["answer"], "Living room 21.4 °C");
-    assert_eq!(body["data"]["body"]["devices"][0]["dashboard_data"]["CO2"], 640);
+    assert_eq!(
+        body["data"]["body"]["devices"][0]["dashboard_data"]["CO2"],
+        640
+    );
 
     // A JSON body template keeps the number a number; a form body works too.
     let r = w
@@ -196,8 +271,12 @@ async fn json_answers_read_actions_and_typed_bodies() {
         .await
         .expect("post");
     assert_eq!(r.status(), 200);
-    let sent: Value = serde_json::from_str(&w.vendor.api_calls().pop().expect("call").body).expect("json body");
-    assert_eq!(sent, json!({"home": {"id": "h1", "room": "kitchen", "temp": 19.5}}));
+    let sent: Value =
+        serde_json::from_str(&w.vendor.api_calls().pop().expect("call").body).expect("json body");
+    assert_eq!(
+        sent,
+        json!({"home": {"id": "h1", "room": "kitchen", "temp": 19.5}})
+    );
 }
 
 #[tokio::test]
@@ -246,9 +325,14 @@ key_hash = "{action}"
         admin = keys.admin.hash(),
         action = keys.action.hash()
     );
-    let hh = Homehook::start(&config, Arc::new(MemoryStore::new()), secrets_for("acme", &settings), clock.clone())
-        .await
-        .expect("config");
+    let hh = Homehook::start(
+        &config,
+        Arc::new(MemoryStore::new()),
+        secrets_for("acme", &settings),
+        clock.clone(),
+    )
+    .await
+    .expect("config");
     let client = reqwest::Client::new();
     let act = || {
         client
@@ -263,7 +347,10 @@ key_hash = "{action}"
     assert_eq!(vendor.token_calls(), 1);
     let call = vendor.api_calls().pop().expect("called");
     assert_eq!(call.method, "PUT");
-    assert_eq!(call.path, "/site/s%201%2F2/security", "the parameter stays one path segment");
+    assert_eq!(
+        call.path, "/site/s%201%2F2/security",
+        "the parameter stays one path segment"
+    );
     assert_eq!(call.body, r#"{"status":"armed"}"#);
 
     // An hour later: refresh (no rotation: the same refresh token keeps working).

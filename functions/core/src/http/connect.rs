@@ -92,7 +92,11 @@ pub async fn start(
         })?;
     tracing::info!(connection = %conn.id, "connect started");
     // 302, the status OAuth2 (RFC 6749 §4.1.1) and every vendor expect.
-    Ok((StatusCode::FOUND, [(header::LOCATION, started.url.to_string())]).into_response())
+    Ok((
+        StatusCode::FOUND,
+        [(header::LOCATION, started.url.to_string())],
+    )
+        .into_response())
 }
 
 /// Query of the callback.

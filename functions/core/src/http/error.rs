@@ -72,7 +72,7 @@ impl ApiError {
         let mut e = Self::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
-            format!("Use {allow}."),
+            format!("This URL accepts only {allow}."),
         );
         e.allow = Some(allow.to_string());
         e
