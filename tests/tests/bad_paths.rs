@@ -1,6 +1,8 @@
 //! Every way a request can go wrong gets a clear 4xx (or a 5xx that names the vendor's or the
 //! operator's problem) with `{"error": "<stable code>", "message": "..."}`, and nothing is lost.
 
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
 use std::sync::Arc;
 
 use homehook_core::store::MemoryStore;

@@ -179,7 +179,12 @@ struct RawParam {
 
 impl RawParam {
     fn resolve(self, field: &str) -> Result<ParamSpec, FieldError> {
-        let misplaced = |name: &str| (format!("{field}.{name}"), format!("not used by this type"));
+        let misplaced = |name: &str| {
+            (
+                format!("{field}.{name}"),
+                "not used by this type".to_string(),
+            )
+        };
         let bounds_unused = self.min.is_some() || self.max.is_some();
         let kind = match self.ty {
             RawParamType::String => {

@@ -1,0 +1,162 @@
+//! The `homehook` binary as a newcomer runs it: `serve` with no config, a broken config,
+//! `key new`, `actions`, `status`.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_homehook");
+
+fn homehook(cwd: &Path) -> Command {
+    let mut c = Command::new(BIN);
+    c.current_dir(cwd)
+        .env_remove("HOMEHOOK_CONFIG")
+        .env_remove("HOMEHOOK_DATA_DIR")
+        .env("HOMEHOOK_LOG", "warn");
+    c
+}
+
+/// Kills the server when the test ends, pass or fail.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn serve_with_no_config_starts_and_says_what_to_do_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let child = homehook(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut server = Server(child);
+    let mut lines = BufReader::new(server.0.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let addr = first
+        .strip_prefix("homehook listening on ")
+        .expect(&first)
+        .to_string();
+    let rest: Vec<String> = lines.take(4).map(|l| l.unwrap()).collect();
+    let console = rest.join("\n");
+    assert!(console.contains("no config file"), "{console}");
+    assert!(console.contains("homehook key new"), "{console}");
+    assert!(
+        addr.starts_with("http://127.0.0.1:"),
+        "listens on loopback: {addr}"
+    );
+
+    let root = reqwest::get(&addr).await.unwrap();
+    assert_eq!(root.status(), 200);
+    let html = root.text().await.unwrap();
+    assert!(html.contains("No connections are configured yet"), "{html}");
+    assert!(html.contains("homehook key new"));
+    let health: serde_json::Value = reqwest::get(format!("{addr}/healthz"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["status"], "ok");
+    assert!(
+        data.join("homehook.sqlite3").exists(),
+        "the data directory and store were created"
+    );
+}
+
+#[test]
+fn a_broken_config_stops_start_up_naming_file_field_and_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("homehook.toml"),
+        "[connections.home]\nprovider = \"netatmoo\"\n",
+    )
+    .unwrap();
+    let out = homehook(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("homehook.toml: connections.home.provider: unknown provider \"netatmoo\""),
+        "{err}"
+    );
+
+    let out = homehook(dir.path())
+        .args(["--config", "missing.toml", "actions"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.toml"));
+}
+
+#[test]
+fn key_new_prints_a_key_and_its_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = homehook(dir.path())
+        .args(["key", "new", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let key = v["key"].as_str().unwrap();
+    let hash: homehook_core::keys::KeyHash = v["hash"].as_str().unwrap().parse().unwrap();
+    assert!(hash.verify(key));
+    assert!(key.len() >= 40);
+}
+
+#[test]
+fn actions_and_status_read_the_example_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../homehook.example.toml");
+    let out = homehook(dir.path())
+        .arg("--config")
+        .arg(&example)
+        .arg("actions")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("http://127.0.0.1:8080/a/heating_away"),
+        "{text}"
+    );
+    assert!(text.contains("GET,POST"), "{text}");
+
+    let out = homehook(dir.path())
+        .arg("--config")
+        .arg(&example)
+        .arg("--data-dir")
+        .arg(dir.path().join("d"))
+        .args(["status", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let healths: Vec<_> = v["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["health"].clone())
+        .collect();
+    assert_eq!(healths.len(), 3);
+    assert!(healths.iter().all(|h| h == "not_connected"));
+}
