@@ -12,16 +12,31 @@ use homehook_core::secrets::LocalSecrets;
 
 use crate::settings;
 
+/// Prints a console line; a closed stdout (`homehook serve | head`) must not stop the server.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 /// Runs the server until Ctrl-C or SIGTERM.
 pub(crate) async fn run(
     config_path: Option<&Path>,
     data_dir: Option<&Path>,
     listen: Option<SocketAddr>,
 ) -> Result<()> {
-    let config = settings::load_config(config_path)?;
+    let mut config = settings::load_config(config_path)?;
     let (store, dir) = settings::open_store(data_dir, &config)?;
     let secrets = LocalSecrets::load(config.server.secrets_file.as_deref())?;
     let addr = listen.unwrap_or(config.server.listen);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let bound = listener.local_addr()?;
+    if config.server.public_url_follows_listen {
+        config.server.public_url = format!("http://{bound}/").parse()?;
+    }
     let interval = Duration::from_secs(config.server.refresh_interval_secs);
     let app = Arc::new(App::new(
         config,
@@ -30,12 +45,8 @@ pub(crate) async fn run(
         Arc::new(SystemClock),
     )?);
 
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr}"))?;
-    let bound = listener.local_addr()?;
-    println!("homehook listening on http://{bound}");
-    println!(
+    say!("homehook listening on http://{bound}");
+    say!(
         "store: {}",
         dir.join(homehook_core::store::DB_FILE).display()
     );
@@ -53,11 +64,11 @@ fn print_next_steps(app: &App) {
     let config = &app.config;
     match &config.source {
         None => {
-            println!("no config file: running with defaults and no connections.");
-            println!("next: copy homehook.example.toml to homehook.toml, run `homehook key new`");
-            println!("      for the admin key and each action, then restart `homehook serve`.");
+            say!("no config file: running with defaults and no connections.");
+            say!("next: copy homehook.example.toml to homehook.toml, run `homehook key new`");
+            say!("      for the admin key and each action, then restart `homehook serve`.");
         }
-        Some(path) => println!(
+        Some(path) => say!(
             "config: {} ({} connections, {} actions)",
             path.display(),
             config.connections.len(),
@@ -65,12 +76,10 @@ fn print_next_steps(app: &App) {
         ),
     }
     if config.server.admin_key_hash.is_none() {
-        println!(
-            "no admin key: /connect and /status are disabled until server.admin_key_hash is set."
-        );
+        say!("no admin key: /connect and /status are disabled until server.admin_key_hash is set.");
     }
     for conn in config.connections.values() {
-        println!(
+        say!(
             "connect {}: {}/connect/{}?key=<admin key>   (redirect URI: {})",
             conn.id,
             config.base_url(),

@@ -15,7 +15,7 @@ pub(crate) fn load_config(path: Option<&Path>) -> Result<Config> {
     let path = match path {
         Some(p) => p.to_path_buf(),
         None if Path::new(DEFAULT_CONFIG).exists() => PathBuf::from(DEFAULT_CONFIG),
-        None => return Ok(Config::empty()),
+        None => return Ok(Config::empty()?),
     };
     Ok(Config::load(&path)?)
 }

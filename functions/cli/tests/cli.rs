@@ -46,8 +46,10 @@ async fn serve_with_no_config_starts_and_says_what_to_do_next() {
         .strip_prefix("homehook listening on ")
         .expect(&first)
         .to_string();
-    let rest: Vec<String> = lines.take(4).map(|l| l.unwrap()).collect();
+    let rest: Vec<String> = lines.by_ref().take(4).map(|l| l.unwrap()).collect();
     let console = rest.join("\n");
+    // Keep draining the console in the background, as a terminal would.
+    std::thread::spawn(move || lines.for_each(drop));
     assert!(console.contains("no config file"), "{console}");
     assert!(console.contains("homehook key new"), "{console}");
     assert!(
@@ -60,6 +62,10 @@ async fn serve_with_no_config_starts_and_says_what_to_do_next() {
     let html = root.text().await.unwrap();
     assert!(html.contains("No connections are configured yet"), "{html}");
     assert!(html.contains("homehook key new"));
+    assert!(
+        html.contains(&format!("{addr}/callback/")),
+        "the callback URL follows the real address when public_url is not set"
+    );
     let health: serde_json::Value = reqwest::get(format!("{addr}/healthz"))
         .await
         .unwrap()

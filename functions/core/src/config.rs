@@ -55,6 +55,8 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// The URL people and vendors reach homehook at; callback and action URLs start with it.
     pub public_url: Url,
+    /// `public_url` was not set and follows `listen` (so a server on another port can adjust it).
+    pub public_url_follows_listen: bool,
     /// Where the embedded store lives; `None` means the platform default.
     pub data_dir: Option<PathBuf>,
     /// Hash of the admin key that guards `/connect` and `/status`.
@@ -327,29 +329,8 @@ fn default_caller_methods() -> Vec<String> {
 
 impl Config {
     /// The configuration used when there is no file: no connections, no actions, defaults.
-    pub fn empty() -> Self {
-        let file = "(defaults)";
-        match Self::from_raw(RawConfig::default(), file, None) {
-            Ok(config) => config,
-            // Defaults are constants; this branch exists only to avoid a panic path.
-            Err(_) => Self {
-                source: None,
-                server: ServerConfig {
-                    listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-                    public_url: Url::parse("http://127.0.0.1:8080/")
-                        .unwrap_or_else(|_| unreachable!("constant URL")),
-                    data_dir: None,
-                    admin_key_hash: None,
-                    refresh_interval_secs: 60,
-                    refresh_margin_secs: 300,
-                    secrets_file: None,
-                    state_ttl_secs: DEFAULT_STATE_TTL_SECS,
-                },
-                providers: BTreeMap::new(),
-                connections: BTreeMap::new(),
-                actions: BTreeMap::new(),
-            },
-        }
+    pub fn empty() -> Result<Self, ConfigError> {
+        Self::from_raw(RawConfig::default(), "(defaults)", None)
     }
 
     /// Reads and checks a config file.
@@ -418,6 +399,7 @@ impl Config {
                     "expected an address and port such as \"127.0.0.1:8080\"".into(),
                 )
             })?;
+        let public_url_follows_listen = s.public_url.is_none();
         let public_url = match s.public_url {
             Some(u) => parse_http_url(&u).map_err(|p| err("server.public_url", p))?,
             None => Url::parse(&format!("http://{listen}/"))
@@ -452,6 +434,7 @@ impl Config {
         let server = ServerConfig {
             listen,
             public_url,
+            public_url_follows_listen,
             data_dir: s.data_dir.map(relative),
             admin_key_hash,
             refresh_interval_secs,
@@ -883,7 +866,7 @@ mod tests {
 
     #[test]
     fn empty_config_has_defaults_and_the_catalog() {
-        let c = Config::empty();
+        let c = Config::empty().expect("defaults are valid");
         assert_eq!(c.server.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(c.base_url(), "http://127.0.0.1:8080");
         assert!(c.providers.contains_key("netatmo"));
