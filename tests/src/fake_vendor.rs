@@ -59,6 +59,8 @@ pub struct FakeSettings {
     pub deny_consent: bool,
     /// Accept the access token as `?access_token=` too.
     pub query_token: bool,
+    /// Answer refresh requests without a `refresh_token` field ("keep using the one you have").
+    pub omit_refresh_token_on_refresh: bool,
 }
 
 impl Default for FakeSettings {
@@ -73,6 +75,7 @@ impl Default for FakeSettings {
             account: ("owner@example.com".into(), "correct horse".into()),
             deny_consent: false,
             query_token: false,
+            omit_refresh_token_on_refresh: false,
         }
     }
 }
@@ -331,8 +334,11 @@ async fn token(
     tokens
         .access
         .insert(access.clone(), now.plus_secs(settings.access_ttl_secs));
+    let refreshing = old_refresh.is_some();
     let refresh = match old_refresh {
-        Some(old) if !settings.rotate_refresh_tokens => old,
+        Some(old) if !settings.rotate_refresh_tokens || settings.omit_refresh_token_on_refresh => {
+            old
+        }
         Some(old) => {
             // Rotation: the old refresh token dies the moment the new one is issued.
             tokens.refresh.remove(&old);
@@ -346,14 +352,17 @@ async fn token(
             new
         }
     };
-    Json(json!({
+    let mut answer = json!({
         "access_token": access,
         "refresh_token": refresh,
         "expires_in": settings.access_ttl_secs,
         "expire_in": settings.access_ttl_secs,
         "scope": ["read_station", "write_thermostat"],
-    }))
-    .into_response()
+    });
+    if refreshing && settings.omit_refresh_token_on_refresh {
+        answer.as_object_mut().map(|o| o.remove("refresh_token"));
+    }
+    Json(answer).into_response()
 }
 
 /// Every other path is the vendor's API. `/api/fail/{status}` answers that status.

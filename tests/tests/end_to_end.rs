@@ -378,3 +378,42 @@ key_hash = "{action}"
         .expect("connect");
     assert_eq!(r.status(), 200);
 }
+
+#[tokio::test]
+async fn a_refresh_answer_without_a_refresh_token_keeps_the_old_one() {
+    let settings = FakeSettings {
+        omit_refresh_token_on_refresh: true,
+        ..FakeSettings::default()
+    };
+    let w = World::start(Arc::new(MemoryStore::new()), settings).await;
+    assert_eq!(w.connect("home").await.status(), 200);
+    let first =
+        w.hh.app
+            .store
+            .get_token("home")
+            .await
+            .expect("r")
+            .expect("t");
+    for round in 1..=3 {
+        w.clock.advance(11_000);
+        assert_eq!(
+            w.act("heating", json!({})).await.status(),
+            200,
+            "round {round}"
+        );
+        let now =
+            w.hh.app
+                .store
+                .get_token("home")
+                .await
+                .expect("r")
+                .expect("t");
+        assert_ne!(now.access_token.expose(), first.access_token.expose());
+        assert_eq!(
+            now.refresh_token.as_ref().map(|t| t.expose().to_string()),
+            first.refresh_token.as_ref().map(|t| t.expose().to_string()),
+            "the refresh token was kept"
+        );
+    }
+    assert_eq!(w.vendor.token_calls(), 4);
+}

@@ -177,7 +177,11 @@ impl TokenKeeper {
         grant: TokenGrant,
     ) -> Result<TokenRecord, TokenError> {
         let now = self.clock.now();
+        // Replaces whatever is stored; a conflict means a refresh landed meanwhile, so read the
+        // new version and replace that (a newly connected account wins over older tokens).
+        let mut attempts = 0;
         loop {
+            attempts += 1;
             let current = self.store.get_token(&conn.id).await?;
             let record = new_record(conn, grant.clone(), None, now, now);
             match self
@@ -185,9 +189,8 @@ impl TokenKeeper {
                 .swap_token(current.map(|r| r.version), record)
                 .await
             {
-                Ok(r) => return Ok(r),
-                Err(StoreError::Conflict) => continue,
-                Err(e) => return Err(e.into()),
+                Err(StoreError::Conflict) if attempts < 5 => continue,
+                other => return Ok(other?),
             }
         }
     }
