@@ -47,9 +47,10 @@ pub async fn start(
             ),
         )
     })?;
-    let spec = app.config.provider_of(conn).ok_or_else(|| {
-        ApiError::new(StatusCode::BAD_GATEWAY, "misconfigured", "unknown provider")
-    })?;
+    let spec = app
+        .config
+        .provider_of(conn)
+        .ok_or_else(|| ApiError::misconfigured(format!("unknown provider {}", conn.provider)))?;
     if conn.grant == Grant::Password {
         // Nothing to consent to: the credentials are in the secret. Connect now.
         let record = app.keeper.fresh_token(conn).await?;
@@ -60,17 +61,13 @@ pub async fn start(
             record.expires_at.map(|t| t.to_rfc3339()),
         ));
     }
-    let creds = app
-        .secrets
-        .client_credentials(&conn.secret)
-        .await
-        .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "misconfigured", e.to_string()))?;
+    let creds = app.secrets.client_credentials(&conn.secret).await?;
     let redirect = app.config.callback_url(&conn.provider);
     let flow = OAuthFlow::new(spec, &creds, Some(&redirect), &app.http)
-        .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "misconfigured", e.to_string()))?;
+        .map_err(|e| ApiError::misconfigured(e.to_string()))?;
     let started = flow
         .start(&conn.scopes, spec.pkce)
-        .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "misconfigured", e.to_string()))?;
+        .map_err(|e| ApiError::misconfigured(e.to_string()))?;
     let pending = PendingConnect {
         connection: conn.id.clone(),
         provider: conn.provider.clone(),
@@ -81,15 +78,7 @@ pub async fn start(
     let expires = app.clock.now().plus_secs(app.config.server.state_ttl_secs);
     app.store
         .put_item(&state_key(&started.state), &value, expires)
-        .await
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "store_unavailable",
-                e.to_string(),
-            )
-            .retry_after(5)
-        })?;
+        .await?;
     tracing::info!(connection = %conn.id, "connect started");
     // 302, the status OAuth2 (RFC 6749 §4.1.1) and every vendor expect.
     Ok((
@@ -153,18 +142,7 @@ async fn finish(
             )
         })?;
     let now = app.clock.now();
-    let taken = app
-        .store
-        .take_item(&state_key(state), now)
-        .await
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "store_unavailable",
-                e.to_string(),
-            )
-            .retry_after(5)
-        })?;
+    let taken = app.store.take_item(&state_key(state), now).await?;
     let pending: PendingConnect = match taken {
         Taken::Value(v) => serde_json::from_str(&v).map_err(|_| invalid_state())?,
         Taken::Expired => {
@@ -230,23 +208,16 @@ async fn finish(
             )
         })?;
 
-    let creds = app
-        .secrets
-        .client_credentials(&conn.secret)
-        .await
-        .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "misconfigured", e.to_string()))?;
+    let creds = app.secrets.client_credentials(&conn.secret).await?;
     let redirect = app.config.callback_url(&conn.provider);
     let flow = OAuthFlow::new(spec, &creds, Some(&redirect), &app.http)
-        .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "misconfigured", e.to_string()))?;
+        .map_err(|e| ApiError::misconfigured(e.to_string()))?;
     let grant = flow.exchange_code(code, pending.pkce_verifier).await.map_err(|e| match &e {
         e if e.is_invalid_grant() => ApiError::bad_request(
             "invalid_code",
             format!("{} refused the authorization code (expired or already used). Start again from the connect link.", spec.display_name),
         ),
-        e if e.is_misconfiguration() => ApiError::new(
-            StatusCode::BAD_GATEWAY,
-            "misconfigured",
-            format!(
+        e if e.is_misconfiguration() => ApiError::misconfigured(format!(
                 "{} refused homehook's client settings ({e}). Check client_id and client_secret in secret \"{}\", and that {redirect} is registered as the redirect URI.",
                 spec.display_name, conn.secret
             ),

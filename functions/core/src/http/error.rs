@@ -8,6 +8,8 @@ use axum::response::{IntoResponse, Response};
 use crate::action::ActionError;
 use crate::params::ParamError;
 use crate::refresh::TokenError;
+use crate::secrets::SecretsError;
+use crate::store::StoreError;
 
 /// An HTTP error answer.
 #[derive(Debug, Clone)]
@@ -78,6 +80,11 @@ impl ApiError {
         e
     }
 
+    /// 502: homehook's own settings for a vendor are wrong; the message names what to fix.
+    pub fn misconfigured(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_GATEWAY, "misconfigured", message)
+    }
+
     /// Sets `Retry-After`.
     pub fn retry_after(mut self, secs: u64) -> Self {
         self.retry_after_secs = Some(secs);
@@ -108,6 +115,23 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            e.to_string(),
+        )
+        .retry_after(5)
+    }
+}
+
+impl From<SecretsError> for ApiError {
+    fn from(e: SecretsError) -> Self {
+        Self::misconfigured(e.to_string())
+    }
+}
+
 impl From<ParamError> for ApiError {
     fn from(e: ParamError) -> Self {
         let code = match e {
@@ -133,9 +157,8 @@ impl From<TokenError> for ApiError {
                 "reauth_needed",
                 format!("{message}. The owner opens /connect/<connection> again."),
             ),
-            TokenError::Misconfigured { .. } | TokenError::Secrets(_) => {
-                Self::new(StatusCode::BAD_GATEWAY, "misconfigured", message)
-            }
+            TokenError::Misconfigured { .. } => Self::misconfigured(message),
+            TokenError::Secrets(e) => e.into(),
             TokenError::Unavailable {
                 retry_after_secs, ..
             } => Self::new(
@@ -144,12 +167,7 @@ impl From<TokenError> for ApiError {
                 message,
             )
             .retry_after(retry_after_secs),
-            TokenError::Store(_) => Self::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "store_unavailable",
-                message,
-            )
-            .retry_after(5),
+            TokenError::Store(e) => e.into(),
         }
     }
 }
@@ -175,9 +193,7 @@ impl From<ActionError> for ApiError {
                 message,
             )
             .retry_after(30),
-            ActionError::Misconfigured(_) => {
-                Self::new(StatusCode::BAD_GATEWAY, "misconfigured", message)
-            }
+            ActionError::Misconfigured(_) => Self::misconfigured(message),
         }
     }
 }

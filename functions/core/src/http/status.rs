@@ -96,14 +96,7 @@ pub async fn status(
 ) -> Result<Json<StatusReport>, ApiError> {
     let (key, _, _) = split_query(raw.as_deref());
     require_admin(&app.config, presented_key(&headers, key.as_deref()))?;
-    let report = report(&app).await.map_err(|e| {
-        ApiError::new(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            "store_unavailable",
-            e.to_string(),
-        )
-        .retry_after(5)
-    })?;
+    let report = report(&app).await?;
     Ok(Json(report))
 }
 
