@@ -1,14 +1,18 @@
-//! Running an action: checked parameters → vendor request → call with a fresh token → on an
-//! expired-token answer, renew once and retry once → an answer for the caller.
+//! Running an action: checked parameters → vendor request → the connection's API (fresh token,
+//! one renewal on an expired-token answer, bounded retries; see [`crate::api`]) → an answer for
+//! the caller.
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::Value;
 
-use crate::config::{Action, Config};
+use crate::api::ApiClient;
+use crate::app::App;
+use crate::config::Action;
 use crate::params::{ParamError, Params, as_text};
-use crate::refresh::{TokenError, TokenKeeper};
+use crate::providers;
+use crate::refresh::TokenError;
 use crate::template::{Part, Template};
-use crate::vendor::{self, VendorBody, VendorCallError, VendorRequest, VendorResponse};
+use crate::vendor::{VendorBody, VendorRequest, VendorResponse};
 
 pub use crate::params::check_value;
 
@@ -63,7 +67,8 @@ pub enum ActionError {
 }
 
 /// Renders the vendor request of `action` with checked `params`. A value placed in the path
-/// must be a real segment: empty, `.` and `..` are refused.
+/// must be a real segment: empty, `.` and `..` are refused. A query or form field, or a JSON
+/// member, filled only by an optional parameter the caller left out is left out too.
 pub fn render_request(action: &Action, params: &Params) -> Result<VendorRequest, ParamError> {
     for name in action.path.params() {
         let text = params.get(name).map(as_text).unwrap_or_default();
@@ -81,29 +86,24 @@ pub fn render_request(action: &Action, params: &Params) -> Result<VendorRequest,
             .unwrap_or_default(),
         _ => String::new(),
     });
-    let fill = |t: &Template| t.render(|part| fill_param(part, params));
-    let query = action
-        .query
-        .iter()
-        .map(|(k, t)| (k.clone(), fill(t)))
-        .collect();
+    let fields = |pairs: &[(String, Template)]| -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .filter(|(_, t)| t.params().all(|p| params.contains_key(p)))
+            .map(|(k, t)| (k.clone(), t.render(|part| fill_param(part, params))))
+            .collect()
+    };
     let body = if let Some(body) = &action.body {
-        VendorBody::Json(render_json(body, params))
+        VendorBody::Json(render_json(body, params).unwrap_or(Value::Null))
     } else if !action.form.is_empty() {
-        VendorBody::Form(
-            action
-                .form
-                .iter()
-                .map(|(k, t)| (k.clone(), fill(t)))
-                .collect(),
-        )
+        VendorBody::Form(fields(&action.form))
     } else {
         VendorBody::Empty
     };
     Ok(VendorRequest {
         method: action.method.clone(),
         path,
-        query,
+        query: fields(&action.query),
         body,
     })
 }
@@ -117,24 +117,30 @@ fn fill_param(part: &Part, params: &Params) -> String {
 
 /// Fills string templates inside a JSON body. A string that is exactly one `{param}` takes the
 /// parameter's JSON value (numbers stay numbers); values are inserted as JSON values, never
-/// spliced into JSON text, so a parameter cannot add fields.
-fn render_json(value: &Value, params: &Params) -> Value {
-    match value {
+/// spliced into JSON text, so a parameter cannot add fields. `None`: a member to leave out.
+fn render_json(value: &Value, params: &Params) -> Option<Value> {
+    Some(match value {
         Value::String(s) => match Template::parse(s) {
+            Ok(t) if t.params().any(|p| !params.contains_key(p)) => return None,
             Ok(t) => match t.sole_param().and_then(|p| params.get(p)) {
                 Some(v) => v.clone(),
                 None => Value::String(t.render(|part| fill_param(part, params))),
             },
             Err(_) => value.clone(),
         },
-        Value::Array(items) => Value::Array(items.iter().map(|v| render_json(v, params)).collect()),
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .filter_map(|v| render_json(v, params))
+                .collect(),
+        ),
         Value::Object(map) => Value::Object(
             map.iter()
-                .map(|(k, v)| (k.clone(), render_json(v, params)))
+                .filter_map(|(k, v)| Some((k.clone(), render_json(v, params)?)))
                 .collect(),
         ),
         other => other.clone(),
-    }
+    })
 }
 
 /// The text answer: the action's `answer` template, or "OK".
@@ -154,61 +160,24 @@ pub fn render_answer(action: &Action, params: &Params, response: &VendorResponse
     }
 }
 
-/// Runs `action` with checked `params`.
+/// Runs `action` with checked `params`: one request (or the provider's code step) through the
+/// connection's [`ApiClient`].
 pub async fn run(
-    config: &Config,
-    keeper: &TokenKeeper,
-    http: &reqwest::Client,
+    app: &App,
     action: &Action,
     params: &Params,
 ) -> Result<ActionOutcome, ActionError> {
-    let conn = config.connections.get(&action.connection).ok_or_else(|| {
-        ActionError::Misconfigured(format!("unknown connection {}", action.connection))
-    })?;
-    let spec = config
-        .provider_of(conn)
-        .ok_or_else(|| ActionError::Misconfigured(format!("unknown provider {}", conn.provider)))?;
+    let client = ApiClient::new(app, &action.connection)?;
     let request = render_request(action, params)?;
-
-    let mut token = keeper.fresh_token(conn).await?;
-    let mut response = vendor::call(http, spec, &token.access_token, &request)
-        .await
-        .map_err(call_error)?;
-    if response.is_expired_token(spec) {
-        tracing::info!(connection = %conn.id, action = %action.name, "vendor says the token expired; renewing once");
-        token = keeper.renew_rejected(conn, &token).await?;
-        response = vendor::call(http, spec, &token.access_token, &request)
-            .await
-            .map_err(call_error)?;
+    if action.run.is_some() {
+        return providers::run_step(&client, action, &request).await;
     }
-    match response.status {
-        200..=299 => Ok(ActionOutcome {
-            vendor_status: response.status,
-            answer: render_answer(action, params, &response),
-            data: response.json,
-        }),
-        429 => Err(ActionError::VendorBusy {
-            retry_after_secs: response.retry_after_secs.unwrap_or(60),
-        }),
-        400..=499 => Err(ActionError::VendorRejected {
-            status: response.status,
-            reason: response.reason(),
-        }),
-        status => Err(ActionError::VendorUnavailable(format!(
-            "HTTP {status}{}",
-            response
-                .reason()
-                .map(|r| format!(": {r}"))
-                .unwrap_or_default()
-        ))),
-    }
-}
-
-fn call_error(e: VendorCallError) -> ActionError {
-    match e {
-        VendorCallError::BadUrl(p) => ActionError::Misconfigured(format!("bad vendor path {p}")),
-        VendorCallError::Unreachable(d) => ActionError::VendorUnavailable(d),
-    }
+    let response = client.device(&request).await?;
+    Ok(ActionOutcome {
+        vendor_status: response.status,
+        answer: render_answer(action, params, &response),
+        data: response.json,
+    })
 }
 
 #[cfg(test)]
@@ -216,6 +185,7 @@ mod tests {
     use super::*;
     use crate::config::Config;
     use serde_json::json;
+    use std::collections::BTreeMap;
 
     const HASH: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -249,6 +219,7 @@ mod tests {
             ]
             .into_iter()
             .collect(),
+            crate::clock::UnixTime(0),
         )
         .expect("params");
         let r = render_request(action, &params).expect("renders");
@@ -258,5 +229,78 @@ mod tests {
             r.body,
             VendorBody::Json(json!({"home": {"id": "h1", "temp": 19.5, "label": "t=../x?y#\"z"}}))
         );
+    }
+
+    fn builtin_config() -> Config {
+        Config::parse(
+            &format!(
+                r#"
+                [connections.home]
+                provider = "netatmo"
+                [actions.away]
+                connection = "home"
+                builtin = "therm_mode"
+                with = {{ home_id = "h1", mode = "away" }}
+                key_hash = "{HASH}"
+                [actions.lamp]
+                connection = "home"
+                builtin = "light_on"
+                with = {{ home_id = "h1", module_id = "m1" }}
+                key_hash = "{HASH}"
+                "#
+            ),
+            "t.toml",
+            None,
+        )
+        .expect("config")
+    }
+
+    #[test]
+    fn a_builtin_fixes_its_setup_and_leaves_out_what_the_caller_left_out() {
+        let config = builtin_config();
+        let away = &config.actions["away"];
+        let now = crate::clock::UnixTime(1_000);
+        let check = |body: Value| {
+            crate::params::check(
+                away,
+                body.as_object()
+                    .cloned()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .collect(),
+                now,
+            )
+        };
+        let form = |params: &Params| match render_request(away, params).expect("renders").body {
+            VendorBody::Form(pairs) => pairs,
+            other => panic!("{other:?}"),
+        };
+        let without = check(json!({})).expect("minutes are optional");
+        assert_eq!(
+            form(&without),
+            [
+                ("home_id".to_string(), "h1".to_string()),
+                ("mode".to_string(), "away".to_string())
+            ]
+        );
+        let with = check(json!({"minutes": 60})).expect("minutes");
+        assert!(form(&with).contains(&("endtime".to_string(), "4600".to_string())));
+        // Values fixed by config cannot be changed by a caller.
+        assert!(matches!(
+            check(json!({"home_id": "other"})),
+            Err(ParamError::Unknown { .. })
+        ));
+        assert!(matches!(
+            check(json!({"mode": "schedule"})),
+            Err(ParamError::Unknown { .. })
+        ));
+
+        let lamp = &config.actions["lamp"];
+        let params = crate::params::check(lamp, BTreeMap::new(), now).expect("no params");
+        assert_eq!(
+            render_request(lamp, &params).expect("renders").body,
+            VendorBody::Json(json!({"home": {"id": "h1", "modules": [{"id": "m1", "on": true}]}}))
+        );
+        assert_eq!(lamp.methods, [http::Method::POST]);
     }
 }

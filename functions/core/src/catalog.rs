@@ -99,87 +99,30 @@ pub struct ProviderSpec {
     pub expired_token: Vec<ExpiredTokenSignal>,
     /// Send a PKCE (S256) challenge with the authorization request.
     pub pkce: bool,
+    /// Which quirk module reads this provider's answers; `standard` for providers from config.
+    pub quirk: Quirk,
 }
 
-/// The built-in provider catalog.
+/// The code a provider needs beyond its data (see [`crate::providers`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Quirk {
+    /// Plain OAuth2 and HTTP status codes: what a provider defined in config gets.
+    #[default]
+    Standard,
+    /// Netatmo and Works with Legrand: error codes in bodies, partial failures inside 200s.
+    Netatmo,
+    /// Somfy Protect: `{"message": "error.…"}` errors, a strict token-endpoint budget.
+    SomfyProtect,
+    /// Myfox API v2: the `{"status": "OK" | "KO"}` envelope.
+    Myfox,
+    /// Homey: OAuth token → delegation token → per-Homey session.
+    Homey,
+}
+
+/// The built-in provider catalog: one entry per module of [`crate::providers`].
 pub fn builtin() -> Vec<ProviderSpec> {
-    let netatmo_like = |id: &str, name: &str, scopes: &[&str]| ProviderSpec {
-        id: id.into(),
-        display_name: name.into(),
-        authorize_url: Some("https://api.netatmo.com/oauth2/authorize".into()),
-        token_url: "https://api.netatmo.com/oauth2/token".into(),
-        api_base: "https://api.netatmo.com".into(),
-        grants: vec![Grant::AuthorizationCode],
-        client_auth: ClientAuth::Form,
-        default_scopes: scopes.iter().map(|s| s.to_string()).collect(),
-        token_placement: TokenPlacement::Bearer,
-        expired_token: vec![ExpiredTokenSignal {
-            status: 403,
-            pointer: Some("/error/code".into()),
-            equals: Some(3.into()),
-        }],
-        pkce: true,
-    };
-    let invalid_token_401 = || ExpiredTokenSignal {
-        status: 401,
-        pointer: Some("/error".into()),
-        equals: Some("invalid_token".into()),
-    };
-    vec![
-        netatmo_like(
-            "netatmo",
-            "Netatmo",
-            &["read_station", "read_thermostat", "write_thermostat"],
-        ),
-        netatmo_like(
-            "legrand",
-            "Works with Legrand",
-            &["read_magellan", "write_magellan"],
-        ),
-        ProviderSpec {
-            id: "somfy_protect".into(),
-            display_name: "Somfy Protect".into(),
-            authorize_url: None,
-            token_url: "https://sso.myfox.io/oauth/oauth/v2/token".into(),
-            api_base: "https://api.myfox.io/v3".into(),
-            grants: vec![Grant::Password],
-            client_auth: ClientAuth::Form,
-            default_scopes: vec![],
-            token_placement: TokenPlacement::Bearer,
-            expired_token: vec![ExpiredTokenSignal {
-                status: 401,
-                pointer: None,
-                equals: None,
-            }],
-            pkce: false,
-        },
-        ProviderSpec {
-            id: "myfox".into(),
-            display_name: "Myfox".into(),
-            authorize_url: Some("https://api.myfox.me/oauth2/authorize".into()),
-            token_url: "https://api.myfox.me/oauth2/token".into(),
-            api_base: "https://api.myfox.me/v2".into(),
-            grants: vec![Grant::Password, Grant::AuthorizationCode],
-            client_auth: ClientAuth::Basic,
-            default_scopes: vec![],
-            token_placement: TokenPlacement::Bearer,
-            expired_token: vec![invalid_token_401()],
-            pkce: true,
-        },
-        ProviderSpec {
-            id: "homey".into(),
-            display_name: "Homey".into(),
-            authorize_url: Some("https://api.athom.com/oauth2/authorise".into()),
-            token_url: "https://api.athom.com/oauth2/token".into(),
-            api_base: "https://api.athom.com".into(),
-            grants: vec![Grant::AuthorizationCode],
-            client_auth: ClientAuth::Basic,
-            default_scopes: vec![],
-            token_placement: TokenPlacement::Bearer,
-            expired_token: vec![invalid_token_401()],
-            pkce: true,
-        },
-    ]
+    crate::providers::specs()
 }
 
 #[cfg(test)]

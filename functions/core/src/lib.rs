@@ -7,6 +7,8 @@
 //! - [`config`]: `homehook.toml`, checked completely at start-up.
 //! - [`catalog`]: providers as data (endpoints, grants, client auth, token placement, how an
 //!   expired token shows itself).
+//! - [`providers`]: one module per vendor (its catalog entry and quirks); [`builtin`]: the
+//!   built-in actions each vendor offers, as data.
 //! - [`oauth`]: the OAuth2 protocol, through the `oauth2` crate (PKCE, state, code, password,
 //!   refresh), tolerant of vendor quirks in token answers.
 //! - [`refresh`]: **where a token is refreshed** — [`refresh::TokenKeeper`].
@@ -14,15 +16,19 @@
 //! - [`store`]: storage ports (versioned tokens, single-use items) with memory and SQLite
 //!   implementations.
 //! - [`secrets`]: the secrets port and its local implementation.
-//! - [`params`], [`action`], [`template`], [`vendor`]: checking caller parameters, rendering
-//!   the vendor request, calling the vendor, answering.
+//! - [`params`], [`action`], [`template`]: checking caller parameters, rendering the vendor
+//!   request, answering.
+//! - [`api`]: **where a vendor is called** — [`api::ApiClient`] (fresh token, quirks, one
+//!   renewal, bounded retries); [`vendor`]: one HTTP call.
 //! - [`keys`]: key generation, hashing and constant-time checks.
 //! - [`http`]: axum routers (`/connect`, `/callback`, `/a/{action}`, `/status`, `/healthz`).
 //! - [`app`]: the services shared by every request; [`clock`]: injected time;
 //!   [`secret`]: a string type that never prints.
 
 pub mod action;
+pub mod api;
 pub mod app;
+pub mod builtin;
 pub mod catalog;
 pub mod clock;
 pub mod config;
@@ -30,6 +36,7 @@ pub mod http;
 pub mod keys;
 pub mod oauth;
 pub mod params;
+pub mod providers;
 pub mod refresh;
 pub mod secret;
 pub mod secrets;

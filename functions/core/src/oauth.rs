@@ -37,6 +37,22 @@ pub struct TokenGrant {
     pub expires_in: Option<i64>,
     /// Scopes granted, if given.
     pub scopes: Option<Vec<String>>,
+    /// Expiry read from a JWT access token's `exp` claim, for answers without `expires_in`
+    /// (Somfy Protect's `/token/jwt`).
+    pub expires_at: Option<crate::clock::UnixTime>,
+}
+
+/// The `exp` claim of a JWT, read without checking the signature: homehook only uses it to
+/// know when to refresh, never to trust the token.
+pub fn jwt_expiry(token: &str) -> Option<crate::clock::UnixTime> {
+    use base64::Engine;
+    let mut parts = token.split('.');
+    let (_header, payload, _sig) = (parts.next()?, parts.next()?, parts.next()?);
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    claims.get("exp")?.as_i64().map(crate::clock::UnixTime)
 }
 
 /// How a token-endpoint call failed.
@@ -407,6 +423,7 @@ fn finish(
     }
     match result {
         Ok(r) => Ok(TokenGrant {
+            expires_at: jwt_expiry(r.access_token().secret()),
             access_token: SecretString::new(r.access_token().secret().clone()),
             refresh_token: r
                 .refresh_token()
@@ -454,6 +471,23 @@ mod tests {
         .expect("somfy");
         assert_eq!(somfy.expires_in(), Some(Duration::from_secs(3600)));
         assert!(somfy.scopes().is_none());
+    }
+
+    #[test]
+    fn reads_the_expiry_of_a_jwt_access_token() {
+        use base64::Engine;
+        let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        let jwt = format!(
+            "{}.{}.sig",
+            b64(r#"{"alg":"RS256"}"#),
+            b64(r#"{"exp":1700003600,"sub":"u"}"#)
+        );
+        assert_eq!(
+            jwt_expiry(&jwt),
+            Some(crate::clock::UnixTime(1_700_003_600))
+        );
+        assert_eq!(jwt_expiry("a|b"), None);
+        assert_eq!(jwt_expiry("x.bm90IGpzb24.y"), None);
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+use crate::clock::UnixTime;
 use crate::config::{Action, ParamKind, ParamSpec};
 
 /// A parameter problem, answered to the caller as a 400.
@@ -35,11 +36,16 @@ pub enum ParamError {
 pub type Params = BTreeMap<String, Value>;
 
 /// Checks what a caller sent (`provided`) against the action's declarations: unknown names are
-/// refused, defaults filled in, values converted to their declared type.
-pub fn check(action: &Action, provided: BTreeMap<String, Value>) -> Result<Params, ParamError> {
+/// refused (and so are values config fixed), defaults filled in, optional values left out when
+/// absent, values converted to their declared type. `now` turns durations into end times.
+pub fn check(
+    action: &Action,
+    provided: BTreeMap<String, Value>,
+    now: UnixTime,
+) -> Result<Params, ParamError> {
     for name in provided.keys() {
-        if !action.params.contains_key(name) {
-            let accepted: Vec<_> = action.params.keys().cloned().collect();
+        if action.params.get(name).is_none_or(|p| p.fixed) {
+            let accepted: Vec<_> = action.caller_params().map(|(n, _)| n.clone()).collect();
             return Err(ParamError::Unknown {
                 name: name.chars().take(64).collect(),
                 accepted: if accepted.is_empty() {
@@ -54,12 +60,16 @@ pub fn check(action: &Action, provided: BTreeMap<String, Value>) -> Result<Param
     for (name, spec) in &action.params {
         let value = match provided.get(name).or(spec.default.as_ref()) {
             Some(v) => v,
+            None if spec.optional => continue,
             None => return Err(ParamError::Missing(name.clone())),
         };
-        let value = coerce(spec, value).map_err(|problem| ParamError::Invalid {
+        let mut value = coerce(spec, value).map_err(|problem| ParamError::Invalid {
             name: name.clone(),
             problem,
         })?;
+        if let (ParamKind::EndTime { .. }, Some(minutes)) = (&spec.kind, value.as_i64()) {
+            value = Value::from(now.plus_secs(minutes * 60).0);
+        }
         out.insert(name.clone(), value);
     }
     Ok(out)
@@ -119,6 +129,18 @@ fn coerce(spec: &ParamSpec, value: &Value) -> Result<Value, String> {
             }
             _ => Err("expected true or false".into()),
         },
+        ParamKind::EndTime { max_minutes } => {
+            let minutes = match value {
+                Value::Number(n) => n.as_i64(),
+                Value::String(s) => s.trim().parse::<i64>().ok(),
+                _ => None,
+            }
+            .ok_or("expected a number of minutes")?;
+            if !(1..=*max_minutes).contains(&minutes) {
+                return Err(range(Some(1.0), Some(*max_minutes as f64)));
+            }
+            Ok(Value::from(minutes))
+        }
         ParamKind::Enum { values } => {
             let s = value.as_str().ok_or("expected text")?;
             if values.iter().any(|v| v == s) {
@@ -157,6 +179,9 @@ mod tests {
         ParamSpec {
             kind,
             default: None,
+            optional: false,
+            fixed: false,
+            doc: None,
         }
     }
 

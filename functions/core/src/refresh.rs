@@ -12,7 +12,7 @@ use crate::config::{Config, Connection};
 use crate::oauth::{OAuthFlow, TokenEndpointError, TokenGrant};
 use crate::secrets::{Secrets, SecretsError};
 use crate::store::{Store, StoreError};
-use crate::token::{Health, TokenRecord};
+use crate::token::{ApiSession, Health, TokenRecord};
 
 /// An action needs at least this much life left in its token; less and it refreshes first.
 const ACTION_MARGIN_SECS: i64 = 30;
@@ -195,7 +195,34 @@ impl TokenKeeper {
         }
     }
 
-    fn lock_for(&self, connection: &str) -> Arc<tokio::sync::Mutex<()>> {
+    /// Stores (or, with `None`, forgets) the connection's device session, on the latest record.
+    pub async fn save_session(
+        &self,
+        conn: &Connection,
+        session: Option<ApiSession>,
+    ) -> Result<TokenRecord, TokenError> {
+        for _ in 0..5 {
+            let Some(mut record) = self.store.get_token(&conn.id).await? else {
+                return Err(TokenError::NotConnected(conn.id.clone()));
+            };
+            let version = record.version;
+            record.session = session.clone();
+            match self.store.swap_token(Some(version), record).await {
+                Err(StoreError::Conflict) => continue,
+                other => return Ok(other?),
+            }
+        }
+        Err(StoreError::Conflict.into())
+    }
+
+    /// The current record of a connection, as stored.
+    pub async fn stored(&self, conn: &Connection) -> Result<Option<TokenRecord>, TokenError> {
+        Ok(self.store.get_token(&conn.id).await?)
+    }
+
+    /// One async lock per key: callers sharing a key do one piece of work at a time (a refresh
+    /// per connection, a session login per connection).
+    pub(crate) fn lock_for(&self, connection: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut map = match self.in_flight.lock() {
             Ok(m) => m,
             Err(poisoned) => poisoned.into_inner(),
@@ -259,7 +286,9 @@ impl TokenKeeper {
         match result {
             Ok(grant) => {
                 let connected_at = current.as_ref().map(|r| r.connected_at).unwrap_or(now);
-                let record = new_record(conn, grant, old_refresh, connected_at, now);
+                let mut record = new_record(conn, grant, old_refresh, connected_at, now);
+                // A device session outlives access tokens; it is dropped when the device refuses it.
+                record.session = current.as_ref().and_then(|r| r.session.clone());
                 match self
                     .store
                     .swap_token(current.as_ref().map(|r| r.version), record)
@@ -360,11 +389,15 @@ fn new_record(
         access_token: grant.access_token,
         // A refresh answer without a refresh token means "keep using the old one".
         refresh_token: grant.refresh_token.or(old_refresh),
-        expires_at: grant.expires_in.map(|s| now.plus_secs(s)),
+        expires_at: grant
+            .expires_in
+            .map(|s| now.plus_secs(s))
+            .or(grant.expires_at),
         scopes: grant.scopes.unwrap_or_else(|| conn.scopes.clone()),
         connected_at,
         refreshed_at: Some(now),
         version: 0,
         health: Health::Healthy,
+        session: None,
     }
 }

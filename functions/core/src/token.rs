@@ -31,6 +31,29 @@ pub struct TokenRecord {
     /// Whether the connection works.
     #[serde(default)]
     pub health: Health,
+    /// A second-stage credential derived from the access token (Homey's per-Homey session),
+    /// kept across access-token refreshes until the device refuses it.
+    #[serde(default)]
+    pub session: Option<ApiSession>,
+}
+
+/// A session on a device reached through the vendor's cloud (Homey: the session bearer of one
+/// Homey, obtained with a delegation token).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ApiSession {
+    /// Base URL of the device's API.
+    pub base_url: String,
+    /// The session bearer.
+    pub bearer: SecretString,
+    /// Headers every call carries (`X-Homey-ID`).
+    #[serde(default)]
+    pub headers: Vec<(String, String)>,
+    /// What the session reaches, for people ("Homey Pro (Living room)").
+    pub label: String,
+    /// When it was obtained.
+    pub obtained_at: UnixTime,
+    /// When homehook renews it even if the device has not refused it yet.
+    pub renew_after: UnixTime,
 }
 
 impl TokenRecord {
@@ -88,6 +111,7 @@ mod tests {
             refreshed_at: None,
             version: 1,
             health: Health::Healthy,
+            session: None,
         };
         let shown = format!("{r:?}");
         assert!(!shown.contains("secret"), "{shown}");

@@ -1,11 +1,58 @@
-//! Calling a vendor's API with an access token: URL building that cannot leave the provider's
-//! API base, token placement, bounded answers, expired-token detection.
+//! One HTTP call to a vendor's API: URL building that cannot leave the target's base, the
+//! credential in its place, bounded answers. What an answer *means* (expired token, envelope
+//! errors) is the provider's business: see [`crate::providers::classify`].
 
 use serde_json::Value;
 
 use crate::catalog::{ProviderSpec, TokenPlacement};
 use crate::oauth::retry_after_secs;
 use crate::secret::SecretString;
+
+/// Where a request goes and how it is authorised: usually the provider's API base with the
+/// connection's access token; for Homey, one Homey with its session bearer.
+#[derive(Clone, Debug)]
+pub struct ApiTarget {
+    /// Base URL that request paths are appended to.
+    pub base: String,
+    /// The credential and where it goes.
+    pub auth: TargetAuth,
+    /// Extra headers (Homey's `X-Homey-ID`).
+    pub headers: Vec<(String, String)>,
+}
+
+/// The credential of an [`ApiTarget`].
+#[derive(Clone, Debug)]
+pub enum TargetAuth {
+    /// `Authorization: Bearer <token>`.
+    Bearer(SecretString),
+    /// A query parameter.
+    Query {
+        /// Parameter name.
+        name: String,
+        /// The token.
+        token: SecretString,
+    },
+    /// No credential (a login call).
+    None,
+}
+
+impl ApiTarget {
+    /// The provider's API base with an access token placed as the provider wants it.
+    pub fn provider(spec: &ProviderSpec, token: &SecretString) -> Self {
+        let auth = match &spec.token_placement {
+            TokenPlacement::Bearer => TargetAuth::Bearer(token.clone()),
+            TokenPlacement::Query(name) => TargetAuth::Query {
+                name: name.clone(),
+                token: token.clone(),
+            },
+        };
+        Self {
+            base: spec.api_base.clone(),
+            auth,
+            headers: Vec::new(),
+        }
+    }
+}
 
 /// Largest vendor answer homehook reads: action answers are small; anything bigger is cut.
 const MAX_ANSWER_BYTES: usize = 1024 * 1024;
@@ -48,13 +95,6 @@ pub struct VendorResponse {
 }
 
 impl VendorResponse {
-    /// Whether this answer means the access token has expired.
-    pub fn is_expired_token(&self, spec: &ProviderSpec) -> bool {
-        spec.expired_token
-            .iter()
-            .any(|s| s.matches(self.status, self.json.as_ref()))
-    }
-
     /// The vendor's own words about an error, if it gave any, shortened.
     pub fn reason(&self) -> Option<String> {
         let json = self.json.as_ref()?;
@@ -79,23 +119,41 @@ pub enum VendorCallError {
     #[error("the action's URL is not under the provider's API base: {0}")]
     BadUrl(String),
     /// Network error or timeout.
-    #[error("the vendor could not be reached: {0}")]
-    Unreachable(String),
+    #[error("the vendor could not be reached: {detail}")]
+    Unreachable {
+        /// What happened (never the URL: it may carry a token).
+        detail: String,
+        /// Whether trying again cannot do the action twice: the request never left, or it
+        /// only reads.
+        retryable: bool,
+    },
 }
 
-/// Sends `request` to the provider's API with `token`.
+fn unreachable(e: reqwest::Error, method: &http::Method) -> VendorCallError {
+    let retryable = e.is_connect() || method == http::Method::GET;
+    VendorCallError::Unreachable {
+        // Without the URL: the token may be in its query string.
+        detail: e.without_url().to_string(),
+        retryable,
+    }
+}
+
+/// Sends `request` to `target`.
 pub async fn call(
     http: &reqwest::Client,
-    spec: &ProviderSpec,
-    token: &SecretString,
+    target: &ApiTarget,
     request: &VendorRequest,
 ) -> Result<VendorResponse, VendorCallError> {
-    let url = build_url(&spec.api_base, request)?;
+    let url = build_url(&target.base, request)?;
     let mut builder = http.request(request.method.clone(), url);
-    builder = match &spec.token_placement {
-        TokenPlacement::Bearer => builder.bearer_auth(token.expose()),
-        TokenPlacement::Query(name) => builder.query(&[(name.as_str(), token.expose())]),
+    builder = match &target.auth {
+        TargetAuth::Bearer(token) => builder.bearer_auth(token.expose()),
+        TargetAuth::Query { name, token } => builder.query(&[(name.as_str(), token.expose())]),
+        TargetAuth::None => builder,
     };
+    for (name, value) in &target.headers {
+        builder = builder.header(name.as_str(), value.as_str());
+    }
     builder = match &request.body {
         VendorBody::Empty => builder,
         VendorBody::Json(v) => builder.json(v),
@@ -104,11 +162,10 @@ pub async fn call(
     let response = builder
         .send()
         .await
-        // Without the URL: the token may be in its query string.
-        .map_err(|e| VendorCallError::Unreachable(e.without_url().to_string()))?;
+        .map_err(|e| unreachable(e, &request.method))?;
     let status = response.status().as_u16();
     let retry_after_secs = retry_after_secs(response.headers());
-    let bytes = read_bounded(response).await?;
+    let bytes = read_bounded(response, &request.method).await?;
     let text = String::from_utf8_lossy(&bytes).into_owned();
     let json = serde_json::from_slice(&bytes).ok();
     Ok(VendorResponse {
@@ -119,13 +176,12 @@ pub async fn call(
     })
 }
 
-async fn read_bounded(mut response: reqwest::Response) -> Result<Vec<u8>, VendorCallError> {
+async fn read_bounded(
+    mut response: reqwest::Response,
+    method: &http::Method,
+) -> Result<Vec<u8>, VendorCallError> {
     let mut out = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| VendorCallError::Unreachable(e.without_url().to_string()))?
-    {
+    while let Some(chunk) = response.chunk().await.map_err(|e| unreachable(e, method))? {
         let room = MAX_ANSWER_BYTES.saturating_sub(out.len());
         out.extend_from_slice(&chunk[..chunk.len().min(room)]);
         if room <= chunk.len() {

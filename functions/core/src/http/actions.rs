@@ -48,8 +48,8 @@ pub async fn run_action(
         .map(|(k, v)| (k, Value::String(v)))
         .collect();
     provided.extend(read_body_params(&headers, body).await?);
-    let params = params::check(action, provided)?;
-    let outcome = action::run(&app.config, &app.keeper, &app.http, action, &params).await?;
+    let params = params::check(action, provided, app.clock.now())?;
+    let outcome = action::run(&app, action, &params).await?;
 
     if wants_json(&headers, format.as_deref()) {
         let body = serde_json::json!({

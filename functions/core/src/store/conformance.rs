@@ -17,6 +17,7 @@ fn record(connection: &str, access: &str) -> TokenRecord {
         refreshed_at: None,
         version: 0,
         health: Health::Healthy,
+        session: None,
     }
 }
 

@@ -91,5 +91,6 @@ pub(crate) fn conformance_record() -> TokenRecord {
         refreshed_at: None,
         version: 0,
         health: crate::token::Health::Healthy,
+        session: None,
     }
 }

@@ -16,7 +16,13 @@ use url::Url;
 
 use crate::catalog::{self, ClientAuth, ExpiredTokenSignal, Grant, ProviderSpec, TokenPlacement};
 use crate::keys::KeyHash;
-use crate::template::{Template, is_identifier};
+use crate::template::is_identifier;
+
+mod action;
+
+pub(crate) use action::RawParam;
+pub use action::{Action, ParamKind, ParamSpec};
+use action::{RawAction, build_action};
 
 /// Default lifetime of an OAuth `state` (and its PKCE verifier): 10 minutes.
 pub const DEFAULT_STATE_TTL_SECS: i64 = 600;
@@ -87,165 +93,11 @@ pub struct Connection {
     pub scopes: Vec<String>,
     /// Grant used to connect.
     pub grant: Grant,
+    /// Homey only: which Homey of the account (its name or id), when it has several.
+    pub homey: Option<String>,
 }
 
 /// `[actions.<name>]`: one secret URL.
-#[derive(Debug, Clone)]
-pub struct Action {
-    /// The action's name (`/a/{name}`).
-    pub name: String,
-    /// Connection it acts through.
-    pub connection: String,
-    /// HTTP method of the vendor call.
-    pub method: http::Method,
-    /// Path appended to the provider's API base.
-    pub path: Template,
-    /// Query parameters of the vendor call.
-    pub query: Vec<(String, Template)>,
-    /// JSON body of the vendor call: strings in it are templates.
-    pub body: Option<serde_json::Value>,
-    /// Form body of the vendor call.
-    pub form: Vec<(String, Template)>,
-    /// Parameters callers may send.
-    pub params: BTreeMap<String, ParamSpec>,
-    /// Text answer; `None` answers with the vendor's status.
-    pub answer: Option<Template>,
-    /// Hash of the action's key.
-    pub key_hash: KeyHash,
-    /// Methods a caller may use: POST, and GET only if the action opts in.
-    pub methods: Vec<http::Method>,
-}
-
-/// A declared action parameter.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ParamSpec {
-    /// Its type and constraints.
-    pub kind: ParamKind,
-    /// Value used when the caller sends none; without one, the parameter is required.
-    pub default: Option<serde_json::Value>,
-}
-
-/// Parameter types.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ParamKind {
-    /// Text up to `max_len` characters (default 128), no control characters.
-    String {
-        /// Longest accepted value, in characters.
-        max_len: usize,
-    },
-    /// A whole number within bounds.
-    Integer {
-        /// Smallest accepted value.
-        min: Option<i64>,
-        /// Largest accepted value.
-        max: Option<i64>,
-    },
-    /// A number within bounds.
-    Number {
-        /// Smallest accepted value.
-        min: Option<f64>,
-        /// Largest accepted value.
-        max: Option<f64>,
-    },
-    /// `true` or `false`.
-    Boolean,
-    /// One of a fixed list of words.
-    Enum {
-        /// The accepted words.
-        values: Vec<String>,
-    },
-}
-
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum RawParamType {
-    String,
-    Integer,
-    Number,
-    Boolean,
-    Enum,
-}
-
-/// A parameter as written: one flat table, so unknown fields can be refused.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawParam {
-    #[serde(rename = "type")]
-    ty: RawParamType,
-    max_len: Option<usize>,
-    min: Option<f64>,
-    max: Option<f64>,
-    values: Option<Vec<String>>,
-    default: Option<serde_json::Value>,
-}
-
-impl RawParam {
-    fn resolve(self, field: &str) -> Result<ParamSpec, FieldError> {
-        let misplaced = |name: &str| {
-            (
-                format!("{field}.{name}"),
-                "not used by this type".to_string(),
-            )
-        };
-        let bounds_unused = self.min.is_some() || self.max.is_some();
-        let kind = match self.ty {
-            RawParamType::String => {
-                if bounds_unused {
-                    return Err(misplaced(if self.min.is_some() { "min" } else { "max" }));
-                }
-                ParamKind::String {
-                    max_len: self.max_len.unwrap_or(128),
-                }
-            }
-            RawParamType::Integer => {
-                let whole = |v: Option<f64>, name: &str| -> Result<Option<i64>, FieldError> {
-                    match v {
-                        Some(f) if f.fract() != 0.0 => {
-                            Err((format!("{field}.{name}"), "must be a whole number".into()))
-                        }
-                        Some(f) => Ok(Some(f as i64)),
-                        None => Ok(None),
-                    }
-                };
-                ParamKind::Integer {
-                    min: whole(self.min, "min")?,
-                    max: whole(self.max, "max")?,
-                }
-            }
-            RawParamType::Number => ParamKind::Number {
-                min: self.min,
-                max: self.max,
-            },
-            RawParamType::Boolean => {
-                if bounds_unused {
-                    return Err(misplaced("min"));
-                }
-                ParamKind::Boolean
-            }
-            RawParamType::Enum => {
-                let values = self.values.clone().unwrap_or_default();
-                if values.is_empty() {
-                    return Err((
-                        format!("{field}.values"),
-                        "an enum needs at least one value".into(),
-                    ));
-                }
-                ParamKind::Enum { values }
-            }
-        };
-        if self.values.is_some() && !matches!(kind, ParamKind::Enum { .. }) {
-            return Err(misplaced("values"));
-        }
-        if self.max_len.is_some() && !matches!(kind, ParamKind::String { .. }) {
-            return Err(misplaced("max_len"));
-        }
-        Ok(ParamSpec {
-            kind,
-            default: self.default,
-        })
-    }
-}
-
 // ---- raw shapes, as written in the file ----
 
 #[derive(Debug, Default, Deserialize)]
@@ -297,34 +149,7 @@ struct RawConnection {
     label: Option<String>,
     scopes: Option<Vec<String>>,
     grant: Option<Grant>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawAction {
-    connection: String,
-    #[serde(default = "default_vendor_method")]
-    method: String,
-    path: String,
-    #[serde(default)]
-    query: BTreeMap<String, String>,
-    body: Option<serde_json::Value>,
-    #[serde(default)]
-    form: BTreeMap<String, String>,
-    #[serde(default)]
-    params: BTreeMap<String, RawParam>,
-    answer: Option<String>,
-    key_hash: String,
-    #[serde(default = "default_caller_methods")]
-    methods: Vec<String>,
-}
-
-fn default_vendor_method() -> String {
-    "POST".into()
-}
-
-fn default_caller_methods() -> Vec<String> {
-    vec!["POST".into()]
+    homey: Option<String>,
 }
 
 impl Config {
@@ -503,6 +328,15 @@ impl Config {
                     format!("provider {} has no authorize_url", spec.id),
                 ));
             }
+            if rc.homey.is_some() && spec.quirk != catalog::Quirk::Homey {
+                return Err(err(
+                    &field("homey"),
+                    format!(
+                        "only Homey connections choose a Homey; {} is not one",
+                        spec.id
+                    ),
+                ));
+            }
             let secret = rc.secret.unwrap_or_else(|| rc.provider.clone());
             if !is_identifier(&secret) {
                 return Err(err(&field("secret"), bad_name()));
@@ -515,6 +349,7 @@ impl Config {
                     provider: rc.provider,
                     secret,
                     grant,
+                    homey: rc.homey,
                     id,
                 },
             );
@@ -526,7 +361,8 @@ impl Config {
             if !is_identifier(&name) {
                 return Err(err(&format!("actions.{name}"), bad_name()));
             }
-            let action = build_action(&name, ra, &connections).map_err(|(f, p)| err(&f, p))?;
+            let action =
+                build_action(&name, ra, &connections, &providers).map_err(|(f, p)| err(&f, p))?;
             actions.insert(name, action);
         }
 
@@ -657,6 +493,7 @@ fn new_provider(
             equals: None,
         }],
         pkce: true,
+        quirk: catalog::Quirk::Standard,
     };
     let spec = merge_provider(base, rp, field)?;
     checked_url(spec.token_url.clone(), field("token_url"))?;
@@ -668,184 +505,6 @@ fn new_provider(
         ));
     }
     Ok(spec)
-}
-
-fn build_action(
-    name: &str,
-    ra: RawAction,
-    connections: &BTreeMap<String, Connection>,
-) -> Result<Action, FieldError> {
-    let field = |f: &str| format!("actions.{name}.{f}");
-    if !connections.contains_key(&ra.connection) {
-        let known: Vec<_> = connections.keys().cloned().collect();
-        return Err((
-            field("connection"),
-            format!(
-                "unknown connection \"{}\" (known: {})",
-                ra.connection,
-                if known.is_empty() {
-                    "none".into()
-                } else {
-                    known.join(", ")
-                }
-            ),
-        ));
-    }
-    let key_hash = ra
-        .key_hash
-        .parse::<KeyHash>()
-        .map_err(|e| (field("key_hash"), e.to_string()))?;
-    let method = match ra.method.to_ascii_uppercase().as_str() {
-        "GET" => http::Method::GET,
-        "POST" => http::Method::POST,
-        "PUT" => http::Method::PUT,
-        "PATCH" => http::Method::PATCH,
-        "DELETE" => http::Method::DELETE,
-        other => {
-            return Err((
-                field("method"),
-                format!("\"{other}\" is not one of GET, POST, PUT, PATCH, DELETE"),
-            ));
-        }
-    };
-    let mut methods = Vec::new();
-    for m in &ra.methods {
-        match m.to_ascii_uppercase().as_str() {
-            "POST" => methods.push(http::Method::POST),
-            "GET" => methods.push(http::Method::GET),
-            other => {
-                return Err((
-                    field("methods"),
-                    format!(
-                        "\"{other}\": an action can be called only with POST, or GET if it opts in"
-                    ),
-                ));
-            }
-        }
-    }
-    if methods.is_empty() {
-        return Err((field("methods"), "list at least one method (POST)".into()));
-    }
-
-    let mut params = BTreeMap::new();
-    for (pname, raw) in ra.params {
-        let pfield = format!("actions.{name}.params.{pname}");
-        if !is_identifier(&pname) || pname == "key" || pname == "format" {
-            return Err((
-                pfield,
-                "not a usable parameter name (reserved or invalid)".into(),
-            ));
-        }
-        let spec = raw.resolve(&pfield)?;
-        if let Some(default) = &spec.default
-            && let Err(problem) = crate::params::check_value(&spec, default)
-        {
-            return Err((format!("{pfield}.default"), problem));
-        }
-        params.insert(pname, spec);
-    }
-    let check_params = |t: &Template, f: String| -> Result<(), FieldError> {
-        if t.has_pointers() {
-            return Err((f, "JSON pointers are allowed only in `answer`".into()));
-        }
-        for p in t.params() {
-            if !params.contains_key(p) {
-                return Err((
-                    f,
-                    format!("{{{p}}} is not a declared parameter (add params.{p})"),
-                ));
-            }
-        }
-        Ok(())
-    };
-    let template = |text: &str, f: String| -> Result<Template, FieldError> {
-        let t = Template::parse(text).map_err(|p| (f.clone(), p))?;
-        check_params(&t, f)?;
-        Ok(t)
-    };
-
-    if !ra.path.starts_with('/')
-        || ra.path.contains("..")
-        || ra.path.contains('?')
-        || ra.path.contains('#')
-    {
-        return Err((
-            field("path"),
-            "must start with '/' and hold no '..', '?' or '#' (put query parameters under `query`)"
-                .into(),
-        ));
-    }
-    let path = template(&ra.path, field("path"))?;
-    let query = ra
-        .query
-        .iter()
-        .map(|(k, v)| Ok((k.clone(), template(v, format!("actions.{name}.query.{k}"))?)))
-        .collect::<Result<Vec<_>, FieldError>>()?;
-    let form = ra
-        .form
-        .iter()
-        .map(|(k, v)| Ok((k.clone(), template(v, format!("actions.{name}.form.{k}"))?)))
-        .collect::<Result<Vec<_>, FieldError>>()?;
-    if ra.body.is_some() && !form.is_empty() {
-        return Err((
-            field("form"),
-            "an action has a JSON `body` or a `form`, not both".into(),
-        ));
-    }
-    if let Some(body) = &ra.body {
-        check_body_templates(body, &field("body"), &check_params)?;
-    }
-    let answer = ra
-        .answer
-        .as_deref()
-        .map(|a| {
-            let t = Template::parse(a).map_err(|p| (field("answer"), p))?;
-            for p in t.params() {
-                if !params.contains_key(p) {
-                    return Err((
-                        field("answer"),
-                        format!("{{{p}}} is not a declared parameter"),
-                    ));
-                }
-            }
-            Ok(t)
-        })
-        .transpose()?;
-
-    Ok(Action {
-        name: name.to_string(),
-        connection: ra.connection,
-        method,
-        path,
-        query,
-        body: ra.body,
-        form,
-        params,
-        answer,
-        key_hash,
-        methods,
-    })
-}
-
-fn check_body_templates(
-    value: &serde_json::Value,
-    field: &str,
-    check: &dyn Fn(&Template, String) -> Result<(), FieldError>,
-) -> Result<(), FieldError> {
-    match value {
-        serde_json::Value::String(s) => {
-            let t = Template::parse(s).map_err(|p| (field.to_string(), p))?;
-            check(&t, field.to_string())
-        }
-        serde_json::Value::Array(items) => items
-            .iter()
-            .enumerate()
-            .try_for_each(|(i, v)| check_body_templates(v, &format!("{field}[{i}]"), check)),
-        serde_json::Value::Object(map) => map
-            .iter()
-            .try_for_each(|(k, v)| check_body_templates(v, &format!("{field}.{k}"), check)),
-        _ => Ok(()),
-    }
 }
 
 impl fmt::Display for Grant {

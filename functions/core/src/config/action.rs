@@ -1,0 +1,603 @@
+//! `[actions.<name>]`: one secret URL each. An action is either a request written out in config
+//! (`path`, `query`, `body`, ...) or one of its provider's built-in actions
+//! (`builtin = "armed"`), whose setup values (site, home, device ids) go under `with`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Deserialize;
+
+use super::{Connection, FieldError};
+use crate::builtin;
+use crate::catalog::ProviderSpec;
+use crate::keys::KeyHash;
+use crate::template::{Template, is_identifier};
+
+/// `[actions.<name>]`: one secret URL.
+#[derive(Debug, Clone)]
+pub struct Action {
+    /// The action's name (`/a/{name}`).
+    pub name: String,
+    /// Connection it acts through.
+    pub connection: String,
+    /// HTTP method of the vendor call.
+    pub method: http::Method,
+    /// Path appended to the provider's API base.
+    pub path: Template,
+    /// Query parameters of the vendor call.
+    pub query: Vec<(String, Template)>,
+    /// JSON body of the vendor call: strings in it are templates.
+    pub body: Option<serde_json::Value>,
+    /// Form body of the vendor call.
+    pub form: Vec<(String, Template)>,
+    /// Parameters: the ones callers may send, and the ones fixed by config.
+    pub params: BTreeMap<String, ParamSpec>,
+    /// Text answer; `None` answers "OK".
+    pub answer: Option<Template>,
+    /// Hash of the action's key.
+    pub key_hash: KeyHash,
+    /// Methods a caller may use: POST, and GET only if the action opts in.
+    pub methods: Vec<http::Method>,
+    /// The built-in action this one uses, if any.
+    pub builtin: Option<String>,
+    /// A step of the provider's quirk module that runs instead of the single request
+    /// (answers that need more than one call).
+    pub run: Option<String>,
+    /// What the action does, in a line.
+    pub summary: Option<String>,
+}
+
+impl Action {
+    /// Parameters a caller may send (the others are fixed by config).
+    pub fn caller_params(&self) -> impl Iterator<Item = (&String, &ParamSpec)> {
+        self.params.iter().filter(|(_, p)| !p.fixed)
+    }
+}
+
+/// A declared action parameter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParamSpec {
+    /// Its type and constraints.
+    pub kind: ParamKind,
+    /// Value used when the caller sends none; without one, the parameter is required.
+    pub default: Option<serde_json::Value>,
+    /// The caller may leave it out; the field that uses it is then left out of the request.
+    pub optional: bool,
+    /// Set by config (`with`), not by callers.
+    pub fixed: bool,
+    /// What it is, for listings and errors.
+    pub doc: Option<String>,
+}
+
+/// Parameter types.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ParamKind {
+    /// Text up to `max_len` characters (default 128), no control characters.
+    String {
+        /// Longest accepted value, in characters.
+        max_len: usize,
+    },
+    /// A whole number within bounds.
+    Integer {
+        /// Smallest accepted value.
+        min: Option<i64>,
+        /// Largest accepted value.
+        max: Option<i64>,
+    },
+    /// A number within bounds.
+    Number {
+        /// Smallest accepted value.
+        min: Option<f64>,
+        /// Largest accepted value.
+        max: Option<f64>,
+    },
+    /// `true` or `false`.
+    Boolean,
+    /// One of a fixed list of words.
+    Enum {
+        /// The accepted words.
+        values: Vec<String>,
+    },
+    /// A duration in minutes from now, sent to the vendor as the Unix time it ends
+    /// (Netatmo's `endtime`).
+    EndTime {
+        /// Longest accepted duration, in minutes.
+        max_minutes: i64,
+    },
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum RawParamType {
+    String,
+    Integer,
+    Number,
+    Boolean,
+    Enum,
+    EndTime,
+}
+
+/// A parameter as written (in config or in a built-in recipe): one flat table, so unknown
+/// fields can be refused.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawParam {
+    #[serde(rename = "type")]
+    ty: RawParamType,
+    max_len: Option<usize>,
+    min: Option<f64>,
+    max: Option<f64>,
+    values: Option<Vec<String>>,
+    default: Option<serde_json::Value>,
+    #[serde(default)]
+    pub(crate) optional: bool,
+    doc: Option<String>,
+}
+
+impl RawParam {
+    /// What the parameter is, for error messages about a missing setup value.
+    pub(crate) fn doc(&self) -> Option<&str> {
+        self.doc.as_deref()
+    }
+
+    fn resolve(self, field: &str) -> Result<ParamSpec, FieldError> {
+        let misplaced = |name: &str| {
+            (
+                format!("{field}.{name}"),
+                "not used by this type".to_string(),
+            )
+        };
+        let whole = |v: Option<f64>, name: &str| -> Result<Option<i64>, FieldError> {
+            match v {
+                Some(f) if f.fract() != 0.0 => {
+                    Err((format!("{field}.{name}"), "must be a whole number".into()))
+                }
+                Some(f) => Ok(Some(f as i64)),
+                None => Ok(None),
+            }
+        };
+        let bounds_unused = self.min.is_some() || self.max.is_some();
+        let kind = match self.ty {
+            RawParamType::String => {
+                if bounds_unused {
+                    return Err(misplaced(if self.min.is_some() { "min" } else { "max" }));
+                }
+                ParamKind::String {
+                    max_len: self.max_len.unwrap_or(128),
+                }
+            }
+            RawParamType::Integer => ParamKind::Integer {
+                min: whole(self.min, "min")?,
+                max: whole(self.max, "max")?,
+            },
+            RawParamType::Number => ParamKind::Number {
+                min: self.min,
+                max: self.max,
+            },
+            RawParamType::Boolean => {
+                if bounds_unused {
+                    return Err(misplaced("min"));
+                }
+                ParamKind::Boolean
+            }
+            RawParamType::Enum => {
+                let values = self.values.clone().unwrap_or_default();
+                if values.is_empty() {
+                    return Err((
+                        format!("{field}.values"),
+                        "an enum needs at least one value".into(),
+                    ));
+                }
+                ParamKind::Enum { values }
+            }
+            RawParamType::EndTime => {
+                if self.min.is_some() {
+                    return Err(misplaced("min"));
+                }
+                ParamKind::EndTime {
+                    // A week: longer than any vendor keeps a temporary mode.
+                    max_minutes: whole(self.max, "max")?.unwrap_or(7 * 24 * 60),
+                }
+            }
+        };
+        if self.values.is_some() && !matches!(kind, ParamKind::Enum { .. }) {
+            return Err(misplaced("values"));
+        }
+        if self.max_len.is_some() && !matches!(kind, ParamKind::String { .. }) {
+            return Err(misplaced("max_len"));
+        }
+        if self.optional && self.default.is_some() {
+            return Err((
+                format!("{field}.optional"),
+                "a parameter with a default is never missing; drop `optional` or `default`".into(),
+            ));
+        }
+        Ok(ParamSpec {
+            kind,
+            default: self.default,
+            optional: self.optional,
+            fixed: false,
+            doc: self.doc,
+        })
+    }
+}
+
+/// An action as written in the file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAction {
+    connection: String,
+    builtin: Option<String>,
+    #[serde(default)]
+    with: BTreeMap<String, serde_json::Value>,
+    method: Option<String>,
+    path: Option<String>,
+    #[serde(default)]
+    query: BTreeMap<String, String>,
+    body: Option<serde_json::Value>,
+    #[serde(default)]
+    form: BTreeMap<String, String>,
+    #[serde(default)]
+    params: BTreeMap<String, RawParam>,
+    answer: Option<String>,
+    summary: Option<String>,
+    key_hash: String,
+    methods: Option<Vec<String>>,
+}
+
+/// The request an action makes, before checking: from config or from a built-in recipe.
+struct Shape {
+    method: String,
+    path: String,
+    query: BTreeMap<String, String>,
+    body: Option<serde_json::Value>,
+    form: BTreeMap<String, String>,
+    params: BTreeMap<String, RawParam>,
+    /// Parameters whose value config must give under `with`.
+    setup: BTreeSet<String>,
+    answer: Option<String>,
+    run: Option<String>,
+    read_only: bool,
+    summary: Option<String>,
+}
+
+/// A request written out in config.
+fn written_shape(ra: &mut RawAction, field: &dyn Fn(&str) -> String) -> Result<Shape, FieldError> {
+    let Some(path) = ra.path.take() else {
+        return Err((
+            field("path"),
+            "required: the vendor path to call (or use `builtin = \"...\"`)".into(),
+        ));
+    };
+    if !ra.with.is_empty() {
+        return Err((
+            field("with"),
+            "`with` sets the values of a built-in action; for your own request use parameter defaults".into(),
+        ));
+    }
+    Ok(Shape {
+        method: ra.method.take().unwrap_or_else(|| "POST".into()),
+        path,
+        query: std::mem::take(&mut ra.query),
+        body: ra.body.take(),
+        form: std::mem::take(&mut ra.form),
+        params: std::mem::take(&mut ra.params),
+        setup: BTreeSet::new(),
+        answer: ra.answer.take(),
+        run: None,
+        read_only: false,
+        summary: ra.summary.take(),
+    })
+}
+
+/// A provider's built-in action.
+fn builtin_shape(
+    name: &str,
+    ra: &mut RawAction,
+    spec: &ProviderSpec,
+    field: &dyn Fn(&str) -> String,
+) -> Result<Shape, FieldError> {
+    let recipes = builtin::recipes(spec.quirk).map_err(|e| (field("builtin"), e))?;
+    let Some(recipe) = ra.builtin.as_deref().and_then(|b| recipes.get(b)) else {
+        let known: Vec<_> = recipes.keys().cloned().collect();
+        return Err((
+            field("builtin"),
+            format!(
+                "\"{}\" is not a built-in action of {} (it has: {})",
+                ra.builtin.as_deref().unwrap_or_default(),
+                spec.id,
+                if known.is_empty() {
+                    "none".into()
+                } else {
+                    known.join(", ")
+                }
+            ),
+        ));
+    };
+    let written = [
+        ("method", ra.method.is_some()),
+        ("path", ra.path.is_some()),
+        ("query", !ra.query.is_empty()),
+        ("body", ra.body.is_some()),
+        ("form", !ra.form.is_empty()),
+        ("params", !ra.params.is_empty()),
+    ];
+    if let Some((f, _)) = written.iter().find(|(_, set)| *set) {
+        return Err((
+            field(f),
+            format!(
+                "built-in action {name} defines its own request: remove `{f}` (or `builtin` to write the request yourself)"
+            ),
+        ));
+    }
+    if ra.answer.is_some() && recipe.run.is_some() {
+        return Err((
+            field("answer"),
+            "this built-in action composes its own answer".into(),
+        ));
+    }
+    let mut params = recipe.params.clone();
+    params.extend(recipe.setup.clone());
+    Ok(Shape {
+        method: recipe.method.clone(),
+        path: recipe.path.clone(),
+        query: recipe.query.clone(),
+        body: recipe.body.clone(),
+        form: recipe.form.clone(),
+        params,
+        setup: recipe.setup.keys().cloned().collect(),
+        answer: ra.answer.take().or_else(|| recipe.answer.clone()),
+        run: recipe.run.clone(),
+        read_only: recipe.read_only,
+        summary: ra.summary.take().or_else(|| Some(recipe.summary.clone())),
+    })
+}
+
+fn vendor_method(text: &str, field: String) -> Result<http::Method, FieldError> {
+    Ok(match text.to_ascii_uppercase().as_str() {
+        "GET" => http::Method::GET,
+        "POST" => http::Method::POST,
+        "PUT" => http::Method::PUT,
+        "PATCH" => http::Method::PATCH,
+        "DELETE" => http::Method::DELETE,
+        other => {
+            return Err((
+                field,
+                format!("\"{other}\" is not one of GET, POST, PUT, PATCH, DELETE"),
+            ));
+        }
+    })
+}
+
+fn caller_methods(
+    written: Option<Vec<String>>,
+    read_only: bool,
+    field: String,
+) -> Result<Vec<http::Method>, FieldError> {
+    // Reading actions answer GET too (a bookmark); anything that changes a home needs POST
+    // unless config opts in, so a link preview or prefetch never acts.
+    let written = written.unwrap_or_else(|| {
+        if read_only {
+            vec!["GET".into(), "POST".into()]
+        } else {
+            vec!["POST".into()]
+        }
+    });
+    let mut methods = Vec::new();
+    for m in &written {
+        match m.to_ascii_uppercase().as_str() {
+            "POST" => methods.push(http::Method::POST),
+            "GET" => methods.push(http::Method::GET),
+            other => {
+                return Err((
+                    field,
+                    format!(
+                        "\"{other}\": an action can be called only with POST, or GET if it opts in"
+                    ),
+                ));
+            }
+        }
+    }
+    if methods.is_empty() {
+        return Err((field, "list at least one method (POST)".into()));
+    }
+    Ok(methods)
+}
+
+pub(super) fn build_action(
+    name: &str,
+    mut ra: RawAction,
+    connections: &BTreeMap<String, Connection>,
+    providers: &BTreeMap<String, ProviderSpec>,
+) -> Result<Action, FieldError> {
+    let field = |f: &str| format!("actions.{name}.{f}");
+    let Some(conn) = connections.get(&ra.connection) else {
+        let known: Vec<_> = connections.keys().cloned().collect();
+        return Err((
+            field("connection"),
+            format!(
+                "unknown connection \"{}\" (known: {})",
+                ra.connection,
+                if known.is_empty() {
+                    "none".into()
+                } else {
+                    known.join(", ")
+                }
+            ),
+        ));
+    };
+    let key_hash = ra
+        .key_hash
+        .parse::<KeyHash>()
+        .map_err(|e| (field("key_hash"), e.to_string()))?;
+    let shape = match (&ra.builtin, providers.get(&conn.provider)) {
+        (Some(_), Some(spec)) => builtin_shape(name, &mut ra, spec, &field)?,
+        (Some(_), None) => return Err((field("builtin"), "the connection has no provider".into())),
+        (None, _) => written_shape(&mut ra, &field)?,
+    };
+    let method = vendor_method(&shape.method, field("method"))?;
+    let methods = caller_methods(ra.methods.take(), shape.read_only, field("methods"))?;
+
+    // Parameters, with the values config fixes under `with`.
+    let mut params = BTreeMap::new();
+    for (pname, raw) in shape.params {
+        let pfield = format!("actions.{name}.params.{pname}");
+        if !is_identifier(&pname) || pname == "key" || pname == "format" {
+            return Err((
+                pfield,
+                "not a usable parameter name (reserved or invalid)".into(),
+            ));
+        }
+        let doc = raw.doc().map(str::to_string);
+        let mut spec = raw.resolve(&pfield)?;
+        if let Some(default) = &spec.default
+            && let Err(problem) = crate::params::check_value(&spec, default)
+        {
+            return Err((format!("{pfield}.default"), problem));
+        }
+        if let Some(value) = ra.with.remove(&pname) {
+            crate::params::check_value(&spec, &value)
+                .map_err(|problem| (format!("actions.{name}.with.{pname}"), problem))?;
+            spec.default = Some(value);
+            spec.optional = false;
+            spec.fixed = true;
+        } else if shape.setup.contains(&pname) && spec.optional {
+            // An optional setup value config left out stays out; callers cannot send it.
+            spec.fixed = true;
+        } else if shape.setup.contains(&pname) {
+            return Err((
+                format!("actions.{name}.with.{pname}"),
+                format!(
+                    "required by built-in action {}{}; `homehook discover {}` lists the ids",
+                    ra.builtin.as_deref().unwrap_or_default(),
+                    doc.map(|d| format!(" ({d})")).unwrap_or_default(),
+                    conn.id
+                ),
+            ));
+        }
+        params.insert(pname, spec);
+    }
+    if let Some(extra) = ra.with.keys().next() {
+        return Err((
+            format!("actions.{name}.with.{extra}"),
+            format!(
+                "not a parameter of this action (it has: {})",
+                params.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        ));
+    }
+
+    let check_params = |t: &Template, f: String| -> Result<(), FieldError> {
+        if t.has_pointers() {
+            return Err((f, "JSON pointers are allowed only in `answer`".into()));
+        }
+        for p in t.params() {
+            if !params.contains_key(p) {
+                return Err((
+                    f,
+                    format!("{{{p}}} is not a declared parameter (add params.{p})"),
+                ));
+            }
+        }
+        Ok(())
+    };
+    let template = |text: &str, f: String| -> Result<Template, FieldError> {
+        let t = Template::parse(text).map_err(|p| (f.clone(), p))?;
+        check_params(&t, f)?;
+        Ok(t)
+    };
+
+    if !shape.path.starts_with('/')
+        || shape.path.contains("..")
+        || shape.path.contains('?')
+        || shape.path.contains('#')
+    {
+        return Err((
+            field("path"),
+            "must start with '/' and hold no '..', '?' or '#' (put query parameters under `query`)"
+                .into(),
+        ));
+    }
+    let path = template(&shape.path, field("path"))?;
+    if let Some(p) = path
+        .params()
+        .find(|p| params.get(*p).is_some_and(|s| s.optional))
+    {
+        return Err((
+            field("path"),
+            format!("{{{p}}} is optional, so it cannot be part of the path"),
+        ));
+    }
+    let query = shape
+        .query
+        .iter()
+        .map(|(k, v)| Ok((k.clone(), template(v, format!("actions.{name}.query.{k}"))?)))
+        .collect::<Result<Vec<_>, FieldError>>()?;
+    let form = shape
+        .form
+        .iter()
+        .map(|(k, v)| Ok((k.clone(), template(v, format!("actions.{name}.form.{k}"))?)))
+        .collect::<Result<Vec<_>, FieldError>>()?;
+    if shape.body.is_some() && !form.is_empty() {
+        return Err((
+            field("form"),
+            "an action has a JSON `body` or a `form`, not both".into(),
+        ));
+    }
+    if let Some(body) = &shape.body {
+        check_body_templates(body, &field("body"), &check_params)?;
+    }
+    let answer = shape
+        .answer
+        .as_deref()
+        .map(|a| {
+            let t = Template::parse(a).map_err(|p| (field("answer"), p))?;
+            for p in t.params() {
+                if !params.contains_key(p) {
+                    return Err((
+                        field("answer"),
+                        format!("{{{p}}} is not a declared parameter"),
+                    ));
+                }
+            }
+            Ok(t)
+        })
+        .transpose()?;
+
+    Ok(Action {
+        name: name.to_string(),
+        connection: ra.connection,
+        method,
+        path,
+        query,
+        body: shape.body,
+        form,
+        params,
+        answer,
+        key_hash,
+        methods,
+        builtin: ra.builtin,
+        run: shape.run,
+        summary: shape.summary,
+    })
+}
+
+fn check_body_templates(
+    value: &serde_json::Value,
+    field: &str,
+    check: &dyn Fn(&Template, String) -> Result<(), FieldError>,
+) -> Result<(), FieldError> {
+    match value {
+        serde_json::Value::String(s) => {
+            let t = Template::parse(s).map_err(|p| (field.to_string(), p))?;
+            check(&t, field.to_string())
+        }
+        serde_json::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, v)| check_body_templates(v, &format!("{field}[{i}]"), check)),
+        serde_json::Value::Object(map) => map
+            .iter()
+            .try_for_each(|(k, v)| check_body_templates(v, &format!("{field}.{k}"), check)),
+        _ => Ok(()),
+    }
+}

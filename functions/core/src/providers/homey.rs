@@ -1,0 +1,358 @@
+//! Homey, through the Athom cloud. Authorization code at `/oauth2/authorise` (British spelling)
+//! with HTTP Basic client authentication gives a cloud access token; acting on a Homey takes a
+//! chain: `GET /user/me` (pick the Homey) → `POST /delegation/token?audience=homey` (a JWT) →
+//! `POST {remoteUrl}/api/manager/users/login` (the Homey's session bearer). The session is
+//! stored with the token record and sent with `X-Homey-ID`; a 401 from the Homey redoes the
+//! chain once, a 401 `invalid_token` from the cloud refreshes the OAuth token once.
+
+use serde_json::{Value, json};
+
+use super::{Section, Verdict, items, standard, text};
+use crate::action::{ActionError, ActionOutcome};
+use crate::api::{ApiClient, Endpoint};
+use crate::catalog::{ClientAuth, ExpiredTokenSignal, Grant, ProviderSpec, Quirk, TokenPlacement};
+use crate::secret::SecretString;
+use crate::token::{ApiSession, TokenRecord};
+use crate::vendor::{self, ApiTarget, TargetAuth, VendorBody, VendorRequest, VendorResponse};
+
+/// Code steps of Homey's built-in actions.
+pub const STEPS: &[&str] = &["device_state"];
+
+/// Sessions are reported to last about a day; renew well before, in case.
+const SESSION_RENEW_AFTER_SECS: i64 = 12 * 3600;
+
+/// The built-in entry: `api_base` is the Athom cloud; actions go to the chosen Homey.
+pub fn spec() -> ProviderSpec {
+    ProviderSpec {
+        id: "homey".into(),
+        display_name: "Homey".into(),
+        authorize_url: Some("https://api.athom.com/oauth2/authorise".into()),
+        token_url: "https://api.athom.com/oauth2/token".into(),
+        api_base: "https://api.athom.com".into(),
+        grants: vec![Grant::AuthorizationCode],
+        client_auth: ClientAuth::Basic,
+        default_scopes: vec![],
+        token_placement: TokenPlacement::Bearer,
+        expired_token: vec![ExpiredTokenSignal {
+            status: 401,
+            pointer: Some("/error".into()),
+            equals: Some("invalid_token".into()),
+        }],
+        pkce: true,
+        quirk: Quirk::Homey,
+    }
+}
+
+/// On the Homey itself, any 401 means the session is over; the cloud follows the data.
+pub(crate) fn classify(endpoint: Endpoint, r: &VendorResponse) -> Option<Verdict> {
+    (endpoint == Endpoint::Device && r.status == 401).then_some(Verdict::SessionExpired)
+}
+
+fn target_of(session: &ApiSession) -> ApiTarget {
+    ApiTarget {
+        base: session.base_url.clone(),
+        auth: TargetAuth::Bearer(session.bearer.clone()),
+        headers: session.headers.clone(),
+    }
+}
+
+/// Where actions go: the stored session's Homey, or a new session when there is none, it is
+/// old, or the Homey just refused it (`refused`). One login per connection at a time.
+pub(crate) async fn device_target(
+    client: &ApiClient<'_>,
+    record: &TokenRecord,
+    refused: bool,
+) -> Result<ApiTarget, ActionError> {
+    let now = client.app.clock.now();
+    let usable = |s: &ApiSession, refused_one: Option<&ApiSession>| {
+        now < s.renew_after && refused_one.is_none_or(|r| r.bearer != s.bearer)
+    };
+    let refused_one = if refused {
+        record.session.as_ref()
+    } else {
+        None
+    };
+    if let Some(s) = &record.session
+        && usable(s, refused_one)
+    {
+        return Ok(target_of(s));
+    }
+    let lock = client
+        .app
+        .keeper
+        .lock_for(&format!("{}#session", client.conn.id));
+    let _one_login_at_a_time = lock.lock().await;
+    // Someone may have logged in while we waited.
+    if let Some(stored) = client.app.keeper.stored(client.conn).await?
+        && let Some(s) = &stored.session
+        && usable(s, refused_one)
+    {
+        return Ok(target_of(s));
+    }
+    let session = login(client).await?;
+    client
+        .app
+        .keeper
+        .save_session(client.conn, Some(session.clone()))
+        .await?;
+    tracing::info!(connection = %client.conn.id, homey = %session.label, "Homey session started");
+    Ok(target_of(&session))
+}
+
+fn post_json(path: &str, query: &[(&str, &str)], body: Value) -> VendorRequest {
+    VendorRequest {
+        method: http::Method::POST,
+        path: path.into(),
+        query: query
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        body: VendorBody::Json(body),
+    }
+}
+
+/// The Homey this connection means: the one named in config, or the only one.
+fn pick_homey<'v>(client: &ApiClient<'_>, me: &'v Value) -> Result<&'v Value, ActionError> {
+    let homeys = items(me, "/homeys");
+    let describe = || {
+        homeys
+            .iter()
+            .map(|h| format!("{} ({})", text(&h["name"]), text(&h["_id"])))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match (&client.conn.homey, homeys) {
+        (_, []) => Err(ActionError::Misconfigured(
+            "this Homey account has no Homey".into(),
+        )),
+        (Some(wanted), _) => homeys
+            .iter()
+            .find(|h| text(&h["_id"]) == *wanted || text(&h["name"]) == *wanted)
+            .ok_or_else(|| {
+                ActionError::Misconfigured(format!(
+                    "connections.{}.homey = \"{wanted}\" matches none of this account's Homeys: {}",
+                    client.conn.id,
+                    describe()
+                ))
+            }),
+        (None, [only]) => Ok(only),
+        (None, _) => Err(ActionError::Misconfigured(format!(
+            "this account has several Homeys ({}); set connections.{}.homey to the name or id of one",
+            describe(),
+            client.conn.id
+        ))),
+    }
+}
+
+/// A JSON string answer (delegation token, session bearer), or a clear refusal.
+fn string_answer(r: &VendorResponse, what: &str) -> Result<SecretString, ActionError> {
+    match &r.json {
+        Some(Value::String(s)) if !s.is_empty() => Ok(SecretString::new(s.clone())),
+        _ => Err(ActionError::VendorRejected {
+            status: r.status,
+            reason: Some(format!("Homey's {what} answer is not a token")),
+        }),
+    }
+}
+
+/// The chain: user/me → delegation token → session login on the Homey.
+async fn login(client: &ApiClient<'_>) -> Result<ApiSession, ActionError> {
+    // Boxed: these cloud calls go back through `ApiClient::send`, which called us.
+    let me = Box::pin(client.get(Endpoint::Cloud, "/user/me", &[])).await?;
+    let homey = pick_homey(client, &me)?;
+    let homey_id = text(&homey["_id"]);
+    let name = text(&homey["name"]);
+    let remote = text(&homey["remoteUrl"]);
+    if !(remote.starts_with("https://") || remote.starts_with("http://")) {
+        return Err(ActionError::VendorRejected {
+            status: 200,
+            reason: Some(format!("Homey {name} has no usable remote URL")),
+        });
+    }
+    let delegation = Box::pin(client.cloud(&post_json(
+        "/delegation/token",
+        &[("audience", "homey")],
+        json!({}),
+    )))
+    .await?;
+    let jwt = string_answer(&delegation, "delegation")?;
+    let target = ApiTarget {
+        base: remote.clone(),
+        auth: TargetAuth::None,
+        headers: vec![("X-Homey-ID".into(), homey_id.clone())],
+    };
+    let request = post_json(
+        "/api/manager/users/login",
+        &[],
+        json!({ "token": jwt.expose() }),
+    );
+    let answer = vendor::call(&client.app.http, &target, &request)
+        .await
+        .map_err(|e| ActionError::VendorUnavailable(e.to_string()))?;
+    match standard(client.spec, &answer) {
+        Verdict::Ok => {}
+        Verdict::Transient { reason, .. } => return Err(ActionError::VendorUnavailable(reason)),
+        Verdict::Busy { retry_after_secs } => {
+            return Err(ActionError::VendorBusy { retry_after_secs });
+        }
+        _ => {
+            return Err(ActionError::VendorRejected {
+                status: answer.status,
+                reason: Some(format!(
+                    "Homey {name} refused the login{}",
+                    answer
+                        .reason()
+                        .map(|r| format!(": {r}"))
+                        .unwrap_or_default()
+                )),
+            });
+        }
+    }
+    let bearer = string_answer(&answer, "login")?;
+    let now = client.app.clock.now();
+    Ok(ApiSession {
+        base_url: remote,
+        bearer,
+        headers: vec![("X-Homey-ID".into(), homey_id)],
+        label: name,
+        obtained_at: now,
+        renew_after: now.plus_secs(SESSION_RENEW_AFTER_SECS),
+    })
+}
+
+/// `device_state`: "Living lamp: on, Dim level 0.4".
+pub(crate) async fn device_state(
+    client: &ApiClient<'_>,
+    request: &VendorRequest,
+) -> Result<ActionOutcome, ActionError> {
+    let response = client.device(request).await?;
+    let device = response.json.clone().unwrap_or(Value::Null);
+    Ok(ActionOutcome {
+        vendor_status: response.status,
+        answer: describe_device(&device),
+        data: Some(device),
+    })
+}
+
+fn describe_device(device: &Value) -> String {
+    let caps = device.get("capabilitiesObj").and_then(Value::as_object);
+    // Homey lists capabilities in display order in `capabilities`.
+    let order: Vec<String> = match device.get("capabilities").and_then(Value::as_array) {
+        Some(list) => list.iter().map(text).collect(),
+        None => caps
+            .map(|c| c.keys().cloned().collect())
+            .unwrap_or_default(),
+    };
+    let parts: Vec<String> = order
+        .iter()
+        .filter_map(|id| {
+            let cap = caps?.get(id)?;
+            let value = cap.get("value")?;
+            let title = cap.get("title").map(text).unwrap_or_else(|| id.clone());
+            Some(match (id.as_str(), value) {
+                ("onoff", Value::Bool(on)) => if *on { "on" } else { "off" }.to_string(),
+                (_, Value::Bool(b)) => format!("{title} {}", if *b { "yes" } else { "no" }),
+                (_, v) => {
+                    let units = cap.get("units").map(text).unwrap_or_default();
+                    format!(
+                        "{title} {}{}",
+                        text(v),
+                        if units.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" {units}")
+                        }
+                    )
+                }
+            })
+        })
+        .collect();
+    let name = device
+        .get("name")
+        .map(text)
+        .unwrap_or_else(|| "Device".into());
+    if parts.is_empty() {
+        name
+    } else {
+        format!("{name}: {}", parts.join(", "))
+    }
+}
+
+/// Values of a Homey listing, which is an object keyed by id (or, in older versions, an array).
+fn listing(value: &Value) -> Vec<&Value> {
+    match value {
+        Value::Object(map) => map.values().collect(),
+        Value::Array(list) => list.iter().collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The account's Homeys, then the chosen Homey's devices, flows and variables.
+pub(crate) async fn discover(client: &ApiClient<'_>) -> Result<Vec<Section>, ActionError> {
+    let me = client.get(Endpoint::Cloud, "/user/me", &[]).await?;
+    let mut homeys = Section::new("Homeys (connections.<id>.homey)", "homey");
+    for h in items(&me, "/homeys") {
+        homeys.push(&h["_id"], &h["name"], text(&h["platform"]));
+    }
+    let mut sections = vec![homeys];
+    if pick_homey(client, &me).is_err() {
+        // Several Homeys and none chosen: the list above is what to choose from.
+        return Ok(sections);
+    }
+    let devices = client
+        .get(Endpoint::Device, "/api/manager/devices/device", &[])
+        .await?;
+    let mut device_list = Section::new("Devices", "device_id");
+    for d in listing(&devices) {
+        let caps: Vec<String> = items(d, "/capabilities").iter().map(text).collect();
+        device_list.push(
+            &d["id"],
+            &d["name"],
+            format!("{}: {}", text(&d["class"]), caps.join(", ")),
+        );
+    }
+    sections.push(device_list);
+    for (path, title) in [
+        ("/api/manager/flow/flow", "Flows"),
+        ("/api/manager/flow/advancedflow", "Advanced flows"),
+    ] {
+        let flows = client.get(Endpoint::Device, path, &[]).await?;
+        let mut section = Section::new(title, "flow_id");
+        for f in listing(&flows) {
+            section.push(&f["id"], &f["name"], "");
+        }
+        sections.push(section);
+    }
+    let variables = client
+        .get(Endpoint::Device, "/api/manager/logic/variable", &[])
+        .await?;
+    let mut variable_list = Section::new("Variables", "variable_id");
+    for v in listing(&variables) {
+        variable_list.push(
+            &v["id"],
+            &v["name"],
+            format!("{} = {}", text(&v["type"]), text(&v["value"])),
+        );
+    }
+    sections.push(variable_list);
+    sections.retain(|s| !s.items.is_empty());
+    Ok(sections)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn describes_a_device_in_words() {
+        let lamp = json!({"name": "Living lamp", "capabilities": ["onoff", "dim", "measure_temperature", "alarm_motion"],
+            "capabilitiesObj": {"onoff": {"value": true, "title": "Turned on"},
+                                "dim": {"value": 0.4, "title": "Dim level"},
+                                "measure_temperature": {"value": 21.5, "title": "Temperature", "units": "°C"},
+                                "alarm_motion": {"value": false, "title": "Motion"}}});
+        assert_eq!(
+            describe_device(&lamp),
+            "Living lamp: on, Dim level 0.4, Temperature 21.5 °C, Motion no"
+        );
+    }
+}

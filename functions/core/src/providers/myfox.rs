@@ -1,0 +1,165 @@
+//! Myfox API v2 (api.myfox.me). Password grant for personal apps, authorization code for
+//! commercial ones, HTTP Basic client authentication. Every answer is an envelope:
+//! `{"status":"OK","payload":…}` or `{"status":"KO","error":…,"error_description":…}`, and a KO
+//! can come with HTTP 200. `invalid_token` means refresh and retry once; "(632)" is Myfox's
+//! temporary error. Myfox deactivates apps that request too many tokens, so tokens are cached
+//! for their whole life.
+
+use serde_json::Value;
+
+use super::somfy_protect::urlencoded;
+use super::{Section, Verdict, items, text};
+use crate::action::ActionError;
+use crate::api::{ApiClient, Endpoint};
+use crate::catalog::{ClientAuth, ExpiredTokenSignal, Grant, ProviderSpec, Quirk, TokenPlacement};
+use crate::vendor::VendorResponse;
+
+/// The built-in entry.
+pub fn spec() -> ProviderSpec {
+    ProviderSpec {
+        id: "myfox".into(),
+        display_name: "Myfox".into(),
+        authorize_url: Some("https://api.myfox.me/oauth2/authorize".into()),
+        token_url: "https://api.myfox.me/oauth2/token".into(),
+        api_base: "https://api.myfox.me/v2".into(),
+        grants: vec![Grant::Password, Grant::AuthorizationCode],
+        client_auth: ClientAuth::Basic,
+        default_scopes: vec![],
+        token_placement: TokenPlacement::Bearer,
+        expired_token: vec![ExpiredTokenSignal {
+            status: 401,
+            pointer: Some("/error".into()),
+            equals: Some("invalid_token".into()),
+        }],
+        pkce: true,
+        quirk: Quirk::Myfox,
+    }
+}
+
+/// Reads the envelope: a KO is an error whatever the HTTP status.
+pub(crate) fn classify(r: &VendorResponse) -> Option<Verdict> {
+    let json = r.json.as_ref()?;
+    match json.get("status").and_then(Value::as_str)? {
+        "KO" => {
+            let error = json.get("error").map(text).unwrap_or_default();
+            let description = json.get("error_description").map(text).unwrap_or_default();
+            if error == "invalid_token" {
+                return Some(Verdict::TokenExpired);
+            }
+            let said = if description.is_empty() {
+                error.clone()
+            } else {
+                description.clone()
+            };
+            if description.contains("(632)") || r.status >= 500 {
+                return Some(Verdict::Transient {
+                    reason: format!("Myfox says: {said}"),
+                    retryable: true,
+                });
+            }
+            Some(Verdict::Rejected {
+                status: r.status,
+                reason: Some(format!("Myfox says: {said}")),
+            })
+        }
+        _ => None,
+    }
+}
+
+/// Sites, then each site's scenarios and devices.
+pub(crate) async fn discover(client: &ApiClient<'_>) -> Result<Vec<Section>, ActionError> {
+    let sites = client
+        .get(Endpoint::Device, "/client/site/items", &[])
+        .await?;
+    let mut site_list = Section::new("Sites", "site_id");
+    let mut scenarios = Section::new("Scenarios", "scenario_id");
+    let mut devices = Section::new("Devices (sockets, shutters, gates, heaters)", "device_id");
+    for site in items(&sites, "/payload/items") {
+        let site_id = text(&site["siteId"]);
+        site_list.push(&site["siteId"], &site["label"], "");
+        let base = format!("/site/{}", urlencoded(&site_id));
+        let listed = client
+            .get(Endpoint::Device, &format!("{base}/scenario/items"), &[])
+            .await?;
+        for s in items(&listed, "/payload/items") {
+            scenarios.push(
+                &s["scenarioId"],
+                &s["label"],
+                format!("{} site_id={site_id}", text(&s["typeLabel"])),
+            );
+        }
+        for kind in ["socket", "shutter", "gate", "heater"] {
+            // Not every account has every kind; a refusal here only means "none".
+            let Ok(listed) = client
+                .get(
+                    Endpoint::Device,
+                    &format!("{base}/device/{kind}/items"),
+                    &[],
+                )
+                .await
+            else {
+                continue;
+            };
+            for d in items(&listed, "/payload/items") {
+                devices.push(
+                    &d["deviceId"],
+                    &d["label"],
+                    format!("{kind} ({}) site_id={site_id}", text(&d["modelLabel"])),
+                );
+            }
+        }
+    }
+    let mut sections = vec![site_list, scenarios, devices];
+    sections.retain(|s| !s.items.is_empty());
+    Ok(sections)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn response(status: u16, json: Value) -> VendorResponse {
+        VendorResponse {
+            status,
+            text: json.to_string(),
+            json: Some(json),
+            retry_after_secs: None,
+        }
+    }
+
+    #[test]
+    fn a_ko_envelope_is_an_error_even_with_http_200() {
+        let expired = response(
+            401,
+            json!({"status": "KO", "error": "invalid_token", "error_description": "expired"}),
+        );
+        assert_eq!(classify(&expired), Some(Verdict::TokenExpired));
+        let ko = response(
+            200,
+            json!({"status": "KO", "error": "invalid_request", "error_description": "Unknown device"}),
+        );
+        assert_eq!(
+            classify(&ko),
+            Some(Verdict::Rejected {
+                status: 200,
+                reason: Some("Myfox says: Unknown device".into())
+            })
+        );
+        let temporary = response(
+            200,
+            json!({"status": "KO", "error": "error", "error_description": "Temporary error (632)"}),
+        );
+        assert!(matches!(
+            classify(&temporary),
+            Some(Verdict::Transient {
+                retryable: true,
+                ..
+            })
+        ));
+        assert_eq!(
+            classify(&response(200, json!({"status": "OK", "payload": {}}))),
+            None
+        );
+    }
+}
