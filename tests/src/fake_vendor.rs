@@ -38,6 +38,25 @@ pub enum ClientAuthStyle {
     Form,
 }
 
+/// How the token endpoint words its refusals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenErrorStyle {
+    /// RFC 6749: `{"error":"invalid_grant","error_description":…}`.
+    Rfc6749,
+    /// Somfy Protect: `{"message":"error.invalid.grant","data":[],"uid":…}`.
+    Somfy,
+}
+
+/// A token-endpoint budget: at most `max` calls per `window_secs`, then 429 (Somfy Protect:
+/// 5 per 10 minutes, with `X-RateLimit-Retry-After`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenBudget {
+    /// Calls allowed per window.
+    pub max: usize,
+    /// The window, in seconds.
+    pub window_secs: i64,
+}
+
 /// What the fake accepts and how it behaves.
 #[derive(Debug, Clone)]
 pub struct FakeSettings {
@@ -61,6 +80,19 @@ pub struct FakeSettings {
     pub query_token: bool,
     /// Answer refresh requests without a `refresh_token` field ("keep using the one you have").
     pub omit_refresh_token_on_refresh: bool,
+    /// Path of the authorize endpoint (Homey: `/oauth2/authorise`).
+    pub authorize_path: String,
+    /// Paths of the token endpoint (Somfy has two).
+    pub token_paths: Vec<String>,
+    /// A token path that issues JWT access tokens and says nothing of `expires_in` (Somfy's
+    /// `/token/jwt`): clients must read the `exp` claim.
+    pub jwt_token_path: Option<String>,
+    /// Token-endpoint rate limit.
+    pub token_budget: Option<TokenBudget>,
+    /// How token refusals are worded.
+    pub token_error_style: TokenErrorStyle,
+    /// Scopes in token answers (`None`: no `scope` field).
+    pub scopes: Option<Value>,
 }
 
 impl Default for FakeSettings {
@@ -76,6 +108,12 @@ impl Default for FakeSettings {
             deny_consent: false,
             query_token: false,
             omit_refresh_token_on_refresh: false,
+            authorize_path: "/oauth2/authorize".into(),
+            token_paths: vec!["/oauth2/token".into()],
+            jwt_token_path: None,
+            token_budget: None,
+            token_error_style: TokenErrorStyle::Rfc6749,
+            scopes: Some(json!(["read_station", "write_thermostat"])),
         }
     }
 }
@@ -112,7 +150,63 @@ struct Shared {
     settings: Mutex<FakeSettings>,
     tokens: Mutex<Tokens>,
     token_calls: AtomicUsize,
+    /// When each token call arrived, for the budget.
+    token_call_times: Mutex<Vec<UnixTime>>,
     api_calls: Mutex<Vec<ApiCall>>,
+}
+
+/// What the fake thinks of an access token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Issued and still valid.
+    Valid,
+    /// Issued, now expired.
+    Expired,
+    /// Never issued (or missing).
+    Unknown,
+}
+
+/// The OAuth side of a fake, for the vendor API routers built on it.
+#[derive(Debug, Clone)]
+pub struct OAuthHandle(Arc<Shared>);
+
+impl OAuthHandle {
+    /// Whether `token` is a valid access token now.
+    pub fn access(&self, token: Option<&str>) -> Access {
+        let Some(token) = token else {
+            return Access::Unknown;
+        };
+        match lock(&self.0.tokens).access.get(token) {
+            None => Access::Unknown,
+            Some(at) if self.0.clock.now() >= *at => Access::Expired,
+            Some(_) => Access::Valid,
+        }
+    }
+
+    /// The bearer token of a request, or its `access_token` query parameter.
+    pub fn token_of(parts: &axum::http::request::Parts) -> Option<String> {
+        let bearer = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::to_string);
+        bearer.or_else(|| {
+            form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
+                .find(|(k, _)| k == "access_token")
+                .map(|(_, v)| v.into_owned())
+        })
+    }
+
+    /// The shared clock.
+    pub fn clock(&self) -> ManualClock {
+        self.0.clock.clone()
+    }
+
+    /// Records an API call (for tests that look at what was sent).
+    pub fn record(&self, call: ApiCall) {
+        lock(&self.0.api_calls).push(call);
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -135,20 +229,35 @@ impl Drop for FakeVendor {
 }
 
 impl FakeVendor {
-    /// Starts a fake on a free loopback port.
+    /// Starts a fake on a free loopback port, with a generic API that echoes what it gets.
     pub async fn start(clock: ManualClock, settings: FakeSettings) -> Self {
+        Self::start_with(clock, settings, |oauth| {
+            Router::new().fallback(api).with_state(oauth.0)
+        })
+        .await
+    }
+
+    /// Starts a fake whose API is the router `api` builds (a vendor's own fake API).
+    pub async fn start_with(
+        clock: ManualClock,
+        settings: FakeSettings,
+        api: impl FnOnce(OAuthHandle) -> Router,
+    ) -> Self {
+        let mut oauth = Router::new().route(&settings.authorize_path, get(authorize));
+        for path in &settings.token_paths {
+            oauth = oauth.route(path, post(token));
+        }
         let shared = Arc::new(Shared {
             clock,
             settings: Mutex::new(settings),
             tokens: Mutex::new(Tokens::default()),
             token_calls: AtomicUsize::new(0),
+            token_call_times: Mutex::new(Vec::new()),
             api_calls: Mutex::new(Vec::new()),
         });
-        let router = Router::new()
-            .route("/oauth2/authorize", get(authorize))
-            .route("/oauth2/token", post(token))
-            .fallback(api)
-            .with_state(Arc::clone(&shared));
+        let router = oauth
+            .with_state(Arc::clone(&shared))
+            .merge(api(OAuthHandle(Arc::clone(&shared))));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind fake vendor");
@@ -244,12 +353,29 @@ async fn authorize(
     Redirect::to(target.as_str()).into_response()
 }
 
-fn oauth_error(status: StatusCode, error: &str) -> Response {
-    (
-        status,
-        Json(json!({ "error": error, "error_description": format!("fake vendor: {error}") })),
-    )
-        .into_response()
+fn oauth_error(style: TokenErrorStyle, status: StatusCode, error: &str) -> Response {
+    let body = match style {
+        TokenErrorStyle::Rfc6749 => {
+            json!({ "error": error, "error_description": format!("fake vendor: {error}") })
+        }
+        TokenErrorStyle::Somfy => json!({
+            "message": format!("error.{}", error.replace('_', ".")),
+            "data": [],
+            "uid": "6c1e4b3a",
+        }),
+    };
+    (status, Json(body)).into_response()
+}
+
+/// A JWT-shaped access token with an `exp` claim (unsigned: only its shape matters here).
+fn jwt(exp: UnixTime) -> String {
+    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256","typ":"JWT"}"#);
+    let claims = URL_SAFE_NO_PAD.encode(
+        json!({ "exp": exp.0, "jti": random_token("jti"), "sub": "owner" })
+            .to_string()
+            .as_bytes(),
+    );
+    format!("{header}.{claims}.c2lnbmF0dXJl")
 }
 
 fn client_ok(settings: &FakeSettings, headers: &HeaderMap, form: &HashMap<String, String>) -> bool {
@@ -287,15 +413,38 @@ fn client_ok(settings: &FakeSettings, headers: &HeaderMap, form: &HashMap<String
 
 async fn token(
     State(s): State<Arc<Shared>>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
     s.token_calls.fetch_add(1, Ordering::SeqCst);
     let settings = lock(&s.settings).clone();
+    let now = s.clock.now();
+    if let Some(budget) = settings.token_budget {
+        let mut times = lock(&s.token_call_times);
+        times.retain(|t| t.plus_secs(budget.window_secs) > now);
+        if times.len() >= budget.max {
+            let retry = times
+                .first()
+                .map(|t| now.secs_until(t.plus_secs(budget.window_secs)))
+                .unwrap_or(budget.window_secs);
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                [
+                    ("x-ratelimit-limit", budget.max.to_string()),
+                    ("x-ratelimit-remaining", "0".to_string()),
+                    ("x-ratelimit-retry-after", retry.to_string()),
+                ],
+                Json(json!({"message": "Too many tokens requested, please retry later", "data": {"limit": budget.max}, "uid": "9f2d"})),
+            )
+                .into_response();
+        }
+        times.push(now);
+    }
+    let oauth_error = |status, error: &str| oauth_error(settings.token_error_style, status, error);
     if !client_ok(&settings, &headers, &form) {
         return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client");
     }
-    let now = s.clock.now();
     let mut tokens = lock(&s.tokens);
     let old_refresh = match form.get("grant_type").map(String::as_str) {
         Some("authorization_code") => {
@@ -330,10 +479,14 @@ async fn token(
         }
         _ => return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type"),
     };
-    let access = random_token("at");
-    tokens
-        .access
-        .insert(access.clone(), now.plus_secs(settings.access_ttl_secs));
+    let expires_at = now.plus_secs(settings.access_ttl_secs);
+    let as_jwt = settings.jwt_token_path.as_deref() == Some(uri.path());
+    let access = if as_jwt {
+        jwt(expires_at)
+    } else {
+        random_token("at")
+    };
+    tokens.access.insert(access.clone(), expires_at);
     let refreshing = old_refresh.is_some();
     let refresh = match old_refresh {
         Some(old) if !settings.rotate_refresh_tokens || settings.omit_refresh_token_on_refresh => {
@@ -357,10 +510,17 @@ async fn token(
         "refresh_token": refresh,
         "expires_in": settings.access_ttl_secs,
         "expire_in": settings.access_ttl_secs,
-        "scope": ["read_station", "write_thermostat"],
+        "token_type": "bearer",
+        "scope": settings.scopes.clone().unwrap_or(Value::Null),
     });
-    if refreshing && settings.omit_refresh_token_on_refresh {
-        answer.as_object_mut().map(|o| o.remove("refresh_token"));
+    if let Some(o) = answer.as_object_mut() {
+        if refreshing && settings.omit_refresh_token_on_refresh {
+            o.remove("refresh_token");
+        }
+        if as_jwt {
+            o.remove("expires_in");
+            o.remove("expire_in");
+        }
     }
     Json(answer).into_response()
 }

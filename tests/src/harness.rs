@@ -161,13 +161,13 @@ pub fn secrets_for(name: &str, settings: &FakeSettings) -> LocalSecrets {
     LocalSecrets::from_entries(BTreeMap::from([(name.to_string(), creds)]))
 }
 
-/// A fake Netatmo and homehook configured against it, sharing one clock.
+/// A fake vendor and homehook configured against it, sharing one clock.
 #[derive(Debug)]
-pub struct World {
+pub struct World<V = FakeVendor> {
     /// The shared clock.
     pub clock: ManualClock,
     /// The fake vendor.
-    pub vendor: FakeVendor,
+    pub vendor: V,
     /// homehook.
     pub hh: Homehook,
     /// Keys.
@@ -176,7 +176,7 @@ pub struct World {
     pub client: reqwest::Client,
 }
 
-impl World {
+impl World<FakeVendor> {
     /// Starts both on the given store.
     pub async fn start(store: Arc<dyn Store>, settings: FakeSettings) -> Self {
         let clock = ManualClock::new(T0);
@@ -201,6 +201,80 @@ impl World {
             keys,
             client,
         }
+    }
+}
+
+impl<V> World<V> {
+    /// homehook beside `vendor`, with `config` where `{public_url}`, `{admin}` (the admin key's
+    /// hash) and `{key}` (the action key's hash) are filled in.
+    pub async fn with_vendor(
+        clock: ManualClock,
+        vendor: V,
+        config: &str,
+        secrets: LocalSecrets,
+        store: Arc<dyn Store>,
+    ) -> Self {
+        let keys = Keys::new();
+        let config = config
+            .replace("{admin}", &keys.admin.hash().to_string())
+            .replace("{key}", &keys.action.hash().to_string());
+        let hh = Homehook::start(&config, store, secrets, clock.clone())
+            .await
+            .expect("config is valid");
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        Self {
+            clock,
+            vendor,
+            hh,
+            keys,
+            client,
+        }
+    }
+
+    /// `GET {path}` with the admin key.
+    pub async fn admin_get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.hh.base))
+            .bearer_auth(self.keys.admin.expose())
+            .send()
+            .await
+            .expect("admin request")
+    }
+
+    /// The status report of one connection.
+    pub async fn connection_status(&self, connection: &str) -> serde_json::Value {
+        let report: serde_json::Value = self.admin_get("/status").await.json().await.expect("json");
+        report["connections"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["id"] == connection))
+            .cloned()
+            .expect("connection in the report")
+    }
+
+    /// `POST /a/{action}` and the answer's status and text.
+    pub async fn act_text(&self, action: &str, body: serde_json::Value) -> (u16, String) {
+        let r = self.act(action, body).await;
+        (r.status().as_u16(), r.text().await.expect("text"))
+    }
+
+    /// `POST /a/{action}` and the answer's status and JSON.
+    pub async fn act_json(
+        &self,
+        action: &str,
+        body: serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let r = self
+            .client
+            .post(format!("{}/a/{action}?format=json", self.hh.base))
+            .bearer_auth(self.keys.action.expose())
+            .json(&body)
+            .send()
+            .await
+            .expect("action");
+        (r.status().as_u16(), r.json().await.expect("json"))
     }
 
     /// `GET /connect/{connection}` with the admin key; returns the Location (vendor authorize URL).

@@ -7,7 +7,9 @@
 //!
 //! - [`fake_vendor`]: an OAuth2 vendor (authorize, token with expiry and refresh-token
 //!   rotation, an API that rejects expired tokens the way the real vendors do), with counters.
+//! - [`fakes`]: the four vendors' APIs (Netatmo, Somfy Protect, Myfox, Homey) on top of it.
 //! - [`harness`]: starts homehook (memory or SQLite store) with a config pointing at a fake.
 
 pub mod fake_vendor;
+pub mod fakes;
 pub mod harness;

@@ -1,9 +1,9 @@
-//! Admin commands: `key new`, `status`, `actions`.
+//! Admin commands: `key new`, `status`, `actions`, `discover`.
 
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::Result;
+use anyhow::{Context, Result, bail};
 use homehook_core::App;
 use homehook_core::clock::SystemClock;
 use homehook_core::keys::ActionKey;
@@ -121,6 +121,70 @@ pub(crate) fn actions(config_path: Option<&Path>, json: bool) -> Result<()> {
         println!(
             "Call with the action's key: header `Authorization: Bearer <key>` or `?key=<key>`."
         );
+    }
+    Ok(())
+}
+
+/// `homehook discover <connection>`: asks the vendor's API, through the same token handling as
+/// the server (a password-grant connection connects here if it never has).
+pub(crate) async fn discover(
+    config_path: Option<&Path>,
+    data_dir: Option<&Path>,
+    connection: &str,
+    json: bool,
+) -> Result<()> {
+    let config = settings::load_config(config_path)?;
+    if !config.connections.contains_key(connection) {
+        let known: Vec<_> = config.connections.keys().cloned().collect();
+        bail!(
+            "no connection \"{connection}\" in the config (it has: {})",
+            if known.is_empty() {
+                "none".into()
+            } else {
+                known.join(", ")
+            }
+        );
+    }
+    let (store, _) = settings::open_store(data_dir, &config)?;
+    let secrets = LocalSecrets::load(config.server.secrets_file.as_deref())?;
+    let app = App::new(
+        config,
+        Arc::new(store),
+        Arc::new(secrets),
+        Arc::new(SystemClock),
+    )?;
+    let client = homehook_core::api::ApiClient::new(&app, connection)?;
+    let found = homehook_core::providers::discover(&client)
+        .await
+        .with_context(|| format!("asking the vendor of connection {connection}"))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&found)?);
+        return Ok(());
+    }
+    if found.sections.is_empty() {
+        println!("{connection} ({}): nothing to list", found.provider);
+    }
+    for section in &found.sections {
+        println!("{}  (with: {})", section.title, section.key);
+        for item in &section.items {
+            println!("  {:<28} {:<24} {}", item.id, item.name, item.detail);
+        }
+        println!();
+    }
+    if let Some(example) = found.example(client.spec.quirk) {
+        let names: Vec<_> = homehook_core::builtin::recipes(client.spec.quirk)
+            .map(|r| r.keys().cloned().collect())
+            .unwrap_or_default();
+        println!(
+            "Built-in actions of {}: {}",
+            found.provider,
+            names.join(", ")
+        );
+        println!("For example, in homehook.toml:");
+        println!();
+        for line in example.lines() {
+            println!("  {line}");
+        }
     }
     Ok(())
 }

@@ -45,6 +45,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List what a connection's actions can use (sites, homes, rooms, devices, flows...) with
+    /// their ids, asked from the vendor.
+    Discover {
+        /// The connection, as named in homehook.toml.
+        connection: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Keys for actions and the admin.
     Key {
         #[command(subcommand)]
@@ -90,6 +99,15 @@ fn main() -> ExitCode {
                 admin::status(cli.config.as_deref(), cli.data_dir.as_deref(), json).await
             }
             Command::Actions { json } => admin::actions(cli.config.as_deref(), json),
+            Command::Discover { connection, json } => {
+                admin::discover(
+                    cli.config.as_deref(),
+                    cli.data_dir.as_deref(),
+                    &connection,
+                    json,
+                )
+                .await
+            }
             Command::Key {
                 command: KeyCommand::New { json },
             } => admin::key_new(json),

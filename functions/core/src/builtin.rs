@@ -51,6 +51,14 @@ impl Recipe {
         self.setup.keys().map(String::as_str)
     }
 
+    /// Names of the setup values config cannot leave out.
+    pub fn required_setup(&self) -> impl Iterator<Item = &str> {
+        self.setup
+            .iter()
+            .filter(|(_, p)| !p.optional)
+            .map(|(k, _)| k.as_str())
+    }
+
     /// Names of the values callers may send.
     pub fn param_names(&self) -> impl Iterator<Item = &str> {
         self.params.keys().map(String::as_str)

@@ -2,7 +2,8 @@
 //! `homehook serve` locally and by the Lambda functions.
 //!
 //! - [`oauth_router`]: `GET /connect/{connection}`, `GET /callback/{provider}`
-//! - [`actions_router`]: `/a/{action}`, `GET /status`, `GET /healthz`
+//! - [`actions_router`]: `/a/{action}`, `GET /status`, `GET /discover/{connection}`,
+//!   `GET /healthz`
 //! - [`app`]: both, plus the root page and JSON answers for unknown paths and methods.
 
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use crate::app::App;
 pub mod actions;
 pub mod auth;
 pub mod connect;
+pub mod discover;
 pub mod error;
 pub mod pages;
 pub mod status;
@@ -59,6 +61,7 @@ fn actions_routes(app: AppState) -> Router {
     Router::new()
         .route("/a/{action}", axum::routing::any(actions::run_action))
         .route("/status", get(status::status))
+        .route("/discover/{connection}", get(discover::discover))
         .route("/healthz", get(status::healthz))
         .with_state(app)
 }

@@ -168,6 +168,32 @@ pub struct Item {
     pub detail: String,
 }
 
+impl Discovery {
+    /// A config snippet using one of the provider's built-in actions with ids found here,
+    /// to copy into homehook.toml.
+    pub fn example(&self, quirk: Quirk) -> Option<String> {
+        let recipes = crate::builtin::recipes(quirk).ok()?;
+        let first_id = |key: &str| {
+            self.sections
+                .iter()
+                .find(|s| s.key == key)
+                .and_then(|s| s.items.first())
+                .map(|i| i.id.clone())
+        };
+        recipes.iter().find_map(|(name, recipe)| {
+            let with = recipe
+                .required_setup()
+                .map(|k| Some(format!("{k} = {:?}", first_id(k)?)))
+                .collect::<Option<Vec<_>>>()?;
+            Some(format!(
+                "[actions.{name}]\nconnection = \"{}\"\nbuiltin = \"{name}\"\nwith = {{ {} }}\nkey_hash = \"<the hash from `homehook key new`>\"",
+                self.connection,
+                with.join(", ")
+            ))
+        })
+    }
+}
+
 impl Section {
     fn new(title: impl Into<String>, key: &str) -> Self {
         Self {
