@@ -24,6 +24,11 @@ const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
+/// `text` as one path segment: only unreserved characters stay as they are.
+pub fn path_segment(text: &str) -> String {
+    utf8_percent_encode(text, PATH_SEGMENT).to_string()
+}
+
 /// What the caller gets back after the vendor answered 2xx.
 #[derive(Debug, Clone)]
 pub struct ActionOutcome {
@@ -82,7 +87,7 @@ pub fn render_request(action: &Action, params: &Params) -> Result<VendorRequest,
     let path = action.path.render(|part| match part {
         Part::Param(name) => params
             .get(name)
-            .map(|v| utf8_percent_encode(&as_text(v), PATH_SEGMENT).to_string())
+            .map(|v| path_segment(&as_text(v)))
             .unwrap_or_default(),
         _ => String::new(),
     });

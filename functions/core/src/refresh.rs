@@ -249,6 +249,19 @@ impl TokenKeeper {
             // Someone renewed it while we waited for the lock.
             return Ok(r.clone());
         }
+        // The vendor asked us to wait (a 429 with its retry-after, an outage): asking again
+        // before then only spends the token budget (Somfy: 5 per 10 minutes).
+        if let Some(TokenRecord {
+            health: Health::Degraded { until, reason },
+            ..
+        }) = &current
+            && now < *until
+        {
+            return Err(TokenError::Unavailable {
+                detail: reason.clone(),
+                retry_after_secs: now.secs_until(*until).max(1) as u64,
+            });
+        }
         let spec = self
             .config
             .provider_of(conn)

@@ -7,9 +7,8 @@
 
 use serde_json::Value;
 
-use super::somfy_protect::urlencoded;
 use super::{Section, Verdict, items, text};
-use crate::action::ActionError;
+use crate::action::{ActionError, path_segment};
 use crate::api::{ApiClient, Endpoint};
 use crate::catalog::{ClientAuth, ExpiredTokenSignal, Grant, ProviderSpec, Quirk, TokenPlacement};
 use crate::vendor::VendorResponse;
@@ -77,7 +76,7 @@ pub(crate) async fn discover(client: &ApiClient<'_>) -> Result<Vec<Section>, Act
     for site in items(&sites, "/payload/items") {
         let site_id = text(&site["siteId"]);
         site_list.push(&site["siteId"], &site["label"], "");
-        let base = format!("/site/{}", urlencoded(&site_id));
+        let base = format!("/site/{}", path_segment(&site_id));
         let listed = client
             .get(Endpoint::Device, &format!("{base}/scenario/items"), &[])
             .await?;

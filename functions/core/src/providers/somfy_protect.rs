@@ -5,7 +5,7 @@
 //! `{"message":"error.…","data":…,"uid":…}`.
 
 use super::{Section, Verdict, items, text};
-use crate::action::ActionError;
+use crate::action::{ActionError, path_segment};
 use crate::api::{ApiClient, Endpoint};
 use crate::catalog::{ClientAuth, ExpiredTokenSignal, Grant, ProviderSpec, Quirk, TokenPlacement};
 use crate::vendor::VendorResponse;
@@ -73,7 +73,7 @@ pub(crate) async fn discover(client: &ApiClient<'_>) -> Result<Vec<Section>, Act
             &site["label"],
             format!("security {}", text(&site["security_level"])),
         );
-        let path = format!("/site/{}/device", urlencoded(&site_id));
+        let path = format!("/site/{}/device", path_segment(&site_id));
         let listed = client.get(Endpoint::Device, &path, &[]).await?;
         for device in items(&listed, "/items") {
             let kind = device
@@ -97,11 +97,6 @@ pub(crate) async fn discover(client: &ApiClient<'_>) -> Result<Vec<Section>, Act
     let mut sections = vec![site_list, devices, sirens];
     sections.retain(|s| !s.items.is_empty());
     Ok(sections)
-}
-
-/// One path segment from an id the vendor gave us.
-pub(crate) fn urlencoded(segment: &str) -> String {
-    percent_encoding::utf8_percent_encode(segment, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
 #[cfg(test)]
