@@ -117,6 +117,10 @@ fn coerce(spec: &ParamSpec, value: &Value) -> Result<Value, String> {
             if min.is_some_and(|m| n < m) || max.is_some_and(|m| n > m) {
                 return Err(range(*min, *max));
             }
+            // 22 stays 22 (not 22.0) in answers, URLs and bodies.
+            if n.fract() == 0.0 && n.abs() < 1e15 {
+                return Ok(Value::from(n as i64));
+            }
             serde_json::Number::from_f64(n)
                 .map(Value::Number)
                 .ok_or_else(|| "expected a number".into())
@@ -161,11 +165,16 @@ fn range(min: Option<f64>, max: Option<f64>) -> String {
     }
 }
 
-/// A checked value as text, for URLs, forms and answers.
+/// A value as text, for URLs, forms and answers. Whole numbers lose their `.0` (a vendor's
+/// `22.0` is said "22").
 pub fn as_text(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
         Value::Null => String::new(),
+        Value::Number(n) => match n.as_f64() {
+            Some(f) if n.is_f64() && f.fract() == 0.0 && f.abs() < 1e15 => (f as i64).to_string(),
+            _ => n.to_string(),
+        },
         other => other.to_string(),
     }
 }

@@ -231,11 +231,7 @@ pub async fn discover(client: &ApiClient<'_>) -> Result<Discovery, ActionError> 
 /// A JSON value as short text: strings as they are, numbers and booleans printed, nothing for
 /// null or missing.
 pub(crate) fn text(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
-    }
+    crate::params::as_text(value)
 }
 
 /// The items of a JSON array at `pointer`, or none.

@@ -1,0 +1,335 @@
+//! Netatmo and Works with Legrand against their fake: authorization code with scopes, rotating
+//! refresh tokens, 403 code 3 for an expired token, the per-user rate limit (429 code 26),
+//! partial failures inside a 200, and the built-in actions people use.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use homehook_core::clock::ManualClock;
+use homehook_core::store::{MemoryStore, SqliteStore, Store};
+use homehook_tests::fakes::netatmo::{
+    ALICE, BEDROOM, BRIDGE, FakeNetatmo, HOME, LIGHT, LIVING, SHUTTER, STATION,
+};
+use homehook_tests::harness::{T0, World, secrets_for};
+use serde_json::{Value, json};
+
+fn config(vendor: &str) -> String {
+    let action = |name: &str, builtin: &str, with: &str| {
+        format!(
+            "[actions.{name}]\nconnection = \"home\"\nbuiltin = \"{builtin}\"\nwith = {{ {with} }}\nkey_hash = \"{{key}}\"\n"
+        )
+    };
+    let home = format!("home_id = \"{HOME}\"");
+    let light = format!("{home}, module_id = \"{LIGHT}\", bridge = \"{BRIDGE}\"");
+    [
+        format!(
+            r#"
+[server]
+public_url = "{{public_url}}"
+admin_key_hash = "{{admin}}"
+
+[providers.netatmo]
+authorize_url = "{vendor}/oauth2/authorize"
+token_url = "{vendor}/oauth2/token"
+api_base = "{vendor}"
+
+[providers.legrand]
+authorize_url = "{vendor}/oauth2/authorize"
+token_url = "{vendor}/oauth2/token"
+api_base = "{vendor}"
+
+[connections.home]
+provider = "netatmo"
+label = "Home"
+secret = "netatmo"
+
+[connections.lights]
+provider = "legrand"
+label = "Lights"
+secret = "netatmo"
+
+[actions.legrand_light_on]
+connection = "lights"
+builtin = "light_on"
+with = {{ home_id = "{HOME}", module_id = "{LIGHT}", bridge = "{BRIDGE}" }}
+key_hash = "{{key}}"
+"#
+        ),
+        action("heating", "therm_mode", &home),
+        action(
+            "heating_away",
+            "therm_mode",
+            &format!("{home}, mode = \"away\""),
+        ),
+        action(
+            "living",
+            "room_setpoint",
+            &format!("{home}, room_id = \"{LIVING}\""),
+        ),
+        action("light_on", "light_on", &light),
+        action("light_dim", "light_brightness", &light),
+        action(
+            "light_no_bridge",
+            "light_on",
+            &format!("{home}, module_id = \"{LIGHT}\""),
+        ),
+        action(
+            "shutter",
+            "shutter_position",
+            &format!("{home}, module_id = \"{SHUTTER}\""),
+        ),
+        action("away", "persons_away", &home),
+        action("back", "persons_home", &home),
+        action("station", "station", &format!("device_id = \"{STATION}\"")),
+        action("home_status", "home_status", &home),
+    ]
+    .concat()
+}
+
+async fn world_on(store: Arc<dyn Store>) -> World<FakeNetatmo> {
+    let clock = ManualClock::new(T0);
+    let settings = FakeNetatmo::settings();
+    let fake = FakeNetatmo::start(clock.clone(), settings.clone()).await;
+    let config = config(&fake.vendor.base);
+    World::with_vendor(
+        clock,
+        fake,
+        &config,
+        secrets_for("netatmo", &settings),
+        store,
+    )
+    .await
+}
+
+async fn connected() -> World<FakeNetatmo> {
+    let w = world_on(Arc::new(MemoryStore::new())).await;
+    assert_eq!(w.connect("home").await.status(), 200);
+    w
+}
+
+#[tokio::test]
+async fn heating_lights_shutters_persons_and_readings() {
+    let w = connected().await;
+    // Scopes asked at connect time: the provider's defaults.
+    let authorize = w.start_connect("home").await;
+    assert!(
+        authorize.contains("scope=read_station+read_thermostat+write_thermostat"),
+        "{authorize}"
+    );
+
+    assert_eq!(
+        w.act_text("heating_away", json!({"minutes": 120})).await,
+        (200, "Heating mode away".into())
+    );
+    assert_eq!(
+        w.vendor.home().therm_mode,
+        ("away".into(), Some(T0.plus_secs(7_200).0))
+    );
+    assert_eq!(
+        w.act_text("heating", json!({"mode": "schedule"})).await,
+        (200, "Heating mode schedule".into())
+    );
+    assert_eq!(
+        w.vendor.home().therm_mode,
+        ("schedule".into(), None),
+        "no end time sent"
+    );
+    let (status, body) = w.act_json("heating", json!({"mode": "cozy"})).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_parameter"))
+    );
+
+    assert_eq!(
+        w.act_text("living", json!({"temp": 22, "minutes": 60}))
+            .await,
+        (200, "Room set to 22 °C".into())
+    );
+    assert_eq!(
+        w.vendor.home().rooms[LIVING],
+        ("manual".into(), Some(22.0), Some(T0.plus_secs(3_600).0))
+    );
+
+    assert_eq!(
+        w.act_text("light_on", json!({})).await,
+        (200, "Light on".into())
+    );
+    assert_eq!(
+        w.act_text("light_dim", json!({"brightness": 40})).await,
+        (200, "Light at 40 %".into())
+    );
+    assert_eq!(w.vendor.home().lights[LIGHT], (true, Some(40)));
+    assert_eq!(
+        w.act_text("shutter", json!({"position": 50})).await,
+        (200, "Shutter at 50 %".into())
+    );
+    assert_eq!(w.vendor.home().shutters[SHUTTER], 50);
+
+    assert_eq!(
+        w.act_text("away", json!({})).await,
+        (200, "Marked away".into())
+    );
+    assert_eq!(
+        w.vendor.home().away.len(),
+        2,
+        "everybody, when no person is named"
+    );
+    assert_eq!(
+        w.act_text("back", json!({"person_id": ALICE})).await,
+        (200, "Welcome home".into())
+    );
+
+    assert_eq!(
+        w.act_text("station", json!({})).await,
+        (200, "Living room 21.4 °C, 48 %, CO2 640 ppm".into())
+    );
+    assert_eq!(
+        w.act_text("home_status", json!({})).await,
+        (
+            200,
+            "Home: heating schedule. Living room 20.5 °C (set 22 °C), Bedroom 18.5 °C (set 18 °C). home: Alice"
+                .into()
+        )
+    );
+    assert!(w.vendor.home().rooms.contains_key(BEDROOM));
+    assert_eq!(
+        w.vendor.vendor.token_calls(),
+        1,
+        "one code exchange, no refresh needed"
+    );
+}
+
+#[tokio::test]
+async fn rotating_refresh_tokens_survive_a_week_of_expiries_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = world_on(Arc::new(SqliteStore::open_in(dir.path()).unwrap())).await;
+    assert_eq!(w.connect("home").await.status(), 200);
+    // A week of ticks every 10 minutes: the token is renewed before each 3-hour expiry, each
+    // rotation kills the old refresh token, and homehook always holds the live one.
+    for _ in 0..(7 * 24 * 6) {
+        w.clock.advance(600);
+        w.hh.app.tick().await.unwrap();
+    }
+    assert_eq!(w.vendor.vendor.live_refresh_tokens(), 1);
+    let calls = w.vendor.vendor.token_calls();
+    // The floor: one renewal per 3-hour token lifetime, 56 in a week (plus the code exchange).
+    assert_eq!(calls - 1, 56, "{calls} token calls");
+    // Mid-use expiry: the vendor says code 3 before our clock does; one renewal, one retry.
+    w.vendor.vendor.expire_access_tokens();
+    assert_eq!(w.act_text("station", json!({})).await.0, 200);
+    assert_eq!(w.vendor.vendor.token_calls(), calls + 1);
+    assert_eq!(w.vendor.vendor.live_refresh_tokens(), 1);
+}
+
+#[tokio::test]
+async fn the_rate_limit_answers_busy_with_retry_after_instead_of_hammering() {
+    let w = connected().await;
+    for _ in 0..50 {
+        assert_eq!(w.act_text("station", json!({})).await.0, 200);
+    }
+    let r = w.act("station", json!({})).await;
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.headers()["retry-after"], "60");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "vendor_busy");
+    // Ten seconds later the window has moved on.
+    w.clock.advance(10);
+    assert_eq!(w.act_text("station", json!({})).await.0, 200);
+}
+
+#[tokio::test]
+async fn partial_failures_outages_and_rejected_refresh_tokens_are_explained() {
+    let w = connected().await;
+    // A 200 that says one module did not obey is not a success.
+    let (status, body) = w.act_json("light_no_bridge", json!({})).await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(body["error"], "vendor_rejected");
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.contains(LIGHT) && message.contains("invalid argument"),
+        "{message}"
+    );
+
+    w.vendor.faults().fail_next(500, 2);
+    assert_eq!(
+        w.act_text("light_on", json!({})).await,
+        (200, "Light on".into())
+    );
+    w.vendor.faults().fail_next(503, 3);
+    let (status, body) = w.act_json("light_on", json!({})).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (503, Some("vendor_unavailable"))
+    );
+
+    // The owner revoked homehook in their Netatmo account: reconnect needed, with the reason.
+    w.vendor.vendor.revoke_refresh_tokens();
+    w.clock.advance(3 * 3600);
+    let (status, body) = w.act_json("station", json!({})).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (409, Some("reauth_needed"))
+    );
+    let conn = w.connection_status("home").await;
+    assert_eq!(conn["health"], "reauth_needed");
+    assert!(
+        conn["reason"].as_str().unwrap().contains("invalid_grant"),
+        "{conn}"
+    );
+    // Reconnecting brings it back.
+    assert_eq!(w.connect("home").await.status(), 200);
+    assert_eq!(w.act_text("station", json!({})).await.0, 200);
+    assert_eq!(w.connection_status("home").await["health"], "healthy");
+}
+
+#[tokio::test]
+async fn legrand_shares_the_api_and_discover_lists_every_id() {
+    let w = connected().await;
+    assert_eq!(w.connect("lights").await.status(), 200);
+    let authorize = w.start_connect("lights").await;
+    assert!(
+        authorize.contains("scope=read_magellan+write_magellan"),
+        "{authorize}"
+    );
+    assert_eq!(
+        w.act_text("legrand_light_on", json!({})).await,
+        (200, "Light on".into())
+    );
+    assert!(w.vendor.home().lights[LIGHT].0);
+
+    let found: Value = w.admin_get("/discover/home").await.json().await.unwrap();
+    let ids = |key: &str| -> Vec<String> {
+        found["sections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["key"] == key)
+            .flat_map(|s| s["items"].as_array().unwrap().iter())
+            .map(|i| i["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(ids("home_id"), [HOME]);
+    assert_eq!(ids("room_id"), [LIVING, BEDROOM]);
+    assert!(ids("module_id").contains(&LIGHT.to_string()));
+    assert_eq!(ids("person_id").len(), 2);
+    assert_eq!(ids("device_id"), [STATION]);
+    let modules = found["sections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["key"] == "module_id")
+        .unwrap();
+    let light = modules["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] == LIGHT)
+        .unwrap();
+    assert!(
+        light["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("bridge={BRIDGE}"))
+    );
+}
