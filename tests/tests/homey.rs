@@ -1,0 +1,269 @@
+//! Homey against its fake: authorization code at `/oauth2/authorise` with HTTP Basic, then the
+//! chain user/me → delegation token → session login on the Homey; the session is kept, sent
+//! with `X-Homey-ID`, renewed once when the Homey refuses it; the cloud token is refreshed once
+//! when the cloud says `invalid_token`.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use homehook_core::clock::ManualClock;
+use homehook_core::store::MemoryStore;
+use homehook_tests::fakes::homey::{
+    ADVANCED_FLOW, FLOW, FakeHomey, GUESTS, HOMEY, LAMP, THERMOSTAT,
+};
+use homehook_tests::harness::{T0, World, secrets_for};
+use serde_json::{Value, json};
+
+fn config(vendor: &str, homey: Option<&str>) -> String {
+    let action = |name: &str, builtin: &str, with: &str| {
+        format!(
+            "[actions.{name}]\nconnection = \"homey\"\nbuiltin = \"{builtin}\"\nwith = {{ {with} }}\nkey_hash = \"{{key}}\"\n"
+        )
+    };
+    let lamp = format!("device_id = \"{LAMP}\"");
+    [
+        format!(
+            r#"
+[server]
+public_url = "{{public_url}}"
+admin_key_hash = "{{admin}}"
+
+[providers.homey]
+authorize_url = "{vendor}/oauth2/authorise"
+token_url = "{vendor}/oauth2/token"
+api_base = "{vendor}"
+
+[connections.homey]
+provider = "homey"
+label = "Homey"
+{}
+"#,
+            homey
+                .map(|h| format!("homey = \"{h}\""))
+                .unwrap_or_default()
+        ),
+        action("lamp_on", "device_on", &lamp),
+        action("lamp_off", "device_off", &lamp),
+        action("lamp_dim", "device_dim", &lamp),
+        action("lamp_state", "device_state", &lamp),
+        action(
+            "thermostat",
+            "device_temperature",
+            &format!("device_id = \"{THERMOSTAT}\""),
+        ),
+        action("good_night", "flow", &format!("flow_id = \"{FLOW}\"")),
+        action(
+            "away_mode",
+            "advanced_flow",
+            &format!("flow_id = \"{ADVANCED_FLOW}\""),
+        ),
+        action(
+            "guests",
+            "variable_boolean",
+            &format!("variable_id = \"{GUESTS}\""),
+        ),
+        action("missing_flow", "flow", "flow_id = \"no-such-flow\""),
+    ]
+    .concat()
+}
+
+async fn world_with(homey: Option<&str>, second_homey: bool) -> World<FakeHomey> {
+    let clock = ManualClock::new(T0);
+    let settings = FakeHomey::settings();
+    let fake = FakeHomey::start(clock.clone(), settings.clone()).await;
+    if second_homey {
+        fake.add_homey("6a7b8c9d0e1f2a3b4c5d6e7f", "Holiday Homey");
+    }
+    let config = config(&fake.vendor.base, homey);
+    let w = World::with_vendor(
+        clock,
+        fake,
+        &config,
+        secrets_for("homey", &settings),
+        Arc::new(MemoryStore::new()),
+    )
+    .await;
+    assert_eq!(w.connect("homey").await.status(), 200);
+    w
+}
+
+#[tokio::test]
+async fn devices_flows_and_variables_through_one_session() {
+    let w = world_with(None, false).await;
+    assert_eq!(w.act_text("lamp_on", json!({})).await, (200, "On".into()));
+    assert_eq!(w.vendor.state().capabilities[LAMP]["onoff"], json!(true));
+    assert_eq!(
+        w.act_text("lamp_dim", json!({"level": 0.4})).await,
+        (200, "Dimmed to 0.4".into())
+    );
+    assert_eq!(w.vendor.state().capabilities[LAMP]["dim"], json!(0.4));
+    assert_eq!(
+        w.act_text("lamp_state", json!({})).await,
+        (200, "Living lamp: Dim level 0.4, on".into())
+    );
+    assert_eq!(
+        w.act_text("thermostat", json!({"temperature": 21.5})).await,
+        (200, "Set to 21.5 °C".into())
+    );
+    assert_eq!(
+        w.vendor.state().capabilities[THERMOSTAT]["target_temperature"],
+        json!(21.5)
+    );
+    assert_eq!(
+        w.act_text("good_night", json!({})).await,
+        (200, "Flow started".into())
+    );
+    assert_eq!(w.act_text("away_mode", json!({})).await.0, 200);
+    assert_eq!(w.vendor.state().triggered, [FLOW, ADVANCED_FLOW]);
+    assert_eq!(
+        w.act_text("guests", json!({"value": true})).await,
+        (200, "Set to true".into())
+    );
+    assert_eq!(w.vendor.state().variables[GUESTS], json!(true));
+
+    // One delegation and one login served every call; the session is stored with the token.
+    assert_eq!((w.vendor.delegations(), w.vendor.logins()), (1, 1));
+    let record = w.hh.app.store.get_token("homey").await.unwrap().unwrap();
+    let session = record.session.expect("a session is stored");
+    assert_eq!(session.label, "Homey Pro");
+    assert!(session.base_url.ends_with(&format!("/homey/{HOMEY}")));
+    assert!(
+        !format!("{session:?}").contains("session-"),
+        "the bearer is redacted"
+    );
+
+    // A Homey error in its own envelope, readable.
+    let (status, body) = w.act_json("missing_flow", json!({})).await;
+    assert_eq!(
+        (status, body["vendor_status"].as_u64()),
+        (502, Some(404)),
+        "{body}"
+    );
+    assert!(
+        body["message"].as_str().unwrap().contains("Flow not found"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_session_is_renewed_once_and_an_expired_cloud_token_refreshed_once() {
+    let w = world_with(None, false).await;
+    assert_eq!(w.act_text("lamp_on", json!({})).await.0, 200);
+
+    // The Homey forgot its sessions: one new login, the action still works.
+    w.vendor.expire_sessions();
+    assert_eq!(w.act_text("lamp_off", json!({})).await, (200, "Off".into()));
+    assert_eq!(w.vendor.logins(), 2);
+    assert_eq!(
+        w.vendor.vendor.token_calls(),
+        1,
+        "the cloud token was still good"
+    );
+
+    // Both gone: the Homey refuses the session, the cloud refuses the token; homehook
+    // refreshes the token once, redoes the chain once, and acts.
+    w.clock.advance(1_800);
+    w.vendor.expire_sessions();
+    w.vendor.vendor.expire_access_tokens();
+    assert_eq!(w.act_text("lamp_on", json!({})).await, (200, "On".into()));
+    assert_eq!(w.vendor.logins(), 3);
+    assert_eq!(w.vendor.vendor.token_calls(), 2);
+    assert_eq!(w.vendor.state().capabilities[LAMP]["onoff"], json!(true));
+
+    // The OAuth token's hourly refresh keeps the session (no new login).
+    w.clock.advance(3_600);
+    w.hh.app.tick().await.unwrap();
+    assert_eq!(w.act_text("lamp_off", json!({})).await.0, 200);
+    assert_eq!(w.vendor.logins(), 3);
+
+    // An outage of the Homey that passes is retried through.
+    w.vendor.faults().fail_next(500, 1);
+    assert_eq!(w.act_text("lamp_on", json!({})).await.0, 200);
+}
+
+#[tokio::test]
+async fn concurrent_first_actions_share_one_login() {
+    let w = world_with(None, false).await;
+    let tasks: Vec<_> = (0..6)
+        .map(|_| {
+            let client = w.client.clone();
+            let url = format!("{}/a/lamp_on", w.hh.base);
+            let key = w.keys.action.expose().to_string();
+            tokio::spawn(async move {
+                client
+                    .post(url)
+                    .bearer_auth(key)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+            })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), 200);
+    }
+    assert_eq!(w.vendor.logins(), 1);
+}
+
+#[tokio::test]
+async fn an_account_with_several_homeys_must_say_which() {
+    let w = world_with(None, true).await;
+    let (status, body) = w.act_json("lamp_on", json!({})).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (502, Some("misconfigured")),
+        "{body}"
+    );
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.contains("Homey Pro")
+            && message.contains("Holiday Homey")
+            && message.contains("connections.homey.homey"),
+        "{message}"
+    );
+    // discover lists the Homeys to choose from.
+    let found: Value = w.admin_get("/discover/homey").await.json().await.unwrap();
+    assert_eq!(found["sections"][0]["items"].as_array().unwrap().len(), 2);
+
+    let chosen = world_with(Some("Homey Pro"), true).await;
+    assert_eq!(
+        chosen.act_text("lamp_on", json!({})).await,
+        (200, "On".into())
+    );
+}
+
+#[tokio::test]
+async fn a_revoked_connection_needs_the_owner_and_discover_lists_everything() {
+    let w = world_with(None, false).await;
+    let found: Value = w.admin_get("/discover/homey").await.json().await.unwrap();
+    let ids = |key: &str| -> Vec<String> {
+        found["sections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["key"] == key)
+            .flat_map(|s| s["items"].as_array().unwrap().iter())
+            .map(|i| i["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(ids("homey"), [HOMEY]);
+    assert_eq!(ids("device_id"), [LAMP, THERMOSTAT]);
+    assert_eq!(ids("flow_id"), [FLOW, ADVANCED_FLOW]);
+    assert_eq!(ids("variable_id"), [GUESTS]);
+
+    w.vendor.vendor.revoke_refresh_tokens();
+    w.vendor.expire_sessions();
+    w.clock.advance(3_700);
+    let (status, body) = w.act_json("lamp_on", json!({})).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (409, Some("reauth_needed")),
+        "{body}"
+    );
+    assert_eq!(
+        w.connection_status("homey").await["health"],
+        "reauth_needed"
+    );
+}
