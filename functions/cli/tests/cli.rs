@@ -1,5 +1,5 @@
 //! The `homehook` binary as a newcomer runs it: `serve` with no config, a broken config,
-//! `key new`, `actions`, `status`.
+//! `key new`, `actions`, `status`, `discover` against a fake vendor.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
@@ -165,4 +165,77 @@ fn actions_and_status_read_the_example_config() {
         .collect();
     assert_eq!(healths.len(), 3);
     assert!(healths.iter().all(|h| h == "not_connected"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discover_asks_the_vendor_and_prints_ids_and_a_config_example() {
+    use homehook_tests::fakes::somfy::{FakeSomfy, SIREN, SITE};
+    use std::os::unix::fs::PermissionsExt;
+
+    let clock = homehook_core::clock::ManualClock::new(homehook_tests::harness::T0);
+    let settings = FakeSomfy::settings();
+    let fake = FakeSomfy::start(clock, settings.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = dir.path().join("secrets.toml");
+    std::fs::write(
+        &secrets,
+        format!(
+            "[somfy]\nclient_id = \"{}\"\nclient_secret = \"{}\"\nusername = \"{}\"\npassword = \"{}\"\n",
+            settings.client_id, settings.client_secret, settings.account.0, settings.account.1
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::write(
+        dir.path().join("homehook.toml"),
+        format!(
+            "[server]\nsecrets_file = \"secrets.toml\"\n[providers.somfy_protect]\ntoken_url = \"{}/oauth/oauth/v2/token\"\napi_base = \"{}\"\n[connections.alarm]\nprovider = \"somfy_protect\"\nsecret = \"somfy\"\n",
+            fake.vendor.base,
+            fake.api_base()
+        ),
+    )
+    .unwrap();
+    let cwd = dir.path().to_path_buf();
+    let run = move |args: &'static [&'static str]| {
+        let cwd = cwd.clone();
+        tokio::task::spawn_blocking(move || {
+            homehook(&cwd)
+                .args(args)
+                .arg("--data-dir")
+                .arg(cwd.join("data"))
+                .output()
+                .unwrap()
+        })
+    };
+    let out = run(&["discover", "alarm"]).await.unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains(SITE) && text.contains("Maison"), "{text}");
+    assert!(text.contains(SIREN), "{text}");
+    assert!(text.contains("builtin = \"armed\""), "{text}");
+    assert!(
+        text.contains(&format!("with = {{ site_id = \"{SITE}\" }}")),
+        "{text}"
+    );
+
+    let out = run(&["discover", "alarm", "--json"]).await.unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["provider"], "somfy_protect");
+    assert_eq!(
+        fake.vendor.token_calls(),
+        1,
+        "the token stored by the first run was reused"
+    );
+
+    let out = run(&["discover", "garage"]).await.unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no connection \"garage\"") && err.contains("alarm"),
+        "{err}"
+    );
 }
