@@ -186,4 +186,34 @@ mod tests {
             .expect_err("unknown with");
         assert_eq!(extra.field, "actions.a.with.volume");
     }
+
+    /// The docs page of each vendor names every one of its built-in actions.
+    #[test]
+    fn every_builtin_action_is_documented() {
+        for (quirk, page) in [
+            (
+                Quirk::Netatmo,
+                include_str!("../../../docs/providers/netatmo.md"),
+            ),
+            (
+                Quirk::SomfyProtect,
+                include_str!("../../../docs/providers/somfy-protect.md"),
+            ),
+            (
+                Quirk::Myfox,
+                include_str!("../../../docs/providers/myfox.md"),
+            ),
+            (
+                Quirk::Homey,
+                include_str!("../../../docs/providers/homey.md"),
+            ),
+        ] {
+            for name in recipes(quirk).expect("recipes").keys() {
+                assert!(
+                    page.contains(&format!("`{name}`")),
+                    "{quirk:?}: {name} is not documented"
+                );
+            }
+        }
+    }
 }
