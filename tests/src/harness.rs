@@ -334,3 +334,34 @@ pub fn location(r: &reqwest::Response) -> String {
         .expect("a Location header")
         .to_string()
 }
+
+/// The vendor's token endpoint starts answering 429 (its budget is spent) just as the access
+/// token expires: `action` must answer 503 with the vendor's `Retry-After`, and asking again
+/// must not call the token endpoint before that time.
+pub async fn token_endpoint_rate_limit_is_honoured<V>(
+    w: &World<V>,
+    oauth: &FakeVendor,
+    action: &str,
+) {
+    oauth.update(|s| {
+        s.token_budget = Some(crate::fake_vendor::TokenBudget {
+            max: 0,
+            window_secs: 600,
+        })
+    });
+    oauth.expire_access_tokens();
+    w.clock.advance(60);
+    let r = w.act(action, serde_json::json!({})).await;
+    assert_eq!(r.status(), 503, "{action} waits for the token endpoint");
+    assert_eq!(r.headers()["retry-after"], "600");
+    let calls = oauth.token_calls();
+    assert_eq!(w.act(action, serde_json::json!({})).await.status(), 503);
+    assert_eq!(
+        oauth.token_calls(),
+        calls,
+        "no second token request before the retry time"
+    );
+    oauth.update(|s| s.token_budget = None);
+    w.clock.advance(600);
+    assert_eq!(w.act(action, serde_json::json!({})).await.status(), 200);
+}

@@ -12,7 +12,7 @@ use homehook_core::store::MemoryStore;
 use homehook_tests::fakes::homey::{
     ADVANCED_FLOW, FLOW, FakeHomey, GUESTS, HOMEY, LAMP, THERMOSTAT,
 };
-use homehook_tests::harness::{T0, World, secrets_for};
+use homehook_tests::harness::{T0, World, secrets_for, token_endpoint_rate_limit_is_honoured};
 use serde_json::{Value, json};
 
 fn config(vendor: &str, homey: Option<&str>) -> String {
@@ -266,4 +266,13 @@ async fn a_revoked_connection_needs_the_owner_and_discover_lists_everything() {
         w.connection_status("homey").await["health"],
         "reauth_needed"
     );
+}
+
+#[tokio::test]
+async fn a_rate_limited_token_endpoint_is_waited_for() {
+    let w = world_with(None, false).await;
+    assert_eq!(w.act_text("lamp_on", json!({})).await.0, 200);
+    // With a live session the Homey needs no cloud token; without one the chain needs it.
+    w.vendor.expire_sessions();
+    token_endpoint_rate_limit_is_honoured(&w, &w.vendor.vendor, "lamp_on").await;
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use homehook_core::clock::ManualClock;
 use homehook_core::store::MemoryStore;
 use homehook_tests::fakes::myfox::{FakeMyfox, GATE, HEATER, SCENARIO, SHUTTER, SITE, SOCKET};
-use homehook_tests::harness::{T0, World, secrets_for};
+use homehook_tests::harness::{T0, World, secrets_for, token_endpoint_rate_limit_is_honoured};
 use serde_json::{Value, json};
 
 fn config(vendor: &str, api_base: &str) -> String {
@@ -231,4 +231,11 @@ async fn discover_lists_sites_scenarios_and_devices() {
     assert_eq!(ids("site_id"), [SITE]);
     assert_eq!(ids("scenario_id"), [SCENARIO]);
     assert_eq!(ids("device_id"), [SOCKET, SHUTTER, GATE, HEATER]);
+}
+
+#[tokio::test]
+async fn a_rate_limited_token_endpoint_is_waited_for() {
+    let w = world().await;
+    assert_eq!(w.act_text("status", json!({})).await.0, 200);
+    token_endpoint_rate_limit_is_honoured(&w, &w.vendor.vendor, "status").await;
 }

@@ -11,7 +11,7 @@ use homehook_core::store::{MemoryStore, SqliteStore, Store};
 use homehook_tests::fakes::netatmo::{
     ALICE, BEDROOM, BRIDGE, FakeNetatmo, HOME, LIGHT, LIVING, SHUTTER, STATION,
 };
-use homehook_tests::harness::{T0, World, secrets_for};
+use homehook_tests::harness::{T0, World, secrets_for, token_endpoint_rate_limit_is_honoured};
 use serde_json::{Value, json};
 
 fn config(vendor: &str) -> String {
@@ -332,4 +332,10 @@ async fn legrand_shares_the_api_and_discover_lists_every_id() {
             .unwrap()
             .contains(&format!("bridge={BRIDGE}"))
     );
+}
+
+#[tokio::test]
+async fn a_rate_limited_token_endpoint_is_waited_for() {
+    let w = connected().await;
+    token_endpoint_rate_limit_is_honoured(&w, &w.vendor.vendor, "station").await;
 }
