@@ -365,3 +365,15 @@ pub async fn token_endpoint_rate_limit_is_honoured<V>(
     w.clock.advance(600);
     assert_eq!(w.act(action, serde_json::json!({})).await.status(), 200);
 }
+
+/// The ids a `/discover` answer lists under a `with` key.
+pub fn discovered_ids(found: &serde_json::Value, key: &str) -> Vec<String> {
+    found["sections"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|s| s["key"] == key)
+        .flat_map(|s| s["items"].as_array().into_iter().flatten())
+        .filter_map(|i| i["id"].as_str().map(str::to_string))
+        .collect()
+}

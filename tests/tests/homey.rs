@@ -12,7 +12,9 @@ use homehook_core::store::MemoryStore;
 use homehook_tests::fakes::homey::{
     ADVANCED_FLOW, FLOW, FakeHomey, GUESTS, HOMEY, LAMP, THERMOSTAT,
 };
-use homehook_tests::harness::{T0, World, secrets_for, token_endpoint_rate_limit_is_honoured};
+use homehook_tests::harness::{
+    T0, World, discovered_ids, secrets_for, token_endpoint_rate_limit_is_honoured,
+};
 use serde_json::{Value, json};
 
 fn config(vendor: &str, homey: Option<&str>) -> String {
@@ -238,16 +240,7 @@ async fn an_account_with_several_homeys_must_say_which() {
 async fn a_revoked_connection_needs_the_owner_and_discover_lists_everything() {
     let w = world_with(None, false).await;
     let found: Value = w.admin_get("/discover/homey").await.json().await.unwrap();
-    let ids = |key: &str| -> Vec<String> {
-        found["sections"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|s| s["key"] == key)
-            .flat_map(|s| s["items"].as_array().unwrap().iter())
-            .map(|i| i["id"].as_str().unwrap().to_string())
-            .collect()
-    };
+    let ids = |key: &str| discovered_ids(&found, key);
     assert_eq!(ids("homey"), [HOMEY]);
     assert_eq!(ids("device_id"), [LAMP, THERMOSTAT]);
     assert_eq!(ids("flow_id"), [FLOW, ADVANCED_FLOW]);

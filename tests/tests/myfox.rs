@@ -9,7 +9,9 @@ use std::sync::Arc;
 use homehook_core::clock::ManualClock;
 use homehook_core::store::MemoryStore;
 use homehook_tests::fakes::myfox::{FakeMyfox, GATE, HEATER, SCENARIO, SHUTTER, SITE, SOCKET};
-use homehook_tests::harness::{T0, World, secrets_for, token_endpoint_rate_limit_is_honoured};
+use homehook_tests::harness::{
+    T0, World, discovered_ids, secrets_for, token_endpoint_rate_limit_is_honoured,
+};
 use serde_json::{Value, json};
 
 fn config(vendor: &str, api_base: &str) -> String {
@@ -218,16 +220,7 @@ async fn a_commercial_app_connects_with_the_authorization_code() {
 async fn discover_lists_sites_scenarios_and_devices() {
     let w = world().await;
     let found: Value = w.admin_get("/discover/myfox").await.json().await.unwrap();
-    let ids = |key: &str| -> Vec<String> {
-        found["sections"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|s| s["key"] == key)
-            .flat_map(|s| s["items"].as_array().unwrap().iter())
-            .map(|i| i["id"].as_str().unwrap().to_string())
-            .collect()
-    };
+    let ids = |key: &str| discovered_ids(&found, key);
     assert_eq!(ids("site_id"), [SITE]);
     assert_eq!(ids("scenario_id"), [SCENARIO]);
     assert_eq!(ids("device_id"), [SOCKET, SHUTTER, GATE, HEATER]);

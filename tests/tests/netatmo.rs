@@ -11,7 +11,9 @@ use homehook_core::store::{MemoryStore, SqliteStore, Store};
 use homehook_tests::fakes::netatmo::{
     ALICE, BEDROOM, BRIDGE, FakeNetatmo, HOME, LIGHT, LIVING, SHUTTER, STATION,
 };
-use homehook_tests::harness::{T0, World, secrets_for, token_endpoint_rate_limit_is_honoured};
+use homehook_tests::harness::{
+    T0, World, discovered_ids, secrets_for, token_endpoint_rate_limit_is_honoured,
+};
 use serde_json::{Value, json};
 
 fn config(vendor: &str) -> String {
@@ -299,16 +301,7 @@ async fn legrand_shares_the_api_and_discover_lists_every_id() {
     assert!(w.vendor.home().lights[LIGHT].0);
 
     let found: Value = w.admin_get("/discover/home").await.json().await.unwrap();
-    let ids = |key: &str| -> Vec<String> {
-        found["sections"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|s| s["key"] == key)
-            .flat_map(|s| s["items"].as_array().unwrap().iter())
-            .map(|i| i["id"].as_str().unwrap().to_string())
-            .collect()
-    };
+    let ids = |key: &str| discovered_ids(&found, key);
     assert_eq!(ids("home_id"), [HOME]);
     assert_eq!(ids("room_id"), [LIVING, BEDROOM]);
     assert!(ids("module_id").contains(&LIGHT.to_string()));

@@ -8,7 +8,6 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -106,13 +105,7 @@ impl FakeHomey {
             homeys: Mutex::new(vec![(HOMEY.into(), "Homey Pro".into())]),
             ..Inner::default()
         });
-        let state = Arc::clone(&inner);
-        let vendor = FakeVendor::start_with(clock, settings, move |oauth| {
-            Router::new()
-                .fallback(api)
-                .with_state((oauth, Arc::clone(&state)))
-        })
-        .await;
+        let vendor = super::serve(clock, settings, &inner, api).await;
         Self { vendor, inner }
     }
 

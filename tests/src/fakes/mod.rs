@@ -6,11 +6,15 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 
+use std::sync::Arc;
+
+use axum::Router;
 use axum::extract::Request;
 use axum::http::{HeaderMap, Method};
+use homehook_core::clock::ManualClock;
 use serde_json::Value;
 
-use crate::fake_vendor::ApiCall;
+use crate::fake_vendor::{ApiCall, FakeSettings, FakeVendor, OAuthHandle};
 
 pub mod homey;
 pub mod myfox;
@@ -110,4 +114,24 @@ impl Incoming {
     pub fn param(&self, name: &str) -> Option<&str> {
         self.params.get(name).map(String::as_str)
     }
+}
+
+/// Starts the OAuth server with a vendor API: every path it does not serve goes to `api`,
+/// which sees the OAuth side and the vendor's own state.
+pub(crate) async fn serve<S, H, T>(
+    clock: ManualClock,
+    settings: FakeSettings,
+    state: &Arc<S>,
+    api: H,
+) -> FakeVendor
+where
+    S: Send + Sync + 'static,
+    H: axum::handler::Handler<T, (OAuthHandle, Arc<S>)>,
+    T: 'static,
+{
+    let state = Arc::clone(state);
+    FakeVendor::start_with(clock, settings, move |oauth| {
+        Router::new().fallback(api).with_state((oauth, state))
+    })
+    .await
 }

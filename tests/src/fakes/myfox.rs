@@ -7,7 +7,6 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -82,13 +81,7 @@ impl FakeMyfox {
             }),
             faults: Faults::default(),
         });
-        let state = Arc::clone(&inner);
-        let vendor = FakeVendor::start_with(clock, settings, move |oauth| {
-            Router::new()
-                .fallback(api)
-                .with_state((oauth, Arc::clone(&state)))
-        })
-        .await;
+        let vendor = super::serve(clock, settings, &inner, api).await;
         Self { vendor, inner }
     }
 

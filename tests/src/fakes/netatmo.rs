@@ -7,7 +7,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
-use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -97,13 +96,7 @@ impl FakeNetatmo {
     /// Starts it.
     pub async fn start(clock: ManualClock, settings: FakeSettings) -> Self {
         let inner = Arc::new(Inner::default());
-        let state = Arc::clone(&inner);
-        let vendor = FakeVendor::start_with(clock, settings, move |oauth| {
-            Router::new()
-                .fallback(api)
-                .with_state((oauth, Arc::clone(&state)))
-        })
-        .await;
+        let vendor = super::serve(clock, settings, &inner, api).await;
         Self { vendor, inner }
     }
 

@@ -6,7 +6,6 @@
 
 use std::sync::{Arc, Mutex};
 
-use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -88,13 +87,7 @@ impl FakeSomfy {
     /// Starts it.
     pub async fn start(clock: ManualClock, settings: FakeSettings) -> Self {
         let inner = Arc::new(Inner::default());
-        let state = Arc::clone(&inner);
-        let vendor = FakeVendor::start_with(clock, settings, move |oauth| {
-            Router::new()
-                .fallback(api)
-                .with_state((oauth, Arc::clone(&state)))
-        })
-        .await;
+        let vendor = super::serve(clock, settings, &inner, api).await;
         Self { vendor, inner }
     }
 

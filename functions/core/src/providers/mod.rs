@@ -242,3 +242,14 @@ pub(crate) fn items<'v>(value: &'v Value, pointer: &str) -> &'v [Value] {
         .map(Vec::as_slice)
         .unwrap_or_default()
 }
+
+/// A vendor answer with a JSON body, for the quirk modules' tests.
+#[cfg(test)]
+pub(crate) fn answer(status: u16, json: Value) -> VendorResponse {
+    VendorResponse {
+        status,
+        text: json.to_string(),
+        json: Some(json),
+        retry_after_secs: None,
+    }
+}

@@ -118,14 +118,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn response(status: u16, json: Value) -> VendorResponse {
-        VendorResponse {
-            status,
-            text: json.to_string(),
-            json: Some(json),
-            retry_after_secs: None,
-        }
-    }
+    use crate::providers::answer as response;
 
     #[test]
     fn a_ko_envelope_is_an_error_even_with_http_200() {

@@ -254,14 +254,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn response(status: u16, json: Value) -> VendorResponse {
-        VendorResponse {
-            status,
-            text: json.to_string(),
-            json: Some(json),
-            retry_after_secs: None,
-        }
-    }
+    use crate::providers::answer as response;
 
     #[test]
     fn reads_error_codes_and_partial_failures() {

@@ -102,16 +102,9 @@ pub(crate) async fn discover(client: &ApiClient<'_>) -> Result<Vec<Section>, Act
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::{Value, json};
+    use serde_json::json;
 
-    fn response(status: u16, json: Value) -> VendorResponse {
-        VendorResponse {
-            status,
-            text: json.to_string(),
-            json: Some(json),
-            retry_after_secs: None,
-        }
-    }
+    use crate::providers::answer as response;
 
     #[test]
     fn somfy_errors_read_as_words() {
