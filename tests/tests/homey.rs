@@ -13,7 +13,7 @@ use homehook_tests::fakes::homey::{
     ADVANCED_FLOW, FLOW, FakeHomey, GUESTS, HOMEY, LAMP, THERMOSTAT,
 };
 use homehook_tests::harness::{
-    T0, World, discovered_ids, secrets_for, token_endpoint_rate_limit_is_honoured,
+    Homehook, T0, World, discovered_ids, secrets_for, token_endpoint_rate_limit_is_honoured,
 };
 use serde_json::{Value, json};
 
@@ -185,6 +185,28 @@ async fn a_refused_session_is_renewed_once_and_an_expired_cloud_token_refreshed_
 }
 
 #[tokio::test]
+async fn a_session_refused_right_after_login_is_replaced_once_and_posts_are_not_repeated() {
+    let w = world_with(None, false).await;
+    w.vendor.forget_next_login();
+    assert_eq!(w.act_text("lamp_on", json!({})).await, (200, "On".into()));
+    assert_eq!(
+        w.vendor.logins(),
+        2,
+        "the refused new session was not sent again"
+    );
+
+    // A 502 on a flow trigger may come after the flow ran: not sent twice.
+    let before = w.vendor.vendor.api_calls().len();
+    w.vendor.faults().fail_next(502, 1);
+    let (status, body) = w.act_json("good_night", json!({})).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (503, Some("vendor_unavailable"))
+    );
+    assert_eq!(w.vendor.vendor.api_calls().len() - before, 1);
+}
+
+#[tokio::test]
 async fn concurrent_first_actions_share_one_login() {
     let w = world_with(None, false).await;
     let tasks: Vec<_> = (0..6)
@@ -220,20 +242,67 @@ async fn an_account_with_several_homeys_must_say_which() {
     );
     let message = body["message"].as_str().unwrap();
     assert!(
-        message.contains("Homey Pro")
-            && message.contains("Holiday Homey")
-            && message.contains("connections.homey.homey"),
+        message.contains("connections.homey.homey") && message.contains("homehook discover homey"),
         "{message}"
+    );
+    assert!(
+        !message.contains(HOMEY),
+        "the action answer does not list the account's Homeys"
     );
     // discover lists the Homeys to choose from.
     let found: Value = w.admin_get("/discover/homey").await.json().await.unwrap();
     assert_eq!(found["sections"][0]["items"].as_array().unwrap().len(), 2);
 
-    let chosen = world_with(Some("Homey Pro"), true).await;
+    let chosen = world_with(Some("Holiday Homey"), true).await;
     assert_eq!(
         chosen.act_text("lamp_on", json!({})).await,
         (200, "On".into())
     );
+    let stored = chosen
+        .hh
+        .app
+        .store
+        .get_token("homey")
+        .await
+        .unwrap()
+        .unwrap();
+    let session = stored.session.unwrap();
+    assert_eq!(session.label, "Holiday Homey");
+    assert!(
+        session
+            .base_url
+            .ends_with("/homey/6a7b8c9d0e1f2a3b4c5d6e7f")
+    );
+
+    // The owner switches to the other Homey: the stored session is not reused for it.
+    let config = config(&chosen.vendor.vendor.base, Some("Homey Pro"))
+        .replace("{admin}", &chosen.keys.admin.hash().to_string())
+        .replace("{key}", &chosen.keys.action.hash().to_string());
+    let switched = Homehook::start(
+        &config,
+        Arc::clone(&chosen.hh.app.store),
+        secrets_for("homey", &FakeHomey::settings()),
+        chosen.clock.clone(),
+    )
+    .await
+    .unwrap();
+    let r = chosen
+        .client
+        .post(format!("{}/a/lamp_on", switched.base))
+        .bearer_auth(chosen.keys.action.expose())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let stored = switched
+        .app
+        .store
+        .get_token("homey")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.session.unwrap().label, "Homey Pro");
+    assert_eq!(chosen.vendor.logins(), 2);
 }
 
 #[tokio::test]

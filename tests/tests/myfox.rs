@@ -178,12 +178,21 @@ async fn invalid_token_refreshes_once_and_ko_envelopes_become_clear_errors() {
     assert_eq!(w.vendor.vendor.api_calls().len() - before, 3);
     w.vendor.update(|h| h.temporary_error = false);
 
-    // A 5xx outage that passes is invisible to the caller.
-    w.vendor.faults().fail_next(500, 1);
+    // A 503 ("not done") that passes is invisible to the caller.
+    w.vendor.faults().fail_next(503, 1);
     assert_eq!(
         w.act_text("armed", json!({})).await,
         (200, "Alarm armed".into())
     );
+    // A 500 on a command may come after Myfox acted (a gate toggles): never sent twice.
+    let before = w.vendor.vendor.api_calls().len();
+    w.vendor.faults().fail_next(500, 1);
+    let (status, body) = w.act_json("gate", json!({})).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (503, Some("vendor_unavailable"))
+    );
+    assert_eq!(w.vendor.vendor.api_calls().len() - before, 1);
 
     // Revoked: password fallback; with a changed password, reconnect needed.
     w.vendor.vendor.update(|s| s.account.1 = "changed".into());

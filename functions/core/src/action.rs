@@ -288,6 +288,10 @@ mod tests {
                 ("mode".to_string(), "away".to_string())
             ]
         );
+        assert!(matches!(
+            check(json!({"minutes": 1_000_000_000_000_i64})),
+            Err(ParamError::Invalid { .. })
+        ));
         let with = check(json!({"minutes": 60})).expect("minutes");
         assert!(form(&with).contains(&("endtime".to_string(), "4600".to_string())));
         // Values fixed by config cannot be changed by a caller.

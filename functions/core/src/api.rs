@@ -10,8 +10,17 @@ use crate::app::App;
 use crate::catalog::{ProviderSpec, Quirk};
 use crate::config::Connection;
 use crate::providers::{self, Verdict};
+use crate::secret::SecretString;
 use crate::token::TokenRecord;
-use crate::vendor::{self, ApiTarget, VendorCallError, VendorRequest, VendorResponse};
+use crate::vendor::{self, ApiTarget, TargetAuth, VendorCallError, VendorRequest, VendorResponse};
+
+/// Methods that do the same thing however often they are sent.
+fn idempotent(method: &http::Method) -> bool {
+    matches!(
+        *method,
+        http::Method::GET | http::Method::HEAD | http::Method::PUT | http::Method::DELETE
+    )
+}
 
 /// Waits before retrying a passing failure (connection refused, 5xx, Myfox's "632"). Short:
 /// someone is waiting on a phone; three tries in about a second, then a clear error.
@@ -86,14 +95,31 @@ impl<'a> ApiClient<'a> {
         &self,
         endpoint: Endpoint,
         record: &TokenRecord,
-        session_refused: bool,
+        refused: Option<&SecretString>,
     ) -> Result<ApiTarget, ActionError> {
         match (endpoint, self.spec.quirk) {
             (Endpoint::Device, Quirk::Homey) => {
-                providers::homey::device_target(self, record, session_refused).await
+                providers::homey::device_target(self, record, refused).await
             }
             _ => Ok(ApiTarget::provider(self.spec, &record.access_token)),
         }
+    }
+
+    /// The record to start from: for a Homey with a usable session, the stored one as it is
+    /// (the cloud token is not needed until the session must be renewed); otherwise a record
+    /// with a fresh access token.
+    async fn starting_record(&self, endpoint: Endpoint) -> Result<TokenRecord, ActionError> {
+        if endpoint == Endpoint::Device
+            && self.spec.quirk == Quirk::Homey
+            && let Some(stored) = self.app.keeper.stored(self.conn).await?
+            && stored
+                .session
+                .as_ref()
+                .is_some_and(|s| providers::homey::session_usable(self, s, None))
+        {
+            return Ok(stored);
+        }
+        Ok(self.app.keeper.fresh_token(self.conn).await?)
     }
 
     /// Sends `request`, renewing and retrying as the answer calls for.
@@ -103,12 +129,32 @@ impl<'a> ApiClient<'a> {
         request: &VendorRequest,
     ) -> Result<VendorResponse, ActionError> {
         let keeper = &self.app.keeper;
-        let mut record = keeper.fresh_token(self.conn).await?;
-        let (mut token_renewed, mut session_refused, mut retries) = (false, false, 0);
+        let mut record = self.starting_record(endpoint).await?;
+        let mut token_renewed = false;
+        // The session bearer the device refused, so the next try logs in anew.
+        let mut refused_session: Option<SecretString> = None;
+        let mut retries = 0;
         loop {
-            let target = self.target(endpoint, &record, session_refused).await?;
+            let target = self
+                .target(endpoint, &record, refused_session.as_ref())
+                .await?;
             let (verdict, response) = match vendor::call(&self.app.http, &target, request).await {
-                Ok(r) => (providers::classify(self.spec, endpoint, &r), Some(r)),
+                Ok(r) => {
+                    let verdict = match providers::classify(self.spec, endpoint, &r) {
+                        // A 5xx may come after the vendor acted (a gateway timing out): only
+                        // requests that cannot act twice are sent again; 503 means "not done".
+                        Verdict::Transient { reason, retryable }
+                            if r.status >= 500 && r.status != 503 =>
+                        {
+                            Verdict::Transient {
+                                reason,
+                                retryable: retryable && idempotent(&request.method),
+                            }
+                        }
+                        other => other,
+                    };
+                    (verdict, Some(r))
+                }
                 Err(VendorCallError::BadUrl(p)) => {
                     return Err(ActionError::Misconfigured(format!("bad vendor path {p}")));
                 }
@@ -132,9 +178,12 @@ impl<'a> ApiClient<'a> {
                     record = keeper.renew_rejected(self.conn, &record).await?;
                     token_renewed = true;
                 }
-                Verdict::SessionExpired if !session_refused => {
+                Verdict::SessionExpired if refused_session.is_none() => {
                     tracing::info!(connection = %self.conn.id, "device refused its session; logging in again once");
-                    session_refused = true;
+                    refused_session = Some(match target.auth {
+                        TargetAuth::Bearer(bearer) => bearer,
+                        _ => SecretString::new(""),
+                    });
                 }
                 Verdict::TokenExpired | Verdict::SessionExpired => {
                     return Err(ActionError::VendorRejected {

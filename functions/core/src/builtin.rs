@@ -182,6 +182,9 @@ mod tests {
         let both = config("builtin = \"armed\"\nwith = { site_id = \"s\" }\npath = \"/x\"")
             .expect_err("path and builtin");
         assert_eq!(both.field, "actions.a.path");
+        let too_long = config("path = \"/x\"\nparams.m = { type = \"end_time\", max = 1e12 }")
+            .expect_err("an end time past a year");
+        assert_eq!(too_long.field, "actions.a.params.m.max");
         let extra = config("builtin = \"armed\"\nwith = { site_id = \"s\", volume = 3 }")
             .expect_err("unknown with");
         assert_eq!(extra.field, "actions.a.with.volume");

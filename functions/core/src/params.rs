@@ -68,7 +68,7 @@ pub fn check(
             problem,
         })?;
         if let (ParamKind::EndTime { .. }, Some(minutes)) = (&spec.kind, value.as_i64()) {
-            value = Value::from(now.plus_secs(minutes * 60).0);
+            value = Value::from(now.plus_secs(minutes.saturating_mul(60)).0);
         }
         out.insert(name.clone(), value);
     }

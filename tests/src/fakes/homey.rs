@@ -5,7 +5,7 @@
 //! (devices, capabilities, flows, logic variables) requiring that bearer and `X-Homey-ID`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{Request, State};
@@ -74,6 +74,7 @@ struct Inner {
     sessions: Mutex<HashMap<String, String>>,
     logins: AtomicUsize,
     delegation_calls: AtomicUsize,
+    forget_next_login: AtomicBool,
     faults: Faults,
 }
 
@@ -122,6 +123,11 @@ impl FakeHomey {
     /// Every Homey forgets its sessions (as after a reboot, or a day later).
     pub fn expire_sessions(&self) {
         lock(&self.inner.sessions).clear();
+    }
+
+    /// The next session the Homey hands out is forgotten at once (a reboot right after login).
+    pub fn forget_next_login(&self) {
+        self.inner.forget_next_login.store(true, Ordering::SeqCst);
     }
 
     /// Session logins so far.
@@ -232,7 +238,9 @@ fn homey_api(
         }
         inner.logins.fetch_add(1, Ordering::SeqCst);
         let session = random("session-");
-        lock(&inner.sessions).insert(session.clone(), homey.to_string());
+        if !inner.forget_next_login.swap(false, Ordering::SeqCst) {
+            lock(&inner.sessions).insert(session.clone(), homey.to_string());
+        }
         return axum::Json(Value::String(session)).into_response();
     }
     let bearer = req

@@ -12,6 +12,9 @@ use crate::catalog::ProviderSpec;
 use crate::keys::KeyHash;
 use crate::template::{Template, is_identifier};
 
+/// Longest `end_time` a parameter may accept: a year, in minutes.
+const MAX_END_TIME_MINUTES: i64 = 366 * 24 * 60;
+
 /// `[actions.<name>]`: one secret URL.
 #[derive(Debug, Clone)]
 pub struct Action {
@@ -193,10 +196,15 @@ impl RawParam {
                 if self.min.is_some() {
                     return Err(misplaced("min"));
                 }
-                ParamKind::EndTime {
-                    // A week: longer than any vendor keeps a temporary mode.
-                    max_minutes: whole(self.max, "max")?.unwrap_or(7 * 24 * 60),
+                let max_minutes = whole(self.max, "max")?.unwrap_or(7 * 24 * 60);
+                // A year at most: no vendor keeps a temporary mode longer.
+                if !(1..=MAX_END_TIME_MINUTES).contains(&max_minutes) {
+                    return Err((
+                        format!("{field}.max"),
+                        format!("must be between 1 and {MAX_END_TIME_MINUTES} minutes"),
+                    ));
                 }
+                ParamKind::EndTime { max_minutes }
             }
         };
         if self.values.is_some() && !matches!(kind, ParamKind::Enum { .. }) {

@@ -18,6 +18,9 @@ use crate::vendor::{self, ApiTarget, TargetAuth, VendorBody, VendorRequest, Vend
 /// Code steps of Homey's built-in actions.
 pub const STEPS: &[&str] = &["device_state"];
 
+/// The header naming the Homey on every call.
+const HOMEY_ID_HEADER: &str = "X-Homey-ID";
+
 /// Sessions are reported to last about a day; renew well before, in case.
 const SESSION_RENEW_AFTER_SECS: i64 = 12 * 3600;
 
@@ -56,24 +59,36 @@ fn target_of(session: &ApiSession) -> ApiTarget {
     }
 }
 
+/// Whether a stored session can be used: not due for renewal, not the one the Homey just
+/// refused, and for the Homey config names (the owner may have changed `homey = "…"`).
+pub(crate) fn session_usable(
+    client: &ApiClient<'_>,
+    session: &ApiSession,
+    refused: Option<&SecretString>,
+) -> bool {
+    let homey_id = session
+        .headers
+        .iter()
+        .find(|(k, _)| k == HOMEY_ID_HEADER)
+        .map(|(_, v)| v.as_str());
+    client.app.clock.now() < session.renew_after
+        && refused.is_none_or(|r| *r != session.bearer)
+        && client
+            .conn
+            .homey
+            .as_deref()
+            .is_none_or(|wanted| Some(wanted) == homey_id || wanted == session.label)
+}
+
 /// Where actions go: the stored session's Homey, or a new session when there is none, it is
 /// old, or the Homey just refused it (`refused`). One login per connection at a time.
 pub(crate) async fn device_target(
     client: &ApiClient<'_>,
     record: &TokenRecord,
-    refused: bool,
+    refused: Option<&SecretString>,
 ) -> Result<ApiTarget, ActionError> {
-    let now = client.app.clock.now();
-    let usable = |s: &ApiSession, refused_one: Option<&ApiSession>| {
-        now < s.renew_after && refused_one.is_none_or(|r| r.bearer != s.bearer)
-    };
-    let refused_one = if refused {
-        record.session.as_ref()
-    } else {
-        None
-    };
     if let Some(s) = &record.session
-        && usable(s, refused_one)
+        && session_usable(client, s, refused)
     {
         return Ok(target_of(s));
     }
@@ -85,7 +100,7 @@ pub(crate) async fn device_target(
     // Someone may have logged in while we waited.
     if let Some(stored) = client.app.keeper.stored(client.conn).await?
         && let Some(s) = &stored.session
-        && usable(s, refused_one)
+        && session_usable(client, s, refused)
     {
         return Ok(target_of(s));
     }
@@ -129,18 +144,20 @@ fn pick_homey<'v>(client: &ApiClient<'_>, me: &'v Value) -> Result<&'v Value, Ac
             .iter()
             .find(|h| text(&h["_id"]) == *wanted || text(&h["name"]) == *wanted)
             .ok_or_else(|| {
+                tracing::warn!(connection = %client.conn.id, homeys = %describe(), "no Homey matches connections.<id>.homey");
                 ActionError::Misconfigured(format!(
-                    "connections.{}.homey = \"{wanted}\" matches none of this account's Homeys: {}",
-                    client.conn.id,
-                    describe()
+                    "connections.{0}.homey matches none of this account's Homeys; `homehook discover {0}` lists them",
+                    client.conn.id
                 ))
             }),
         (None, [only]) => Ok(only),
-        (None, _) => Err(ActionError::Misconfigured(format!(
-            "this account has several Homeys ({}); set connections.{}.homey to the name or id of one",
-            describe(),
-            client.conn.id
-        ))),
+        (None, _) => {
+            tracing::warn!(connection = %client.conn.id, homeys = %describe(), "several Homeys and none chosen");
+            Err(ActionError::Misconfigured(format!(
+                "this account has several Homeys: set connections.{0}.homey to the name or id of one (`homehook discover {0}` lists them)",
+                client.conn.id
+            )))
+        }
     }
 }
 
@@ -163,10 +180,13 @@ async fn login(client: &ApiClient<'_>) -> Result<ApiSession, ActionError> {
     let homey_id = text(&homey["_id"]);
     let name = text(&homey["name"]);
     let remote = text(&homey["remoteUrl"]);
-    if !(remote.starts_with("https://") || remote.starts_with("http://")) {
+    // The delegation token and the session travel to this URL: TLS only, unless the cloud
+    // itself is plain HTTP (a local test server).
+    let plain_allowed = client.spec.api_base.starts_with("http://");
+    if !(remote.starts_with("https://") || (plain_allowed && remote.starts_with("http://"))) {
         return Err(ActionError::VendorRejected {
             status: 200,
-            reason: Some(format!("Homey {name} has no usable remote URL")),
+            reason: Some(format!("Homey {name} has no usable https remote URL")),
         });
     }
     let delegation = Box::pin(client.cloud(&post_json(
@@ -179,7 +199,7 @@ async fn login(client: &ApiClient<'_>) -> Result<ApiSession, ActionError> {
     let target = ApiTarget {
         base: remote.clone(),
         auth: TargetAuth::None,
-        headers: vec![("X-Homey-ID".into(), homey_id.clone())],
+        headers: vec![(HOMEY_ID_HEADER.into(), homey_id.clone())],
     };
     let request = post_json(
         "/api/manager/users/login",
@@ -213,7 +233,7 @@ async fn login(client: &ApiClient<'_>) -> Result<ApiSession, ActionError> {
     Ok(ApiSession {
         base_url: remote,
         bearer,
-        headers: vec![("X-Homey-ID".into(), homey_id)],
+        headers: vec![(HOMEY_ID_HEADER.into(), homey_id)],
         label: name,
         obtained_at: now,
         renew_after: now.plus_secs(SESSION_RENEW_AFTER_SECS),
