@@ -4,9 +4,13 @@
 //! # Layout
 //!
 //! - [`dynamo`]: [`DynamoStore`], tokens and OAuth states in one DynamoDB table.
+//! - [`secrets_manager`]: [`SecretsManagerSecrets`], every vendor's client credentials in one
+//!   secret, cached per container.
 //! - [`local`]: SDK clients for local emulators (tests, development).
 
 pub mod dynamo;
 pub mod local;
+pub mod secrets_manager;
 
 pub use dynamo::DynamoStore;
+pub use secrets_manager::SecretsManagerSecrets;

@@ -3,6 +3,12 @@
 
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 
+const REGION: &str = "eu-west-1";
+
+fn credentials() -> Credentials {
+    Credentials::new("local", "local", None, None, "homehook-local")
+}
+
 /// A DynamoDB client for the emulator at `endpoint` (`http://127.0.0.1:<port>`).
 pub fn dynamodb(endpoint: &str) -> aws_sdk_dynamodb::Client {
     let config = aws_sdk_dynamodb::Config::builder()
@@ -18,4 +24,15 @@ pub fn dynamodb(endpoint: &str) -> aws_sdk_dynamodb::Client {
         .endpoint_url(endpoint)
         .build();
     aws_sdk_dynamodb::Client::from_conf(config)
+}
+
+/// A Secrets Manager client for the emulator at `endpoint`.
+pub fn secretsmanager(endpoint: &str) -> aws_sdk_secretsmanager::Client {
+    let config = aws_sdk_secretsmanager::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(REGION))
+        .credentials_provider(credentials())
+        .endpoint_url(endpoint)
+        .build();
+    aws_sdk_secretsmanager::Client::from_conf(config)
 }

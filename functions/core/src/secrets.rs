@@ -43,6 +43,16 @@ pub enum SecretsError {
         /// Its environment variable suffix.
         env: String,
     },
+    /// A shared secret (Secrets Manager's one JSON secret) has no entry by that name.
+    #[error(
+        "secret {store} has no entry \"{name}\": add \"{name}\": {{\"client_id\": \"…\", \"client_secret\": \"…\"}} to its JSON"
+    )]
+    NoEntry {
+        /// The entry's name.
+        name: String,
+        /// Which secret was searched.
+        store: String,
+    },
     /// The secret exists but is not in the expected shape.
     #[error("secret \"{name}\" is malformed: {problem}")]
     Malformed {
