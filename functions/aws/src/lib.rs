@@ -6,9 +6,11 @@
 //! - [`dynamo`]: [`DynamoStore`], tokens and OAuth states in one DynamoDB table.
 //! - [`secrets_manager`]: [`SecretsManagerSecrets`], every vendor's client credentials in one
 //!   secret, cached per container.
+//! - [`lambda`]: the application in a Lambda container, from the environment.
 //! - [`local`]: SDK clients for local emulators (tests, development).
 
 pub mod dynamo;
+pub mod lambda;
 pub mod local;
 pub mod secrets_manager;
 

@@ -36,3 +36,16 @@ pub fn secretsmanager(endpoint: &str) -> aws_sdk_secretsmanager::Client {
         .build();
     aws_sdk_secretsmanager::Client::from_conf(config)
 }
+
+/// A whole SDK configuration for the emulator at `endpoint`: what a Lambda function loads
+/// from its environment, pointed at moto.
+pub fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
+    aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(REGION))
+        .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(
+            credentials(),
+        ))
+        .endpoint_url(endpoint)
+        .build()
+}

@@ -1,0 +1,90 @@
+//! The Lambda functions' application, built the way a cold start builds it, on moto: the
+//! admin key's hash comes from the secret, states and tokens go to DynamoDB.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+mod moto;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use homehook_aws::lambda::{Settings, app_with};
+use homehook_aws::{DynamoStore, local};
+use homehook_core::keys::ActionKey;
+use tower::ServiceExt;
+
+#[tokio::test]
+async fn a_cold_start_reads_the_secret_and_serves_the_same_routers() {
+    let moto = moto::moto();
+    let admin = ActionKey::generate();
+    let sdk = local::sdk_config(&moto.endpoint);
+    DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), "homehook")
+        .create_table()
+        .await
+        .unwrap();
+    aws_sdk_secretsmanager::Client::new(&sdk)
+        .create_secret()
+        .name("homehook/clients")
+        .secret_string(format!(
+            r#"{{"netatmo": {{"client_id": "id", "client_secret": "s"}}, "admin_key_hash": "{}"}}"#,
+            admin.hash()
+        ))
+        .send()
+        .await
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!("homehook-lambda-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("homehook.toml");
+    std::fs::write(
+        &config,
+        "[server]\npublic_url = \"https://hooks.example.com\"\n[connections.home]\nprovider = \"netatmo\"\n",
+    )
+    .unwrap();
+    let settings = Settings {
+        table: "homehook".into(),
+        secret_id: "homehook/clients".into(),
+        config_path: Some(config),
+    };
+    let app = app_with(&settings, &sdk).await.unwrap();
+
+    // /status needs the admin key whose hash is in the secret.
+    let status = homehook_core::http::actions_router(app.clone())
+        .oneshot(
+            Request::get("/status")
+                .header("authorization", format!("Bearer {}", admin.expose()))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status.status(), StatusCode::OK);
+
+    // /connect stores its state in DynamoDB and sends the owner to the vendor.
+    let connect = homehook_core::http::oauth_router(app.clone())
+        .oneshot(
+            Request::get("/connect/home")
+                .header("authorization", format!("Bearer {}", admin.expose()))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(connect.status(), StatusCode::FOUND);
+    let location = connect.headers()["location"].to_str().unwrap();
+    assert!(
+        location.contains("redirect_uri=https%3A%2F%2Fhooks.example.com%2Fcallback%2Fnetatmo"),
+        "{location}"
+    );
+
+    // The tick has nothing to do yet.
+    let summary = app.tick().await.unwrap();
+    assert_eq!((summary.refreshed, summary.failed), (0, 0));
+
+    let missing = Settings {
+        secret_id: "nope".into(),
+        ..settings
+    };
+    assert!(
+        app_with(&missing, &sdk).await.is_err(),
+        "a missing secret fails the cold start"
+    );
+}

@@ -1,0 +1,11 @@
+//! The `oauth-callback` Lambda function: `GET /connect/{connection}` and
+//! `GET /callback/{provider}` — the same axum router `homehook serve` runs locally.
+
+use lambda_http::{Error, run, tracing};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing::init_default_subscriber();
+    let app = homehook_aws::lambda::app_from_env().await?;
+    run(homehook_core::http::oauth_router(app)).await
+}

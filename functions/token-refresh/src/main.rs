@@ -1,0 +1,30 @@
+//! The `token-refresh` Lambda function, called by the EventBridge schedule: one refresh tick
+//! (renew every token that is due), answered and logged as a summary.
+
+use std::sync::Arc;
+
+use homehook_core::App;
+use homehook_core::refresh::TickSummary;
+use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
+
+async fn tick(app: &App, _event: LambdaEvent<serde_json::Value>) -> Result<TickSummary, Error> {
+    let summary = app.tick().await?;
+    tracing::info!(
+        refreshed = summary.refreshed,
+        skipped = summary.skipped,
+        failed = summary.failed,
+        "refresh tick"
+    );
+    Ok(summary)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing::init_default_subscriber();
+    let app: Arc<App> = homehook_aws::lambda::app_from_env().await?;
+    run(service_fn(|event| {
+        let app = Arc::clone(&app);
+        async move { tick(&app, event).await }
+    }))
+    .await
+}
