@@ -4,7 +4,9 @@
 //! |---|---|---|
 //! | `HOMEHOOK_TABLE` | the DynamoDB table | required |
 //! | `HOMEHOOK_SECRET_ID` | the Secrets Manager secret with every vendor's credentials | required |
-//! | `HOMEHOOK_CONFIG` | path of homehook.toml | `$LAMBDA_TASK_ROOT/homehook.toml` if present, else defaults |
+//! | `HOMEHOOK_CONFIG_TOML` | homehook.toml itself (template.yaml's `HomehookConfig` parameter) | |
+//! | `HOMEHOOK_CONFIG` | path of homehook.toml, when not inline | `$LAMBDA_TASK_ROOT/homehook.toml` if present, else defaults |
+//! | `HOMEHOOK_PUBLIC_URL` | the API's base URL (callback URLs start with it) | `server.public_url` |
 //! | `AWS_REGION`, `AWS_ENDPOINT_URL` | set by Lambda; the endpoint only for local emulators | |
 //!
 //! One aws-config load (region from the environment, so no instance-metadata probing), one client
@@ -37,6 +39,9 @@ pub enum StartError {
     /// The admin key hash in the secret is malformed.
     #[error("admin_key_hash in the secret: {0}")]
     AdminKeyHash(String),
+    /// `HOMEHOOK_PUBLIC_URL` is not a URL.
+    #[error("HOMEHOOK_PUBLIC_URL: {0}")]
+    PublicUrl(String),
     /// The outbound HTTP client could not be built.
     #[error("HTTP client: {0}")]
     Http(#[from] reqwest::Error),
@@ -50,8 +55,12 @@ pub struct Settings {
     pub table: String,
     /// The Secrets Manager secret.
     pub secret_id: String,
-    /// homehook.toml, if any.
+    /// homehook.toml's text, when given inline.
+    pub config_toml: Option<String>,
+    /// homehook.toml's path, if any.
     pub config_path: Option<PathBuf>,
+    /// The public base URL, overriding `server.public_url`.
+    pub public_url: Option<String>,
 }
 
 impl Settings {
@@ -70,10 +79,13 @@ impl Settings {
                 .map(|root| PathBuf::from(root).join("homehook.toml"))
                 .filter(|p| p.exists()),
         };
+        let optional = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         Ok(Self {
             table: required("HOMEHOOK_TABLE")?,
             secret_id: required("HOMEHOOK_SECRET_ID")?,
+            config_toml: optional("HOMEHOOK_CONFIG_TOML"),
             config_path,
+            public_url: optional("HOMEHOOK_PUBLIC_URL"),
         })
     }
 }
@@ -87,10 +99,16 @@ pub async fn app_from_env() -> Result<Arc<App>, StartError> {
 
 /// Builds the application from settings and a loaded SDK configuration.
 pub async fn app_with(settings: &Settings, sdk: &SdkConfig) -> Result<Arc<App>, StartError> {
-    let mut config = match &settings.config_path {
-        Some(path) => Config::load(path)?,
-        None => Config::empty()?,
+    let mut config = match (&settings.config_toml, &settings.config_path) {
+        (Some(text), _) => Config::parse(text, "HOMEHOOK_CONFIG_TOML", None)?,
+        (None, Some(path)) => Config::load(path)?,
+        (None, None) => Config::empty()?,
     };
+    if let Some(url) = &settings.public_url {
+        config.server.public_url =
+            url::Url::parse(url).map_err(|e| StartError::PublicUrl(e.to_string()))?;
+        config.server.public_url_follows_listen = false;
+    }
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), &settings.table);
     let secrets = SecretsManagerSecrets::new(
         aws_sdk_secretsmanager::Client::new(sdk),

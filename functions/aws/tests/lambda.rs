@@ -34,15 +34,14 @@ async fn a_cold_start_reads_the_secret_and_serves_the_same_routers() {
     let dir = std::env::temp_dir().join(format!("homehook-lambda-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("homehook.toml");
-    std::fs::write(
-        &config,
-        "[server]\npublic_url = \"https://hooks.example.com\"\n[connections.home]\nprovider = \"netatmo\"\n",
-    )
-    .unwrap();
+    std::fs::write(&config, "[connections.home]\nprovider = \"netatmo\"\n").unwrap();
     let settings = Settings {
         table: "homehook".into(),
         secret_id: "homehook/clients".into(),
+        config_toml: None,
         config_path: Some(config),
+        // As template.yaml sets it: the HTTP API's base URL.
+        public_url: Some("https://hooks.example.com".into()),
     };
     let app = app_with(&settings, &sdk).await.unwrap();
 
@@ -78,6 +77,14 @@ async fn a_cold_start_reads_the_secret_and_serves_the_same_routers() {
     // The tick has nothing to do yet.
     let summary = app.tick().await.unwrap();
     assert_eq!((summary.refreshed, summary.failed), (0, 0));
+
+    // Inline config (template.yaml's HomehookConfig parameter) wins over a path.
+    let inline = Settings {
+        config_toml: Some("[connections.cottage]\nprovider = \"netatmo\"\n".into()),
+        ..settings.clone()
+    };
+    let app = app_with(&inline, &sdk).await.unwrap();
+    assert!(app.config.connections.contains_key("cottage"));
 
     let missing = Settings {
         secret_id: "nope".into(),
