@@ -41,14 +41,15 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait_for(port):
-    for _ in range(200):
+def wait_for(port, seconds=20):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
             return
         except OSError:
             time.sleep(0.05)
-    raise SystemExit(f"nothing listens on 127.0.0.1:{port}")
+    raise SystemExit(f"nothing listens on 127.0.0.1:{port} after {seconds} s")
 
 
 def key(tag):
@@ -207,7 +208,8 @@ key_hash = "{action_hash}"
              "--host", "127.0.0.1", "--port", str(api_port)],
             stdout=subprocess.DEVNULL, stderr=open(WORK / "start-api.log", "w"))
         try:
-            wait_for(api_port)
+            # start-api reads the template and starts Flask first: slower on a busy machine.
+            wait_for(api_port, seconds=120)
             req = urllib.request.Request(f"http://127.0.0.1:{api_port}/a/station",
                                          method="POST", headers={"authorization": f"Bearer {action}"})
             with urllib.request.urlopen(req, timeout=120) as resp:
