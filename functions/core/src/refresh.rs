@@ -66,6 +66,21 @@ pub struct TickSummary {
     pub skipped: usize,
     /// Connections whose refresh failed.
     pub failed: usize,
+    /// The failures by class (`transient`, `reauth_needed`, `misconfigured`, `store`), so an
+    /// alarm can tell "the vendor is down" from "the owner must reconnect".
+    pub failed_by_class: std::collections::BTreeMap<&'static str, usize>,
+}
+
+impl TokenError {
+    /// The failure's class, as the tick summary counts it.
+    pub fn class(&self) -> &'static str {
+        match self {
+            TokenError::Unavailable { .. } => "transient",
+            TokenError::ReauthNeeded { .. } | TokenError::NotConnected(_) => "reauth_needed",
+            TokenError::Misconfigured { .. } | TokenError::Secrets(_) => "misconfigured",
+            TokenError::Store(_) => "store",
+        }
+    }
 }
 
 /// Keeps every connection's token fresh. Cheap to share (`Arc`).
@@ -162,8 +177,9 @@ impl TokenKeeper {
             match self.renew(conn, Some(record.version)).await {
                 Ok(_) => summary.refreshed += 1,
                 Err(e) => {
-                    tracing::warn!(connection = %conn.id, error = %e, "scheduled refresh failed");
+                    tracing::warn!(connection = %conn.id, error = %e, class = e.class(), "scheduled refresh failed");
                     summary.failed += 1;
+                    *summary.failed_by_class.entry(e.class()).or_default() += 1;
                 }
             }
         }

@@ -13,6 +13,7 @@ async fn tick(app: &App, _event: LambdaEvent<serde_json::Value>) -> Result<TickS
         refreshed = summary.refreshed,
         skipped = summary.skipped,
         failed = summary.failed,
+        failed_by_class = ?summary.failed_by_class,
         "refresh tick"
     );
     Ok(summary)
