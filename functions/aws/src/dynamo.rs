@@ -84,6 +84,27 @@ impl DynamoStore {
 
     /// Creates the table as template.yaml declares it (for local emulators and tests).
     pub async fn create_table(&self) -> Result<(), StoreError> {
+        self.create_table_without_ttl().await?;
+        let build = |e: aws_sdk_dynamodb::error::BuildError| StoreError::Backend(e.to_string());
+        self.client
+            .update_time_to_live()
+            .table_name(&self.table)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .attribute_name("ttl")
+                    .enabled(true)
+                    .build()
+                    .map_err(build)?,
+            )
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    /// Creates the table without turning TTL on (dynalite has no TTL API; homehook never relies
+    /// on TTL deletion anyway).
+    pub async fn create_table_without_ttl(&self) -> Result<(), StoreError> {
         let build = |e: aws_sdk_dynamodb::error::BuildError| StoreError::Backend(e.to_string());
         self.client
             .create_table()
@@ -103,19 +124,6 @@ impl DynamoStore {
                     .map_err(build)?,
             )
             .billing_mode(BillingMode::PayPerRequest)
-            .send()
-            .await
-            .map_err(backend)?;
-        self.client
-            .update_time_to_live()
-            .table_name(&self.table)
-            .time_to_live_specification(
-                TimeToLiveSpecification::builder()
-                    .attribute_name("ttl")
-                    .enabled(true)
-                    .build()
-                    .map_err(build)?,
-            )
             .send()
             .await
             .map_err(backend)?;
