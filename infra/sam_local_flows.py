@@ -119,7 +119,12 @@ def main():
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     fake = subprocess.Popen([FAKE_VENDOR, "netatmo", "60"], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, text=True)
+    out = ""
     try:
+        import select
+        ready, _, _ = select.select([fake.stdout], [], [], 30)
+        if not ready:
+            raise SystemExit("the fake vendor did not start within 30 s")
         vendor = fake.stdout.readline().strip()
         wait_for(moto_port)
         endpoint = f"http://127.0.0.1:{moto_port}"
@@ -152,7 +157,8 @@ with = {{ device_id = "70:ee:50:00:00:01" }}
 key_hash = "{action_hash}"
 """
         env = {"HOMEHOOK_TABLE": "homehook", "HOMEHOOK_SECRET_ID": "homehook/clients",
-               "HOMEHOOK_CONFIG_TOML": config, "HOMEHOOK_PUBLIC_URL": PUBLIC_URL,
+               # No public URL: callback URLs follow the request's host, as behind API Gateway.
+               "HOMEHOOK_CONFIG_TOML": config, "HOMEHOOK_PUBLIC_URL": "",
                "AWS_ENDPOINT_URL": endpoint, "AWS_REGION": "eu-west-1",
                "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
         (WORK / "env.json").write_text(json.dumps(
@@ -220,9 +226,13 @@ key_hash = "{action_hash}"
             api.terminate()
             api.wait(timeout=30)
     finally:
-        out, _ = fake.communicate(timeout=30)
-        moto.terminate()
-        moto.wait(timeout=10)
+        try:
+            out, _ = fake.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            fake.kill()
+        finally:
+            moto.terminate()
+            moto.wait(timeout=10)
     seen = json.loads(out.strip().splitlines()[-1])
     check(seen["token_calls"] == 2, "the vendor saw exactly 2 token calls (code, refresh)", seen)
     durations = ", ".join(f"{fn} {ms:.0f} ms" for fn, ms in REPORTS)

@@ -417,3 +417,85 @@ async fn a_refresh_answer_without_a_refresh_token_keeps_the_old_one() {
     }
     assert_eq!(w.vendor.token_calls(), 4);
 }
+
+/// A store where another writer touches the token record (as a Homey session save or a health
+/// verdict would) just before the next token write: that write then conflicts.
+struct InterferingStore {
+    inner: MemoryStore,
+    armed: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl homehook_core::store::TokenStore for InterferingStore {
+    async fn get_token(
+        &self,
+        connection: &str,
+    ) -> Result<Option<homehook_core::token::TokenRecord>, homehook_core::store::StoreError> {
+        self.inner.get_token(connection).await
+    }
+
+    async fn swap_token(
+        &self,
+        expected: Option<u64>,
+        record: homehook_core::token::TokenRecord,
+    ) -> Result<homehook_core::token::TokenRecord, homehook_core::store::StoreError> {
+        if self.armed.swap(false, std::sync::atomic::Ordering::SeqCst)
+            && let Some(current) = self.inner.get_token(&record.connection).await?
+        {
+            let version = current.version;
+            self.inner.swap_token(Some(version), current).await?;
+        }
+        self.inner.swap_token(expected, record).await
+    }
+
+    async fn list_tokens(
+        &self,
+    ) -> Result<Vec<homehook_core::token::TokenRecord>, homehook_core::store::StoreError> {
+        self.inner.list_tokens().await
+    }
+}
+
+#[async_trait::async_trait]
+impl homehook_core::store::ItemStore for InterferingStore {
+    async fn put_item(
+        &self,
+        key: &str,
+        value: &str,
+        expires_at: homehook_core::clock::UnixTime,
+    ) -> Result<(), homehook_core::store::StoreError> {
+        self.inner.put_item(key, value, expires_at).await
+    }
+
+    async fn take_item(
+        &self,
+        key: &str,
+        now: homehook_core::clock::UnixTime,
+    ) -> Result<homehook_core::store::Taken, homehook_core::store::StoreError> {
+        self.inner.take_item(key, now).await
+    }
+}
+
+#[tokio::test]
+async fn a_rotated_refresh_token_is_kept_when_another_write_lands_first() {
+    let store = Arc::new(InterferingStore {
+        inner: MemoryStore::new(),
+        armed: std::sync::atomic::AtomicBool::new(false),
+    });
+    let w = World::start(store.clone(), FakeSettings::default()).await;
+    assert_eq!(w.connect("home").await.status(), 200);
+    // Expired; the refresh rotates the refresh token, and just before homehook writes the new
+    // one, something else writes the record: the new tokens must still be stored.
+    w.clock.advance(10_800);
+    store.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    let r = w.act("temperature", json!({})).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(w.vendor.live_refresh_tokens(), 1);
+    // The stored refresh token is the live one: the next renewal works.
+    w.clock.advance(10_800);
+    assert_eq!(w.act("temperature", json!({})).await.status(), 200);
+    assert_eq!(
+        w.vendor.token_calls(),
+        3,
+        "code, then two refreshes; no reconnect needed"
+    );
+}

@@ -6,7 +6,7 @@
 //! | `HOMEHOOK_SECRET_ID` | the Secrets Manager secret with every vendor's credentials | required |
 //! | `HOMEHOOK_CONFIG_TOML` | homehook.toml itself (template.yaml's `HomehookConfig` parameter) | |
 //! | `HOMEHOOK_CONFIG` | path of homehook.toml, when not inline | `$LAMBDA_TASK_ROOT/homehook.toml` if present, else defaults |
-//! | `HOMEHOOK_PUBLIC_URL` | the API's base URL (callback URLs start with it) | `server.public_url` |
+//! | `HOMEHOOK_PUBLIC_URL` | the public base URL (a custom domain); callback URLs start with it | each connect request's host |
 //! | `AWS_REGION`, `AWS_ENDPOINT_URL` | set by Lambda; the endpoint only for local emulators | |
 //!
 //! One aws-config load (region from the environment, so no instance-metadata probing), one client
@@ -104,6 +104,9 @@ pub async fn app_with(settings: &Settings, sdk: &SdkConfig) -> Result<Arc<App>, 
         (None, Some(path)) => Config::load(path)?,
         (None, None) => Config::empty()?,
     };
+    // Without a public URL, connect links follow the request's host: the API Gateway domain
+    // (template.yaml cannot name it in the functions' environment without a cycle).
+    config.server.public_url_from_host = settings.public_url.is_none();
     if let Some(url) = &settings.public_url {
         config.server.public_url =
             url::Url::parse(url).map_err(|e| StartError::PublicUrl(e.to_string()))?;

@@ -26,7 +26,8 @@ pub const DEFAULT_TTL_SECS: i64 = 300;
 /// The key of the admin key's hash in the secret.
 const ADMIN_KEY_HASH: &str = "admin_key_hash";
 
-#[derive(Debug, Clone)]
+/// What was read; no `Debug`: it holds the secret's values.
+#[derive(Clone)]
 struct Cached {
     read_at: UnixTime,
     entries: BTreeMap<String, Value>,

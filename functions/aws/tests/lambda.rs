@@ -78,6 +78,32 @@ async fn a_cold_start_reads_the_secret_and_serves_the_same_routers() {
     let summary = app.tick().await.unwrap();
     assert_eq!((summary.refreshed, summary.failed), (0, 0));
 
+    // Without a public URL the callback follows the API Gateway host of the request.
+    let by_host = app_with(
+        &Settings {
+            public_url: None,
+            ..settings.clone()
+        },
+        &sdk,
+    )
+    .await
+    .unwrap();
+    let connect = homehook_core::http::oauth_router(by_host)
+        .oneshot(
+            Request::get("/connect/home")
+                .header("host", "abc123.execute-api.eu-west-1.amazonaws.com")
+                .header("authorization", format!("Bearer {}", admin.expose()))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let location = connect.headers()["location"].to_str().unwrap();
+    assert!(
+        location.contains("redirect_uri=https%3A%2F%2Fabc123.execute-api.eu-west-1.amazonaws.com%2Fcallback%2Fnetatmo"),
+        "{location}"
+    );
+
     // Inline config (template.yaml's HomehookConfig parameter) wins over a path.
     let inline = Settings {
         config_toml: Some("[connections.cottage]\nprovider = \"netatmo\"\n".into()),

@@ -315,29 +315,65 @@ impl TokenKeeper {
         match result {
             Ok(grant) => {
                 let connected_at = current.as_ref().map(|r| r.connected_at).unwrap_or(now);
-                let mut record = new_record(conn, grant, old_refresh, connected_at, now);
+                let mut record = new_record(conn, grant, old_refresh.clone(), connected_at, now);
                 // A device session outlives access tokens; it is dropped when the device refuses it.
                 record.session = current.as_ref().and_then(|r| r.session.clone());
                 match self
                     .store
-                    .swap_token(current.as_ref().map(|r| r.version), record)
+                    .swap_token(current.as_ref().map(|r| r.version), record.clone())
                     .await
                 {
                     Ok(stored) => {
                         tracing::info!(connection = %conn.id, expires_at = ?stored.expires_at, "token refreshed");
                         Ok(stored)
                     }
-                    // Another process wrote a newer record; it is the one to use.
-                    Err(StoreError::Conflict) => self
-                        .store
-                        .get_token(&conn.id)
-                        .await?
-                        .ok_or_else(|| TokenError::NotConnected(conn.id.clone())),
+                    // Another process wrote meanwhile. If it renewed the tokens, its record is
+                    // the one to use; if it only touched the record (a Homey session, a health
+                    // verdict) while the vendor has already rotated the refresh token to ours,
+                    // ours must still be stored, or the connection dies.
+                    Err(StoreError::Conflict) => {
+                        self.store_after_conflict(conn, record, old_refresh.as_ref())
+                            .await
+                    }
                     Err(e) => Err(e.into()),
                 }
             }
             Err(e) => Err(self.record_failure(conn, current, e, now).await),
         }
+    }
+
+    /// Stores a fresh `record` after a write conflict, unless the stored record already holds
+    /// newer tokens than the ones this renewal started from (`used_refresh`).
+    async fn store_after_conflict(
+        &self,
+        conn: &Connection,
+        mut record: TokenRecord,
+        used_refresh: Option<&crate::secret::SecretString>,
+    ) -> Result<TokenRecord, TokenError> {
+        for _ in 0..5 {
+            let Some(stored) = self.store.get_token(&conn.id).await? else {
+                return Err(TokenError::NotConnected(conn.id.clone()));
+            };
+            if stored.refresh_token.as_ref() != used_refresh {
+                // A sibling renewed (or the owner reconnected): its tokens are the newer ones.
+                return Ok(stored);
+            }
+            record.session = stored.session.clone();
+            match self
+                .store
+                .swap_token(Some(stored.version), record.clone())
+                .await
+            {
+                Err(StoreError::Conflict) => continue,
+                Ok(written) => {
+                    tracing::info!(connection = %conn.id, "token refreshed (stored after a concurrent write)");
+                    return Ok(written);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        tracing::error!(connection = %conn.id, "could not store a renewed token after repeated write conflicts");
+        Err(StoreError::Conflict.into())
     }
 
     /// Classifies a failed renewal, records the connection's health and returns the error.

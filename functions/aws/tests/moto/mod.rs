@@ -33,6 +33,11 @@ pub(crate) fn moto() -> Moto {
         .stderr(Stdio::null())
         .spawn()
         .expect("start moto_server");
+    // Owned before waiting, so a failed start still kills the process.
+    let moto = Moto {
+        child,
+        endpoint: format!("http://127.0.0.1:{port}"),
+    };
     let started = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
@@ -41,8 +46,5 @@ pub(crate) fn moto() -> Moto {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    Moto {
-        child,
-        endpoint: format!("http://127.0.0.1:{port}"),
-    }
+    moto
 }

@@ -63,6 +63,10 @@ pub struct ServerConfig {
     pub public_url: Url,
     /// `public_url` was not set and follows `listen` (so a server on another port can adjust it).
     pub public_url_follows_listen: bool,
+    /// Take the public URL from each connect request's `Host` (behind API Gateway, whose host
+    /// the caller cannot choose): set by the Lambda wiring when no public URL is given, never
+    /// from the file.
+    pub public_url_from_host: bool,
     /// Where the embedded store lives; `None` means the platform default.
     pub data_dir: Option<PathBuf>,
     /// Hash of the admin key that guards `/connect` and `/status`.
@@ -260,6 +264,7 @@ impl Config {
             listen,
             public_url,
             public_url_follows_listen,
+            public_url_from_host: false,
             data_dir: s.data_dir.map(relative),
             admin_key_hash,
             refresh_interval_secs,

@@ -22,6 +22,31 @@ struct PendingConnect {
     connection: String,
     provider: String,
     pkce_verifier: Option<String>,
+    /// The redirect URI sent with the authorization request: the code exchange must send the
+    /// same one.
+    #[serde(default)]
+    redirect_uri: Option<String>,
+}
+
+/// The callback URL for this connect request: `{public_url}/callback/{provider}`, or, where
+/// the public URL follows the request (Lambda behind API Gateway), `https://{Host}/callback/…`
+/// when the host is a plain host name.
+fn redirect_uri(app: &crate::App, headers: &HeaderMap, provider: &str) -> String {
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            !h.is_empty()
+                && h.len() <= 253
+                && h.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':'))
+        });
+    match host {
+        Some(host) if app.config.server.public_url_from_host => {
+            format!("https://{host}/callback/{provider}")
+        }
+        _ => app.config.callback_url(provider),
+    }
 }
 
 fn state_key(state: &str) -> String {
@@ -62,7 +87,7 @@ pub async fn start(
         ));
     }
     let creds = app.secrets.client_credentials(&conn.secret).await?;
-    let redirect = app.config.callback_url(&conn.provider);
+    let redirect = redirect_uri(&app, &headers, &conn.provider);
     let flow = OAuthFlow::new(spec, &creds, Some(&redirect), &app.http)
         .map_err(|e| ApiError::misconfigured(e.to_string()))?;
     let started = flow
@@ -72,6 +97,7 @@ pub async fn start(
         connection: conn.id.clone(),
         provider: conn.provider.clone(),
         pkce_verifier: started.pkce_verifier,
+        redirect_uri: Some(redirect.clone()),
     };
     let value = serde_json::to_string(&pending)
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
@@ -209,7 +235,10 @@ async fn finish(
         })?;
 
     let creds = app.secrets.client_credentials(&conn.secret).await?;
-    let redirect = app.config.callback_url(&conn.provider);
+    let redirect = pending
+        .redirect_uri
+        .clone()
+        .unwrap_or_else(|| app.config.callback_url(&conn.provider));
     let flow = OAuthFlow::new(spec, &creds, Some(&redirect), &app.http)
         .map_err(|e| ApiError::misconfigured(e.to_string()))?;
     let grant = flow.exchange_code(code, pending.pkce_verifier).await.map_err(|e| match &e {
