@@ -182,25 +182,16 @@ impl World<FakeVendor> {
         let clock = ManualClock::new(T0);
         let vendor = FakeVendor::start(clock.clone(), settings.clone()).await;
         let keys = Keys::new();
-        let hh = Homehook::start(
-            &netatmo_config(&vendor.base, &keys),
-            store,
-            secrets_for("netatmo", &settings),
-            clock.clone(),
-        )
-        .await
-        .expect("config is valid");
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("client");
-        Self {
+        let config = netatmo_config(&vendor.base, &keys);
+        Self::with_keys(
             clock,
             vendor,
-            hh,
+            &config,
+            secrets_for("netatmo", &settings),
+            store,
             keys,
-            client,
-        }
+        )
+        .await
     }
 }
 
@@ -218,7 +209,18 @@ impl<V> World<V> {
         let config = config
             .replace("{admin}", &keys.admin.hash().to_string())
             .replace("{key}", &keys.action.hash().to_string());
-        let hh = Homehook::start(&config, store, secrets, clock.clone())
+        Self::with_keys(clock, vendor, &config, secrets, store, keys).await
+    }
+
+    async fn with_keys(
+        clock: ManualClock,
+        vendor: V,
+        config: &str,
+        secrets: LocalSecrets,
+        store: Arc<dyn Store>,
+        keys: Keys,
+    ) -> Self {
+        let hh = Homehook::start(config, store, secrets, clock.clone())
             .await
             .expect("config is valid");
         let client = reqwest::Client::builder()

@@ -70,8 +70,9 @@ pub struct VendorRequest {
     pub body: VendorBody,
 }
 
-/// Body of a vendor request.
-#[derive(Debug, Clone, PartialEq)]
+/// Body of a vendor request. Its `Debug` names the fields but not their values: a body can
+/// carry a credential (Homey's login sends the delegation token).
+#[derive(Clone, PartialEq)]
 pub enum VendorBody {
     /// No body.
     Empty,
@@ -81,8 +82,28 @@ pub enum VendorBody {
     Form(Vec<(String, String)>),
 }
 
-/// A vendor's answer.
-#[derive(Debug, Clone)]
+impl std::fmt::Debug for VendorBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            VendorBody::Empty => f.write_str("Empty"),
+            VendorBody::Json(Value::Object(map)) => {
+                f.debug_set().entries(map.keys()).finish()?;
+                f.write_str(" (JSON, values redacted)")
+            }
+            VendorBody::Json(_) => f.write_str("Json([redacted])"),
+            VendorBody::Form(pairs) => {
+                f.debug_set()
+                    .entries(pairs.iter().map(|(k, _)| k))
+                    .finish()?;
+                f.write_str(" (form, values redacted)")
+            }
+        }
+    }
+}
+
+/// A vendor's answer. Its `Debug` shows the status and size only: an answer can be a
+/// credential (Homey's session bearer).
+#[derive(Clone)]
 pub struct VendorResponse {
     /// HTTP status.
     pub status: u16,
@@ -92,6 +113,16 @@ pub struct VendorResponse {
     pub text: String,
     /// `Retry-After` / `X-RateLimit-Retry-After`, in seconds.
     pub retry_after_secs: Option<u64>,
+}
+
+impl std::fmt::Debug for VendorResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VendorResponse")
+            .field("status", &self.status)
+            .field("bytes", &self.text.len())
+            .field("retry_after_secs", &self.retry_after_secs)
+            .finish_non_exhaustive()
+    }
 }
 
 impl VendorResponse {
@@ -232,5 +263,22 @@ mod tests {
         );
         assert!(build_url("https://api.myfox.io/v3", &req("/../v2/x")).is_err());
         assert!(build_url("https://api.myfox.io", &req(".evil.example/x")).is_err());
+    }
+
+    #[test]
+    fn debug_of_bodies_and_answers_hides_values() {
+        let body = VendorBody::Json(serde_json::json!({"token": "eyJ-delegation"}));
+        let answer = VendorResponse {
+            status: 200,
+            json: Some(serde_json::json!("session-bearer")),
+            text: "\"session-bearer\"".into(),
+            retry_after_secs: None,
+        };
+        let shown = format!("{body:?} {answer:?}");
+        assert!(shown.contains("token") && shown.contains("200"), "{shown}");
+        assert!(
+            !shown.contains("eyJ-delegation") && !shown.contains("session-bearer"),
+            "{shown}"
+        );
     }
 }
