@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::error::DisplayErrorContext;
 use homehook_core::clock::{Clock, UnixTime};
-use homehook_core::secrets::{ClientCredentials, Secrets, SecretsError};
+use homehook_core::secrets::{Secrets, SecretsError};
 use serde_json::Value;
 
 /// How long a read secret is kept.
@@ -119,18 +119,11 @@ impl SecretsManagerSecrets {
 
 #[async_trait]
 impl Secrets for SecretsManagerSecrets {
-    async fn client_credentials(&self, name: &str) -> Result<ClientCredentials, SecretsError> {
-        let entries = self.entries().await?;
-        let entry = entries.get(name).ok_or_else(|| SecretsError::NoEntry {
+    async fn entry(&self, name: &str) -> Result<Value, SecretsError> {
+        let mut entries = self.entries().await?;
+        entries.remove(name).ok_or_else(|| SecretsError::NoEntry {
             name: name.to_string(),
             store: self.secret_id.clone(),
-        })?;
-        serde_json::from_value(entry.clone()).map_err(|_| SecretsError::Malformed {
-            name: name.to_string(),
-            problem: format!(
-                "entry \"{name}\" of secret {} needs client_id (and client_secret, username, password as the grant wants), nothing else",
-                self.secret_id
-            ),
         })
     }
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::notify::{Notifiers, Notify, Webhook};
 use crate::refresh::{TickSummary, TokenError, TokenKeeper};
 use crate::secrets::Secrets;
 use crate::store::Store;
@@ -25,6 +26,8 @@ pub struct App {
     pub http: reqwest::Client,
     /// Where tokens are renewed.
     pub keeper: Arc<TokenKeeper>,
+    /// Where the owner is told about connections that need them.
+    pub notifiers: Notifiers,
 }
 
 impl std::fmt::Debug for dyn Store {
@@ -48,13 +51,24 @@ impl App {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, reqwest::Error> {
         let config = Arc::new(config);
-        let http = outbound_client()?;
+        let http = outbound_client(Duration::from_secs(config.server.vendor_timeout_secs))?;
+        let mut notifiers = Notifiers::default();
+        if let Some(secret) = &config.notify.webhook_secret {
+            notifiers.push(Arc::new(Webhook::new(
+                secret.clone(),
+                config.notify.format,
+                Arc::clone(&secrets),
+                http.clone(),
+                Arc::clone(&clock),
+            )));
+        }
         let keeper = Arc::new(TokenKeeper::new(
             Arc::clone(&config),
             Arc::clone(&store),
             Arc::clone(&secrets),
             http.clone(),
             Arc::clone(&clock),
+            notifiers.clone(),
         ));
         Ok(Self {
             config,
@@ -63,7 +77,22 @@ impl App {
             clock,
             http,
             keeper,
+            notifiers,
         })
+    }
+
+    /// Adds a place notifications go (the AWS adapter's SNS topic).
+    pub fn with_notifier(mut self, sink: Arc<dyn Notify>) -> Self {
+        self.notifiers.push(sink);
+        self.keeper = Arc::new(TokenKeeper::new(
+            Arc::clone(&self.config),
+            Arc::clone(&self.store),
+            Arc::clone(&self.secrets),
+            self.http.clone(),
+            Arc::clone(&self.clock),
+            self.notifiers.clone(),
+        ));
+        self
     }
 
     /// One refresh tick: renews every token that is due.
@@ -72,9 +101,9 @@ impl App {
     }
 }
 
-/// The outbound HTTP client: rustls, timeouts on everything, and redirects followed only within
+/// The outbound HTTP client: rustls, `timeout` on every call, and redirects followed only within
 /// the same host (a vendor moving a path is fine; being sent elsewhere with a token is not).
-pub fn outbound_client() -> Result<reqwest::Client, reqwest::Error> {
+pub fn outbound_client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
     let policy = reqwest::redirect::Policy::custom(|attempt| {
         let same_host = attempt.previous().first().is_some_and(|first| {
             first.host_str() == attempt.url().host_str() && first.scheme() == attempt.url().scheme()
@@ -87,8 +116,8 @@ pub fn outbound_client() -> Result<reqwest::Client, reqwest::Error> {
     });
     reqwest::Client::builder()
         .user_agent(concat!("homehook/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(20))
+        .connect_timeout(Duration::from_secs(5).min(timeout))
+        .timeout(timeout)
         .redirect(policy)
         .build()
 }

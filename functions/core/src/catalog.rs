@@ -101,6 +101,35 @@ pub struct ProviderSpec {
     pub pkce: bool,
     /// Which quirk module reads this provider's answers; `standard` for providers from config.
     pub quirk: Quirk,
+    /// How carefully its tokens must be renewed.
+    pub refresh: RefreshPolicy,
+}
+
+/// How a provider's tokens are renewed, beyond "before the access token expires".
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshPolicy {
+    /// At most this many token-endpoint calls per connection and window (Somfy Protect answers
+    /// 429 after about 5 per 10 minutes; Myfox deactivates apps that ask too often). homehook
+    /// stays under it by itself instead of learning it from a 429.
+    #[serde(default)]
+    pub token_budget: Option<TokenBudget>,
+    /// Refresh tokens lapse this long after they are issued (Somfy: 14 days). homehook renews
+    /// at half that age even when no access token is due, and, where the vendor keeps handing
+    /// back the same refresh token, uses the password grant (if the connection has one) before
+    /// it lapses.
+    #[serde(default)]
+    pub refresh_token_lifetime_secs: Option<i64>,
+}
+
+/// A number of calls per window of time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenBudget {
+    /// Calls allowed per window.
+    pub max: u32,
+    /// The window, in seconds.
+    pub window_secs: i64,
 }
 
 /// The code a provider needs beyond its data (see [`crate::providers`]).

@@ -34,6 +34,7 @@ pub mod clock;
 pub mod config;
 pub mod http;
 pub mod keys;
+pub mod notify;
 pub mod oauth;
 pub mod params;
 pub mod providers;

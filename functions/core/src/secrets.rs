@@ -1,5 +1,6 @@
 //! The secrets port: vendor client credentials (and, for the password grant, the account's
-//! username and password), looked up by the name a connection gives in `secret = "..."`.
+//! username and password), looked up by the name a connection gives in `secret = "..."`, and
+//! the notification webhook (its URL is often a credential itself: Slack, ntfy topics).
 //!
 //! [`LocalSecrets`] serves `homehook serve`: environment variables first
 //! (`HOMEHOOK_SECRET_<NAME>` holding JSON), then a TOML secrets file that must be readable by its
@@ -9,12 +10,13 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
-use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use crate::secret::SecretString;
 
 /// Credentials for one vendor app (and account, for the password grant).
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientCredentials {
     /// OAuth2 client id.
@@ -28,6 +30,23 @@ pub struct ClientCredentials {
     /// Account password, for the password grant.
     #[serde(default)]
     pub password: Option<SecretString>,
+}
+
+/// Where notifications go: `[notify] secret = "<name>"` names the entry.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSecret {
+    /// The URL notifications are POSTed to.
+    pub url: SecretString,
+    /// Key for the `X-Homehook-Signature` HMAC; without it notifications go unsigned.
+    #[serde(default)]
+    pub signing_key: Option<SecretString>,
+    /// Pushover application token (`format = "pushover"`).
+    #[serde(default)]
+    pub pushover_token: Option<SecretString>,
+    /// Pushover user key (`format = "pushover"`).
+    #[serde(default)]
+    pub pushover_user: Option<SecretString>,
 }
 
 /// Why a secret could not be had.
@@ -74,17 +93,48 @@ pub enum SecretsError {
     Backend(String),
 }
 
-/// Where client credentials come from.
+/// Where secrets come from: named entries, each a JSON object.
 #[async_trait]
 pub trait Secrets: Send + Sync {
-    /// The credentials stored under `name`.
-    async fn client_credentials(&self, name: &str) -> Result<ClientCredentials, SecretsError>;
+    /// The entry stored under `name`, as JSON.
+    async fn entry(&self, name: &str) -> Result<serde_json::Value, SecretsError>;
+
+    /// The client credentials stored under `name`.
+    async fn client_credentials(&self, name: &str) -> Result<ClientCredentials, SecretsError> {
+        typed(
+            name,
+            self.entry(name).await?,
+            "client_id, and client_secret, username, password as the grant wants",
+        )
+    }
+
+    /// The notification webhook stored under `name`.
+    async fn webhook(&self, name: &str) -> Result<WebhookSecret, SecretsError> {
+        typed(
+            name,
+            self.entry(name).await?,
+            "url, and optionally signing_key, pushover_token, pushover_user",
+        )
+    }
+}
+
+/// Reads an entry as `T`. The error names the fields expected, never a value (serde's
+/// messages can quote the offending value).
+fn typed<T: DeserializeOwned>(
+    name: &str,
+    value: serde_json::Value,
+    fields: &str,
+) -> Result<T, SecretsError> {
+    serde_json::from_value(value).map_err(|_| SecretsError::Malformed {
+        name: name.to_string(),
+        problem: format!("entry \"{name}\" needs {fields}, nothing else"),
+    })
 }
 
 /// Secrets from the environment and a local file.
 #[derive(Debug, Default)]
 pub struct LocalSecrets {
-    file: BTreeMap<String, ClientCredentials>,
+    file: BTreeMap<String, serde_json::Value>,
     read_env: bool,
 }
 
@@ -105,9 +155,18 @@ impl LocalSecrets {
     /// Secrets given directly (tests, embedding); the environment is not consulted.
     pub fn from_entries(entries: BTreeMap<String, ClientCredentials>) -> Self {
         Self {
-            file: entries,
+            file: entries
+                .into_iter()
+                .filter_map(|(k, v)| Some((k, serde_json::to_value(v).ok()?)))
+                .collect(),
             read_env: false,
         }
+    }
+
+    /// Adds (or replaces) an entry, given as JSON.
+    pub fn with_entry(mut self, name: &str, entry: serde_json::Value) -> Self {
+        self.file.insert(name.to_string(), entry);
+        self
     }
 
     /// Names of the secrets in the file.
@@ -120,7 +179,7 @@ fn env_suffix(name: &str) -> String {
     name.to_ascii_uppercase().replace('-', "_")
 }
 
-fn read_file(path: &Path) -> Result<BTreeMap<String, ClientCredentials>, SecretsError> {
+fn read_file(path: &Path) -> Result<BTreeMap<String, serde_json::Value>, SecretsError> {
     let file_err = |problem: String| SecretsError::File {
         path: path.to_path_buf(),
         problem,
@@ -142,29 +201,38 @@ fn read_file(path: &Path) -> Result<BTreeMap<String, ClientCredentials>, Secrets
     let text =
         std::fs::read_to_string(path).map_err(|e| file_err(format!("cannot read it: {e}")))?;
     // The toml error for a bad value may quote the value: report only where it is.
-    toml::from_str(&text).map_err(|e: toml::de::Error| {
+    let tables: BTreeMap<String, toml::Table> = toml::from_str(&text).map_err(|e: toml::de::Error| {
         let line = e
             .span()
             .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
         file_err(match line {
             Some(line) => format!(
-                "not valid (line {line}): each secret is a [name] table with client_id, client_secret, and optionally username and password"
+                "not valid (line {line}): each secret is a [name] table (client_id, client_secret, and optionally username and password)"
             ),
             None => "not valid TOML".into(),
         })
-    })
+    })?;
+    tables
+        .into_iter()
+        .map(|(name, table)| {
+            let value = serde_json::to_value(table).map_err(|_| {
+                file_err(format!("[{name}] holds values that are not plain strings"))
+            })?;
+            Ok((name, value))
+        })
+        .collect()
 }
 
 #[async_trait]
 impl Secrets for LocalSecrets {
-    async fn client_credentials(&self, name: &str) -> Result<ClientCredentials, SecretsError> {
+    async fn entry(&self, name: &str) -> Result<serde_json::Value, SecretsError> {
         if self.read_env {
             let var = format!("HOMEHOOK_SECRET_{}", env_suffix(name));
             if let Ok(json) = std::env::var(&var) {
                 return serde_json::from_str(&json).map_err(|e| SecretsError::Malformed {
                     name: name.to_string(),
                     problem: format!(
-                        "{var} must hold a JSON object with client_id and client_secret (error at column {})",
+                        "{var} must hold a JSON object (error at column {})",
                         e.column()
                     ),
                 });
@@ -233,9 +301,31 @@ mod tests {
     #[test]
     fn a_malformed_file_error_does_not_echo_values() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = write(dir.path(), "[x]\nclient_secret = \"topsecret\"\n", 0o600);
+        let path = write(dir.path(), "[x]\nclient_secret = topsecret\n", 0o600);
         let e = LocalSecrets::load(Some(&path)).expect_err("malformed");
         assert!(!e.to_string().contains("topsecret"), "{e}");
         assert!(e.to_string().contains("line"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn an_entry_of_the_wrong_shape_names_fields_not_values() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = write(
+            dir.path(),
+            "[x]\nclient_secret = \"topsecret\"\n[hook]\nurl = \"https://ntfy.example/t0p\"\nsigning_key = \"k3y\"\n",
+            0o600,
+        );
+        let secrets = LocalSecrets::load(Some(&path)).expect("loads");
+        let e = secrets
+            .client_credentials("x")
+            .await
+            .expect_err("no client_id");
+        assert!(!e.to_string().contains("topsecret"), "{e}");
+        assert!(e.to_string().contains("client_id"), "{e}");
+        let hook = secrets.webhook("hook").await.expect("a webhook entry");
+        assert_eq!(hook.url.expose(), "https://ntfy.example/t0p");
+        assert!(!format!("{hook:?}").contains("t0p"));
+        let e = secrets.webhook("x").await.expect_err("not a webhook");
+        assert!(e.to_string().contains("url"), "{e}");
     }
 }

@@ -35,6 +35,52 @@ pub struct TokenRecord {
     /// kept across access-token refreshes until the device refuses it.
     #[serde(default)]
     pub session: Option<ApiSession>,
+    /// Renewal bookkeeping shared by every process on the store.
+    #[serde(default)]
+    pub lifecycle: Lifecycle,
+}
+
+/// The bookkeeping of renewals, kept with the tokens so that every process (Lambda instances,
+/// several `homehook` processes on one store) sees it and changes it through the same
+/// compare-and-swap as the tokens.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Lifecycle {
+    /// Who is calling the token endpoint for this connection right now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<Lease>,
+    /// When the current refresh token was first seen (for refresh tokens that lapse).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_issued_at: Option<UnixTime>,
+    /// Recent token-endpoint calls, for providers with a token budget.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub token_calls: Vec<UnixTime>,
+    /// Renewals that failed in a row.
+    #[serde(default)]
+    pub failures: u32,
+    /// What the owner was last told about (`reauth_needed`, `misconfigured`, `failing`), so
+    /// each problem is notified once and its end is notified too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notified: Option<String>,
+}
+
+impl Lifecycle {
+    /// The token calls made less than `window_secs` before `now`.
+    pub fn calls_within(&self, now: UnixTime, window_secs: i64) -> Vec<UnixTime> {
+        self.token_calls
+            .iter()
+            .copied()
+            .filter(|t| t.plus_secs(window_secs) > now)
+            .collect()
+    }
+}
+
+/// A claim on the token endpoint: until `until`, only `holder` renews the connection.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    /// The process (random id per [`crate::refresh::TokenKeeper`]).
+    pub holder: String,
+    /// When the claim lapses, whether or not the holder finished.
+    pub until: UnixTime,
 }
 
 /// A session on a device reached through the vendor's cloud (Homey: the session bearer of one
@@ -82,15 +128,32 @@ pub enum Health {
         /// What the vendor said.
         reason: String,
     },
+    /// The vendor refused homehook's own settings (client id or secret, scopes, redirect URI).
+    /// The tokens are kept: once the setting is fixed, renewal resumes after `until`.
+    Misconfigured {
+        /// Next attempt.
+        until: UnixTime,
+        /// What to fix.
+        reason: String,
+    },
 }
 
 impl Health {
-    /// Short word for tables and JSON: `healthy`, `degraded`, `reauth_needed`.
+    /// Short word for tables and JSON: `healthy`, `degraded`, `reauth_needed`, `misconfigured`.
     pub fn label(&self) -> &'static str {
         match self {
             Health::Healthy => "healthy",
             Health::Degraded { .. } => "degraded",
             Health::ReauthNeeded { .. } => "reauth_needed",
+            Health::Misconfigured { .. } => "misconfigured",
+        }
+    }
+
+    /// When homehook tries again, for the states that wait.
+    pub fn retry_at(&self) -> Option<UnixTime> {
+        match self {
+            Health::Degraded { until, .. } | Health::Misconfigured { until, .. } => Some(*until),
+            _ => None,
         }
     }
 }
@@ -112,6 +175,7 @@ mod tests {
             version: 1,
             health: Health::Healthy,
             session: None,
+            lifecycle: Lifecycle::default(),
         };
         let shown = format!("{r:?}");
         assert!(!shown.contains("secret"), "{shown}");

@@ -52,6 +52,19 @@ pub struct Config {
     pub connections: BTreeMap<String, Connection>,
     /// Actions by name.
     pub actions: BTreeMap<String, Action>,
+    /// Where the owner is told about connections that need them.
+    pub notify: NotifyConfig,
+}
+
+/// `[notify]`: telling the owner when a connection needs them or keeps failing.
+#[derive(Debug, Clone)]
+pub struct NotifyConfig {
+    /// A webhook: the name of the secret entry holding its `url` (and `signing_key`).
+    pub webhook_secret: Option<String>,
+    /// The webhook's body format.
+    pub format: crate::notify::WebhookFormat,
+    /// Renewals failing this many times in a row make a "keeps failing" notification.
+    pub failing_after: u32,
 }
 
 /// `[server]`.
@@ -79,6 +92,8 @@ pub struct ServerConfig {
     pub secrets_file: Option<PathBuf>,
     /// Lifetime of an OAuth `state`.
     pub state_ttl_secs: i64,
+    /// Longest wait for any vendor answer (token endpoint or API).
+    pub vendor_timeout_secs: u64,
 }
 
 /// `[connections.<id>]`: one account at one provider.
@@ -115,6 +130,16 @@ struct RawConfig {
     connections: BTreeMap<String, RawConnection>,
     #[serde(default)]
     actions: BTreeMap<String, RawAction>,
+    #[serde(default)]
+    notify: RawNotify,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNotify {
+    secret: Option<String>,
+    format: Option<crate::notify::WebhookFormat>,
+    failing_after: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -128,6 +153,7 @@ struct RawServer {
     refresh_margin_secs: Option<i64>,
     secrets_file: Option<PathBuf>,
     state_ttl_secs: Option<i64>,
+    vendor_timeout_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -143,6 +169,8 @@ struct RawProvider {
     token_placement: Option<TokenPlacement>,
     expired_token: Option<Vec<ExpiredTokenSignal>>,
     pkce: Option<bool>,
+    token_budget: Option<catalog::TokenBudget>,
+    refresh_token_lifetime_days: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -260,6 +288,13 @@ impl Config {
                 "must be between 30 and 3600 seconds".into(),
             ));
         }
+        let vendor_timeout_secs = s.vendor_timeout_secs.unwrap_or(20);
+        if !(1..=60).contains(&vendor_timeout_secs) {
+            return Err(err(
+                "server.vendor_timeout_secs",
+                "must be between 1 and 60 seconds".into(),
+            ));
+        }
         let server = ServerConfig {
             listen,
             public_url,
@@ -271,6 +306,25 @@ impl Config {
             refresh_margin_secs,
             secrets_file: s.secrets_file.map(relative),
             state_ttl_secs,
+            vendor_timeout_secs,
+        };
+
+        // [notify]
+        let n = raw.notify;
+        if n.format.is_some() && n.secret.is_none() {
+            return Err(err(
+                "notify.secret",
+                "name the secret entry that holds the webhook's url (and signing_key)".into(),
+            ));
+        }
+        let failing_after = n.failing_after.unwrap_or(3);
+        if failing_after == 0 {
+            return Err(err("notify.failing_after", "must be at least 1".into()));
+        }
+        let notify = NotifyConfig {
+            webhook_secret: n.secret,
+            format: n.format.unwrap_or_default(),
+            failing_after,
         };
 
         // [providers]: the catalog, with overrides merged in and new providers added.
@@ -377,6 +431,7 @@ impl Config {
             providers,
             connections,
             actions,
+            notify,
         })
     }
 
@@ -455,6 +510,24 @@ fn merge_provider(
     if let Some(v) = rp.pkce {
         base.pkce = v;
     }
+    if let Some(v) = rp.token_budget {
+        if v.max == 0 || v.window_secs <= 0 {
+            return Err((
+                field("token_budget"),
+                "max and window_secs must be at least 1".into(),
+            ));
+        }
+        base.refresh.token_budget = Some(v);
+    }
+    if let Some(days) = rp.refresh_token_lifetime_days {
+        if days == 0 {
+            return Err((
+                field("refresh_token_lifetime_days"),
+                "must be at least 1".into(),
+            ));
+        }
+        base.refresh.refresh_token_lifetime_secs = Some(i64::from(days) * 24 * 3600);
+    }
     if base.grants.is_empty() {
         return Err((field("grants"), "list at least one grant".into()));
     }
@@ -499,6 +572,7 @@ fn new_provider(
         }],
         pkce: true,
         quirk: catalog::Quirk::Standard,
+        refresh: catalog::RefreshPolicy::default(),
     };
     let spec = merge_provider(base, rp, field)?;
     checked_url(spec.token_url.clone(), field("token_url"))?;

@@ -27,6 +27,16 @@ pub struct ConnectionStatus {
     /// Details of an unhealthy state.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// When homehook tries again (degraded, misconfigured), RFC 3339.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_at: Option<String>,
+    /// Renewals that failed in a row.
+    pub failures: u32,
+    /// Whether another instance is renewing the token right now.
+    pub renewing: bool,
+    /// Where the owner reconnects, when the connection needs it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reconnect_url: Option<String>,
     /// Access token expiry (RFC 3339).
     pub expires_at: Option<String>,
     /// Seconds until expiry.
@@ -53,14 +63,24 @@ pub async fn report(app: &App) -> Result<StatusReport, crate::store::StoreError>
         let (health, reason) = match record.as_ref().map(|r| &r.health) {
             None => ("not_connected".to_string(), None),
             Some(h @ Health::Healthy) => (h.label().to_string(), None),
-            Some(h @ Health::Degraded { until, reason }) => (
-                h.label().to_string(),
-                Some(format!("{reason} (retry after {until})")),
-            ),
-            Some(h @ Health::ReauthNeeded { reason }) => {
-                (h.label().to_string(), Some(reason.clone()))
-            }
+            Some(
+                h @ (Health::Degraded { reason, .. }
+                | Health::Misconfigured { reason, .. }
+                | Health::ReauthNeeded { reason }),
+            ) => (h.label().to_string(), Some(reason.clone())),
         };
+        let needs_owner = matches!(health.as_str(), "not_connected" | "reauth_needed");
+        let reconnect_url = (needs_owner
+            && conn.grant == crate::catalog::Grant::AuthorizationCode
+            && !app.config.server.public_url_from_host)
+            .then(|| {
+                app.config
+                    .server
+                    .public_url
+                    .join(&format!("connect/{}", conn.id))
+            })
+            .and_then(Result::ok)
+            .map(String::from);
         connections.push(ConnectionStatus {
             id: conn.id.clone(),
             label: conn.label.clone(),
@@ -68,6 +88,16 @@ pub async fn report(app: &App) -> Result<StatusReport, crate::store::StoreError>
             connected: record.is_some(),
             health,
             reason,
+            retry_at: record
+                .as_ref()
+                .and_then(|r| r.health.retry_at())
+                .map(|t| t.to_rfc3339()),
+            failures: record.as_ref().map_or(0, |r| r.lifecycle.failures),
+            renewing: record
+                .as_ref()
+                .and_then(|r| r.lifecycle.lease.as_ref())
+                .is_some_and(|l| now < l.until),
+            reconnect_url,
             expires_at: record
                 .as_ref()
                 .and_then(|r| r.expires_at)

@@ -10,7 +10,9 @@ use serde_json::{Value, json};
 use super::{Section, Verdict, items, standard, text};
 use crate::action::{ActionError, ActionOutcome};
 use crate::api::{ApiClient, Endpoint};
-use crate::catalog::{ClientAuth, ExpiredTokenSignal, Grant, ProviderSpec, Quirk, TokenPlacement};
+use crate::catalog::{
+    ClientAuth, ExpiredTokenSignal, Grant, ProviderSpec, Quirk, RefreshPolicy, TokenPlacement,
+};
 use crate::secret::SecretString;
 use crate::token::{ApiSession, TokenRecord};
 use crate::vendor::{self, ApiTarget, TargetAuth, VendorBody, VendorRequest, VendorResponse};
@@ -43,6 +45,7 @@ pub fn spec() -> ProviderSpec {
         }],
         pkce: true,
         quirk: Quirk::Homey,
+        refresh: RefreshPolicy::default(),
     }
 }
 

@@ -10,7 +10,10 @@ use serde_json::Value;
 use super::{Section, Verdict, items, text};
 use crate::action::{ActionError, path_segment};
 use crate::api::{ApiClient, Endpoint};
-use crate::catalog::{ClientAuth, ExpiredTokenSignal, Grant, ProviderSpec, Quirk, TokenPlacement};
+use crate::catalog::{
+    ClientAuth, ExpiredTokenSignal, Grant, ProviderSpec, Quirk, RefreshPolicy, TokenBudget,
+    TokenPlacement,
+};
 use crate::vendor::VendorResponse;
 
 /// The built-in entry.
@@ -32,6 +35,15 @@ pub fn spec() -> ProviderSpec {
         }],
         pkce: true,
         quirk: Quirk::Myfox,
+        refresh: RefreshPolicy {
+            // Myfox deactivates an app that asks for too many tokens; one an hour is plenty
+            // for hour-long tokens, and a few more leave room for early expiries.
+            token_budget: Some(TokenBudget {
+                max: 4,
+                window_secs: 3600,
+            }),
+            refresh_token_lifetime_secs: None,
+        },
     }
 }
 

@@ -9,7 +9,9 @@ use serde_json::Value;
 use super::{Section, Verdict, items, text};
 use crate::action::{ActionError, ActionOutcome};
 use crate::api::{ApiClient, Endpoint};
-use crate::catalog::{ClientAuth, ExpiredTokenSignal, Grant, ProviderSpec, Quirk, TokenPlacement};
+use crate::catalog::{
+    ClientAuth, ExpiredTokenSignal, Grant, ProviderSpec, Quirk, RefreshPolicy, TokenPlacement,
+};
 use crate::vendor::{VendorRequest, VendorResponse};
 
 /// Code steps of Netatmo's built-in actions.
@@ -33,6 +35,7 @@ fn netatmo_like(id: &str, name: &str, scopes: &[&str]) -> ProviderSpec {
         }],
         pkce: true,
         quirk: Quirk::Netatmo,
+        refresh: RefreshPolicy::default(),
     }
 }
 

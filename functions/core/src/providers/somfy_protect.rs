@@ -7,7 +7,10 @@
 use super::{Section, Verdict, items, text};
 use crate::action::{ActionError, path_segment};
 use crate::api::{ApiClient, Endpoint};
-use crate::catalog::{ClientAuth, ExpiredTokenSignal, Grant, ProviderSpec, Quirk, TokenPlacement};
+use crate::catalog::{
+    ClientAuth, ExpiredTokenSignal, Grant, ProviderSpec, Quirk, RefreshPolicy, TokenBudget,
+    TokenPlacement,
+};
 use crate::vendor::VendorResponse;
 
 /// The built-in entry. The token path is configurable: `/oauth/oauth/v2/token` (legacy) or
@@ -30,6 +33,15 @@ pub fn spec() -> ProviderSpec {
         }],
         pkce: false,
         quirk: Quirk::SomfyProtect,
+        refresh: RefreshPolicy {
+            // The token endpoint answers 429 after about 5 calls in 10 minutes: keep one spare.
+            token_budget: Some(TokenBudget {
+                max: 4,
+                window_secs: 600,
+            }),
+            // Refresh tokens lapse after 14 days.
+            refresh_token_lifetime_secs: Some(14 * 24 * 3600),
+        },
     }
 }
 

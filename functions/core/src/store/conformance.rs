@@ -18,6 +18,7 @@ fn record(connection: &str, access: &str) -> TokenRecord {
         version: 0,
         health: Health::Healthy,
         session: None,
+        lifecycle: Default::default(),
     }
 }
 

@@ -92,5 +92,6 @@ pub(crate) fn conformance_record() -> TokenRecord {
         version: 0,
         health: crate::token::Health::Healthy,
         session: None,
+        lifecycle: Default::default(),
     }
 }

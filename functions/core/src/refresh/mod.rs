@@ -1,0 +1,332 @@
+//! Where a token is refreshed. Everything that needs an access token asks the [`TokenKeeper`].
+//!
+//! The lifecycle, and why:
+//!
+//! - **One renewal at a time.** In a process, concurrent callers queue on one lock per
+//!   connection and the first one renews. Across processes (Lambda instances, several
+//!   `homehook` on one store), a lease written into the token record with a compare-and-swap
+//!   decides who calls the token endpoint; the others poll the record until the new tokens land
+//!   ([`renew`]). The final write is a compare-and-swap on the lease's version, so a slow holder
+//!   whose lease lapsed cannot overwrite newer tokens.
+//! - **Nothing rotated is lost.** New tokens are stored before anyone uses them; a failing
+//!   store is retried with backoff, and then the tokens are kept in memory and stored first
+//!   thing on the next use. A refused refresh token is checked against the store first: a
+//!   sibling may have rotated it.
+//! - **Failures are classed** ([`failure`]): transient (wait, keep tokens), reauth needed
+//!   (mark, tell the owner, keep the data), misconfigured (name the setting).
+//! - **Each provider's pace** ([`policy`]): renew ahead of expiry, keep lapsing refresh tokens
+//!   alive, stay inside token budgets.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crate::catalog::Grant;
+use crate::clock::Clock;
+use crate::config::{Config, Connection};
+use crate::notify::{Event, Notifiers};
+use crate::oauth::TokenGrant;
+use crate::secrets::{Secrets, SecretsError};
+use crate::store::{Store, StoreError};
+use crate::token::{ApiSession, Health, TokenRecord};
+
+mod failure;
+mod policy;
+mod renew;
+
+/// An action needs at least this much life left in its token; less and it refreshes first.
+const ACTION_MARGIN_SECS: i64 = 30;
+
+/// Why no usable token could be had.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// The connection was never connected.
+    #[error("connection \"{0}\" is not connected yet")]
+    NotConnected(String),
+    /// The owner must connect again.
+    #[error("connection \"{connection}\" must be connected again: {reason}")]
+    ReauthNeeded {
+        /// The connection.
+        connection: String,
+        /// What the vendor said.
+        reason: String,
+    },
+    /// homehook's client settings for this vendor are wrong.
+    #[error("connection \"{connection}\" is misconfigured: {detail}")]
+    Misconfigured {
+        /// The connection.
+        connection: String,
+        /// What to fix.
+        detail: String,
+    },
+    /// The vendor is busy or down; try again later.
+    #[error("the vendor is unavailable: {detail}")]
+    Unavailable {
+        /// What happened.
+        detail: String,
+        /// Seconds to wait.
+        retry_after_secs: u64,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The connection's secret could not be read.
+    #[error(transparent)]
+    Secrets(#[from] SecretsError),
+}
+
+/// What one refresh tick did.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TickSummary {
+    /// Connections refreshed.
+    pub refreshed: usize,
+    /// Connections not due.
+    pub skipped: usize,
+    /// Connections whose refresh failed.
+    pub failed: usize,
+    /// The failures by class (`transient`, `reauth_needed`, `misconfigured`, `store`), so an
+    /// alarm can tell "the vendor is down" from "the owner must reconnect".
+    pub failed_by_class: std::collections::BTreeMap<&'static str, usize>,
+}
+
+impl TokenError {
+    /// The failure's class, as the tick summary counts it.
+    pub fn class(&self) -> &'static str {
+        match self {
+            TokenError::Unavailable { .. } => "transient",
+            TokenError::ReauthNeeded { .. } | TokenError::NotConnected(_) => "reauth_needed",
+            TokenError::Misconfigured { .. } | TokenError::Secrets(_) => "misconfigured",
+            TokenError::Store(_) => "store",
+        }
+    }
+}
+
+/// Keeps every connection's token fresh. Cheap to clone: clones share everything.
+#[derive(Clone)]
+pub struct TokenKeeper {
+    config: Arc<Config>,
+    store: Arc<dyn Store>,
+    secrets: Arc<dyn Secrets>,
+    http: reqwest::Client,
+    clock: Arc<dyn Clock>,
+    notifiers: Notifiers,
+    /// This process's name in leases.
+    holder: Arc<str>,
+    /// How long a lease holds: the token call's timeout and some slack.
+    lease_secs: i64,
+    /// One async lock per connection: concurrent callers share one refresh.
+    in_flight: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+    /// Renewed tokens the store would not take, kept until a write succeeds (the vendor has
+    /// already rotated the refresh token: these are the only live ones).
+    unsaved: Arc<Mutex<HashMap<String, renew::Unsaved>>>,
+}
+
+impl std::fmt::Debug for TokenKeeper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenKeeper")
+            .field("holder", &self.holder)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl TokenKeeper {
+    /// A keeper over the given services; `notifiers` hear about connections that need the owner.
+    pub fn new(
+        config: Arc<Config>,
+        store: Arc<dyn Store>,
+        secrets: Arc<dyn Secrets>,
+        http: reqwest::Client,
+        clock: Arc<dyn Clock>,
+        notifiers: Notifiers,
+    ) -> Self {
+        let lease_secs = config.server.vendor_timeout_secs as i64 + 10;
+        Self {
+            config,
+            store,
+            secrets,
+            http,
+            clock,
+            notifiers,
+            holder: holder_id().into(),
+            lease_secs,
+            in_flight: Arc::default(),
+            unsaved: Arc::default(),
+        }
+    }
+
+    /// A token for `conn` with at least 30 s of life left, refreshing first if needed. For a
+    /// password-grant connection never connected before, this connects it. A connection that
+    /// needs its owner, or that failed recently, answers at once without calling the vendor.
+    pub async fn fresh_token(&self, conn: &Connection) -> Result<TokenRecord, TokenError> {
+        let now = self.clock.now();
+        let Some(record) = self.store.get_token(&conn.id).await? else {
+            return match conn.grant {
+                Grant::Password => self.renew(conn, None).await,
+                Grant::AuthorizationCode => Err(TokenError::NotConnected(conn.id.clone())),
+            };
+        };
+        let pending = lock(&self.unsaved).contains_key(&conn.id);
+        match &record.health {
+            Health::ReauthNeeded { reason } => Err(TokenError::ReauthNeeded {
+                connection: conn.id.clone(),
+                reason: reason.clone(),
+            }),
+            _ if !pending && !record.expires_within(now, ACTION_MARGIN_SECS) => Ok(record),
+            Health::Degraded { until, reason } if now < *until => Err(TokenError::Unavailable {
+                detail: reason.clone(),
+                retry_after_secs: now.secs_until(*until).max(1) as u64,
+            }),
+            Health::Misconfigured { until, reason } if now < *until => {
+                Err(TokenError::Misconfigured {
+                    connection: conn.id.clone(),
+                    detail: reason.clone(),
+                })
+            }
+            _ => self.renew(conn, Some(&record)).await,
+        }
+    }
+
+    /// The vendor said `stale`'s access token has expired (whatever its expiry claimed):
+    /// renew it, unless someone already has.
+    pub async fn renew_rejected(
+        &self,
+        conn: &Connection,
+        stale: &TokenRecord,
+    ) -> Result<TokenRecord, TokenError> {
+        self.renew(conn, Some(stale)).await
+    }
+
+    /// One tick: renews every connection that is due (access token within its margin of
+    /// expiry, or a lapsing refresh token at half its life), skipping those another process is
+    /// renewing and those waiting for their retry time or their owner.
+    pub async fn refresh_due(&self) -> Result<TickSummary, TokenError> {
+        let now = self.clock.now();
+        let mut summary = TickSummary::default();
+        for record in self.store.list_tokens().await? {
+            let Some(conn) = self.config.connections.get(&record.connection) else {
+                summary.skipped += 1;
+                continue;
+            };
+            let Some(spec) = self.config.provider_of(conn) else {
+                summary.skipped += 1;
+                continue;
+            };
+            if !policy::due(&record, &spec.refresh, &self.config.server, now) {
+                summary.skipped += 1;
+                continue;
+            }
+            match self.renew(conn, Some(&record)).await {
+                Ok(_) => summary.refreshed += 1,
+                Err(e) => {
+                    tracing::warn!(connection = %conn.id, error = %e, class = e.class(), "scheduled refresh failed");
+                    summary.failed += 1;
+                    *summary.failed_by_class.entry(e.class()).or_default() += 1;
+                }
+            }
+        }
+        Ok(summary)
+    }
+
+    /// Stores tokens from a code exchange (a new or renewed connection), replacing any record.
+    pub async fn store_connected(
+        &self,
+        conn: &Connection,
+        grant: TokenGrant,
+    ) -> Result<TokenRecord, TokenError> {
+        let now = self.clock.now();
+        // Replaces whatever is stored; a conflict means a refresh landed meanwhile, so read the
+        // new version and replace that (a newly connected account wins over older tokens).
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let current = self.store.get_token(&conn.id).await?;
+            let was_notified = current
+                .as_ref()
+                .is_some_and(|r| r.lifecycle.notified.is_some());
+            let mut record = renew::new_record(conn, grant.clone(), None, now, now);
+            record.lifecycle.refresh_issued_at = Some(now);
+            match self
+                .store
+                .swap_token(current.map(|r| r.version), record)
+                .await
+            {
+                Err(StoreError::Conflict) if attempts < 5 => continue,
+                Ok(stored) => {
+                    lock(&self.unsaved).remove(&conn.id);
+                    if was_notified {
+                        self.notify(conn, Event::Recovered, None).await;
+                    }
+                    return Ok(stored);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Stores (or, with `None`, forgets) the connection's device session, on the latest record.
+    pub async fn save_session(
+        &self,
+        conn: &Connection,
+        session: Option<ApiSession>,
+    ) -> Result<TokenRecord, TokenError> {
+        for _ in 0..5 {
+            let Some(mut record) = self.store.get_token(&conn.id).await? else {
+                return Err(TokenError::NotConnected(conn.id.clone()));
+            };
+            let version = record.version;
+            record.session = session.clone();
+            match self.store.swap_token(Some(version), record).await {
+                Err(StoreError::Conflict) => continue,
+                other => return Ok(other?),
+            }
+        }
+        Err(StoreError::Conflict.into())
+    }
+
+    /// The current record of a connection, as stored.
+    pub async fn stored(&self, conn: &Connection) -> Result<Option<TokenRecord>, TokenError> {
+        Ok(self.store.get_token(&conn.id).await?)
+    }
+
+    /// One async lock per key: callers sharing a key do one piece of work at a time (a refresh
+    /// per connection, a session login per connection).
+    pub(crate) fn lock_for(&self, connection: &str) -> Arc<tokio::sync::Mutex<()>> {
+        Arc::clone(
+            lock(&self.in_flight)
+                .entry(connection.to_string())
+                .or_default(),
+        )
+    }
+
+    /// Tells the owner about `conn`.
+    async fn notify(&self, conn: &Connection, event: Event, reason: Option<String>) {
+        if self.notifiers.is_empty() {
+            return;
+        }
+        let provider = self
+            .config
+            .provider_of(conn)
+            .map(|p| p.display_name.clone())
+            .unwrap_or_else(|| conn.provider.clone());
+        let notification = crate::notify::Notification::about(
+            &self.config,
+            conn,
+            &provider,
+            event,
+            reason,
+            self.clock.now(),
+        );
+        self.notifiers.send(&notification).await;
+    }
+}
+
+/// A random name for this process in leases (and logs).
+fn holder_id() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 6];
+    rand::rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
