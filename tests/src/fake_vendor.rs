@@ -57,6 +57,26 @@ pub struct TokenBudget {
     pub window_secs: i64,
 }
 
+/// A failure the token endpoint answers one call with (a fault matrix entry).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenFault {
+    /// That HTTP status, with a JSON error body, without doing the grant.
+    Status(u16),
+    /// Answers 504 only after this many milliseconds (longer than homehook waits).
+    Hang(u64),
+    /// Starts a 200 answer, then breaks the connection in the middle of the body.
+    Reset,
+    /// 429 with `Retry-After` in seconds.
+    RateLimited(u64),
+    /// 400 `invalid_grant`, whatever was sent.
+    InvalidGrant,
+    /// 200 with a body that is not JSON.
+    Malformed,
+    /// Does the grant (rotating the refresh token), then holds the answer until
+    /// [`FakeVendor::release_held_answer`]: a rotation whose answer arrives late.
+    HoldAnswer,
+}
+
 /// What the fake accepts and how it behaves.
 #[derive(Debug, Clone)]
 pub struct FakeSettings {
@@ -150,6 +170,12 @@ struct Shared {
     settings: Mutex<FakeSettings>,
     tokens: Mutex<Tokens>,
     token_calls: AtomicUsize,
+    /// Failures queued for the next token calls.
+    token_faults: Mutex<std::collections::VecDeque<TokenFault>>,
+    /// Answers held by [`TokenFault::HoldAnswer`] wait on this.
+    release: tokio::sync::Notify,
+    /// How many answers are being held right now.
+    held: AtomicUsize,
     /// When each token call arrived, for the budget.
     token_call_times: Mutex<Vec<UnixTime>>,
     api_calls: Mutex<Vec<ApiCall>>,
@@ -252,6 +278,9 @@ impl FakeVendor {
             settings: Mutex::new(settings),
             tokens: Mutex::new(Tokens::default()),
             token_calls: AtomicUsize::new(0),
+            token_faults: Mutex::new(Default::default()),
+            release: tokio::sync::Notify::new(),
+            held: AtomicUsize::new(0),
             token_call_times: Mutex::new(Vec::new()),
             api_calls: Mutex::new(Vec::new()),
         });
@@ -294,6 +323,21 @@ impl FakeVendor {
     /// The owner revokes homehook's access: every refresh token dies.
     pub fn revoke_refresh_tokens(&self) {
         lock(&self.shared.tokens).refresh.clear();
+    }
+
+    /// The next `times` token calls answer with `fault`.
+    pub fn fail_token_calls(&self, fault: TokenFault, times: usize) {
+        lock(&self.shared.token_faults).extend(std::iter::repeat_n(fault, times));
+    }
+
+    /// Token answers being held by [`TokenFault::HoldAnswer`] now.
+    pub fn held_answers(&self) -> usize {
+        self.shared.held.load(Ordering::SeqCst)
+    }
+
+    /// Lets one held answer go.
+    pub fn release_held_answer(&self) {
+        self.shared.release.notify_one();
     }
 
     /// Number of refresh tokens the fake would still accept.
@@ -419,6 +463,68 @@ async fn token(
 ) -> Response {
     s.token_calls.fetch_add(1, Ordering::SeqCst);
     let settings = lock(&s.settings).clone();
+    let fault = lock(&s.token_faults).pop_front();
+    match fault {
+        None | Some(TokenFault::HoldAnswer) => {}
+        Some(other) => return faulty_answer(other, settings.token_error_style).await,
+    }
+    let answer = grant(&s, &settings, &uri, &headers, &form);
+    if fault == Some(TokenFault::HoldAnswer) {
+        s.held.fetch_add(1, Ordering::SeqCst);
+        s.release.notified().await;
+        s.held.fetch_sub(1, Ordering::SeqCst);
+    }
+    answer
+}
+
+/// The answer of a token call that hits `fault`.
+async fn faulty_answer(fault: TokenFault, style: TokenErrorStyle) -> Response {
+    match fault {
+        TokenFault::Status(code) => (
+            StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            Json(json!({"error": "server_error", "error_description": "fake vendor: internal error"})),
+        )
+            .into_response(),
+        TokenFault::Hang(ms) => {
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            StatusCode::GATEWAY_TIMEOUT.into_response()
+        }
+        TokenFault::Reset => {
+            let broken = futures_util::stream::iter([
+                Ok::<_, std::io::Error>(axum::body::Bytes::from_static(b"{\"access_tok")),
+                Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset")),
+            ]);
+            (
+                [(header::CONTENT_TYPE, "application/json")],
+                axum::body::Body::from_stream(broken),
+            )
+                .into_response()
+        }
+        TokenFault::RateLimited(secs) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            [("retry-after", secs.to_string())],
+            Json(json!({"error": "rate_limited"})),
+        )
+            .into_response(),
+        TokenFault::InvalidGrant => oauth_error(style, StatusCode::BAD_REQUEST, "invalid_grant"),
+        TokenFault::Malformed => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            "<html>upstream proxy error</html>",
+        )
+            .into_response(),
+        TokenFault::HoldAnswer => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+/// Does the grant a token call asks for.
+fn grant(
+    s: &Shared,
+    settings: &FakeSettings,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+    form: &HashMap<String, String>,
+) -> Response {
     let now = s.clock.now();
     if let Some(budget) = settings.token_budget {
         let mut times = lock(&s.token_call_times);
@@ -442,7 +548,7 @@ async fn token(
         times.push(now);
     }
     let oauth_error = |status, error: &str| oauth_error(settings.token_error_style, status, error);
-    if !client_ok(&settings, &headers, &form) {
+    if !client_ok(settings, headers, form) {
         return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client");
     }
     let mut tokens = lock(&s.tokens);

@@ -9,7 +9,11 @@
 //!   rotation, an API that rejects expired tokens the way the real vendors do), with counters.
 //! - [`fakes`]: the four vendors' APIs (Netatmo, Somfy Protect, Myfox, Homey) on top of it.
 //! - [`harness`]: starts homehook (memory or SQLite store) with a config pointing at a fake.
+//! - [`faulty_store`]: a real store with injected write failures.
+//! - [`webhook_sink`]: a notification receiver that records what the owner would get.
 
 pub mod fake_vendor;
 pub mod fakes;
+pub mod faulty_store;
 pub mod harness;
+pub mod webhook_sink;
