@@ -1,0 +1,131 @@
+//! Four independent homehook instances (own DynamoDB client, own token keeper, own HTTP
+//! server) share one DynamoDB-compatible table, as Lambda instances do. 200 concurrent actions
+//! each on an expired token must make exactly one token call: the lease in the record decides
+//! who renews, the others wait for its tokens.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+mod moto;
+
+use std::sync::Arc;
+
+use homehook_aws::{DynamoStore, local};
+use homehook_core::clock::ManualClock;
+use homehook_core::store::Store;
+use homehook_tests::fake_vendor::{FakeSettings, FakeVendor};
+use homehook_tests::harness::{Homehook, T0, World, secrets_for};
+
+fn config(vendor: &str) -> String {
+    format!(
+        r#"
+[server]
+public_url = "{{public_url}}"
+admin_key_hash = "{{admin}}"
+
+[providers.netatmo]
+authorize_url = "{vendor}/oauth2/authorize"
+token_url = "{vendor}/oauth2/token"
+api_base = "{vendor}"
+
+[connections.home]
+provider = "netatmo"
+label = "Home"
+secret = "netatmo"
+
+[actions.temperature]
+connection = "home"
+path = "/api/getstationsdata"
+answer = "Living room {{/body/devices/0/dashboard_data/Temperature}} °C"
+key_hash = "{{key}}"
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn four_instances_on_one_table_make_one_token_call_for_800_actions() {
+    let moto = moto::moto();
+    let table = "homehook-reliability";
+    let first = DynamoStore::new(local::dynamodb(&moto.endpoint), table);
+    first.create_table().await.expect("table");
+    let store = |_: usize| -> Arc<dyn Store> {
+        Arc::new(DynamoStore::new(local::dynamodb(&moto.endpoint), table))
+    };
+
+    let clock = ManualClock::new(T0);
+    let settings = FakeSettings::default();
+    let vendor = FakeVendor::start(clock.clone(), settings.clone()).await;
+    let text = config(&vendor.base);
+    let w = World::with_vendor(
+        clock.clone(),
+        vendor,
+        &text,
+        secrets_for("netatmo", &settings),
+        store(0),
+    )
+    .await;
+    assert_eq!(w.connect("home").await.status(), 200);
+    let filled = text
+        .replace("{admin}", &w.keys.admin.hash().to_string())
+        .replace("{key}", &w.keys.action.hash().to_string());
+    let mut bases = vec![w.hh.base.clone()];
+    let mut others = Vec::new();
+    for i in 1..4 {
+        let hh = Homehook::start(
+            &filled,
+            store(i),
+            secrets_for("netatmo", &settings),
+            clock.clone(),
+        )
+        .await
+        .expect("instance");
+        bases.push(hh.base.clone());
+        others.push(hh);
+    }
+
+    clock.advance(4 * 3600);
+    let before = w.vendor.token_calls();
+    let mut calls = tokio::task::JoinSet::new();
+    for base in &bases {
+        for _ in 0..200 {
+            let request = w
+                .client
+                .post(format!("{base}/a/temperature"))
+                .bearer_auth(w.keys.action.expose());
+            calls.spawn(async move {
+                let r = request.send().await.expect("act");
+                (r.status().as_u16(), r.text().await.unwrap_or_default())
+            });
+        }
+    }
+    let answers = calls.join_all().await;
+    let ok = answers
+        .iter()
+        .filter(|(s, t)| *s == 200 && t.contains("21.4"))
+        .count();
+    let token_calls = w.vendor.token_calls() - before;
+    let health = w.connection_status("home").await["health"]
+        .as_str()
+        .unwrap_or("?")
+        .to_string();
+    let dir = std::env::var("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"))
+        .join("reports");
+    std::fs::create_dir_all(&dir).expect("reports dir");
+    std::fs::write(
+        dir.join("reliability-dynamodb.md"),
+        format!(
+            "### 4 instances sharing one DynamoDB table (moto), 200 concurrent actions each, expired token\n\n| instances × actions | token calls | successes | final health |\n|---|---|---|---|\n| 4 × 200 | {token_calls} | {ok} | {health} |\n"
+        ),
+    )
+    .expect("report");
+    let failures: Vec<_> = answers.iter().filter(|(s, _)| *s != 200).take(3).collect();
+    assert_eq!(ok, 800, "every action answered: {failures:?}");
+    assert_eq!(
+        token_calls, 1,
+        "one instance renewed, the others waited for its tokens"
+    );
+    assert_eq!(health, "healthy");
+    assert_eq!(w.vendor.live_refresh_tokens(), 1);
+    drop(others);
+}
