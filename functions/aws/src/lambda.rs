@@ -7,6 +7,7 @@
 //! | `HOMEHOOK_CONFIG_TOML` | homehook.toml itself (template.yaml's `HomehookConfig` parameter) | |
 //! | `HOMEHOOK_CONFIG` | path of homehook.toml, when not inline | `$LAMBDA_TASK_ROOT/homehook.toml` if present, else defaults |
 //! | `HOMEHOOK_PUBLIC_URL` | the public base URL (a custom domain); callback URLs start with it | each connect request's host |
+//! | `HOMEHOOK_NOTIFY_TOPIC` | an SNS topic ARN that hears when a connection needs its owner | none |
 //! | `AWS_REGION`, `AWS_ENDPOINT_URL` | set by Lambda; the endpoint only for local emulators | |
 //!
 //! One aws-config load (region from the environment, so no instance-metadata probing), one client
@@ -22,7 +23,7 @@ use homehook_core::config::{Config, ConfigError};
 use homehook_core::keys::KeyHash;
 use homehook_core::secrets::SecretsError;
 
-use crate::{DynamoStore, SecretsManagerSecrets};
+use crate::{DynamoStore, SecretsManagerSecrets, SnsTopic};
 
 /// Why a cold start failed (the function then fails its init, and Lambda says so).
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +62,8 @@ pub struct Settings {
     pub config_path: Option<PathBuf>,
     /// The public base URL, overriding `server.public_url`.
     pub public_url: Option<String>,
+    /// An SNS topic ARN for notifications.
+    pub notify_topic: Option<String>,
 }
 
 impl Settings {
@@ -86,6 +89,7 @@ impl Settings {
             config_toml: optional("HOMEHOOK_CONFIG_TOML"),
             config_path,
             public_url: optional("HOMEHOOK_PUBLIC_URL"),
+            notify_topic: optional("HOMEHOOK_NOTIFY_TOPIC"),
         })
     }
 }
@@ -127,11 +131,17 @@ pub async fn app_with(settings: &Settings, sdk: &SdkConfig) -> Result<Arc<App>, 
                 .map_err(|e| StartError::AdminKeyHash(e.to_string()))?,
         );
     }
-    let app = App::new(
+    let mut app = App::new(
         config,
         Arc::new(store),
         Arc::new(secrets),
         Arc::new(SystemClock),
     )?;
+    if let Some(topic) = &settings.notify_topic {
+        app = app.with_notifier(Arc::new(SnsTopic::new(
+            aws_sdk_sns::Client::new(sdk),
+            topic,
+        )));
+    }
     Ok(Arc::new(app))
 }

@@ -7,12 +7,15 @@
 //! - [`secrets_manager`]: [`SecretsManagerSecrets`], every vendor's client credentials in one
 //!   secret, cached per container.
 //! - [`lambda`]: the application in a Lambda container, from the environment.
+//! - [`sns`]: [`SnsTopic`], notifications to an SNS topic.
 //! - [`local`]: SDK clients for local emulators (tests, development).
 
 pub mod dynamo;
 pub mod lambda;
 pub mod local;
 pub mod secrets_manager;
+pub mod sns;
 
 pub use dynamo::DynamoStore;
 pub use secrets_manager::SecretsManagerSecrets;
+pub use sns::SnsTopic;

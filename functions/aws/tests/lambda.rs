@@ -42,6 +42,7 @@ async fn a_cold_start_reads_the_secret_and_serves_the_same_routers() {
         config_path: Some(config),
         // As template.yaml sets it: the HTTP API's base URL.
         public_url: Some("https://hooks.example.com".into()),
+        notify_topic: None,
     };
     let app = app_with(&settings, &sdk).await.unwrap();
 
@@ -120,4 +121,104 @@ async fn a_cold_start_reads_the_secret_and_serves_the_same_routers() {
         app_with(&missing, &sdk).await.is_err(),
         "a missing secret fails the cold start"
     );
+}
+
+/// With `HOMEHOOK_NOTIFY_TOPIC` set, a connection the vendor cut off is announced on the SNS
+/// topic (moto delivers it to an HTTP subscriber on loopback), with the reconnect link.
+#[tokio::test]
+async fn a_connection_needing_its_owner_is_published_to_the_sns_topic() {
+    use homehook_core::clock::{Clock, SystemClock};
+    use homehook_core::secret::SecretString;
+    use homehook_core::token::{Health, TokenRecord};
+    use homehook_tests::fake_vendor::{FakeSettings, FakeVendor};
+    use homehook_tests::webhook_sink::WebhookSink;
+
+    let moto = moto::moto();
+    let sdk = local::sdk_config(&moto.endpoint);
+    DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), "homehook")
+        .create_table()
+        .await
+        .unwrap();
+    let fake = FakeSettings::default();
+    aws_sdk_secretsmanager::Client::new(&sdk)
+        .create_secret()
+        .name("homehook/clients")
+        .secret_string(
+            serde_json::json!({"netatmo": {"client_id": fake.client_id, "client_secret": fake.client_secret}})
+                .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let sink = WebhookSink::start().await;
+    let sns = aws_sdk_sns::Client::new(&sdk);
+    let topic = sns
+        .create_topic()
+        .name("homehook-alerts")
+        .send()
+        .await
+        .unwrap();
+    let topic_arn = topic.topic_arn().unwrap().to_string();
+    sns.subscribe()
+        .topic_arn(&topic_arn)
+        .protocol("http")
+        .endpoint(&sink.url)
+        .send()
+        .await
+        .unwrap();
+
+    let vendor = FakeVendor::start(
+        homehook_core::clock::ManualClock::new(SystemClock.now()),
+        fake,
+    )
+    .await;
+    let settings = Settings {
+        table: "homehook".into(),
+        secret_id: "homehook/clients".into(),
+        config_toml: Some(format!(
+            "[providers.netatmo]\ntoken_url = \"{v}/oauth2/token\"\napi_base = \"{v}\"\nauthorize_url = \"{v}/oauth2/authorize\"\n[connections.home]\nprovider = \"netatmo\"\nlabel = \"Home\"\n",
+            v = vendor.base
+        )),
+        config_path: None,
+        public_url: Some("https://hooks.example.com".into()),
+        notify_topic: Some(topic_arn),
+    };
+    let app = app_with(&settings, &sdk).await.unwrap();
+    // A connection whose refresh token the vendor no longer knows, due for renewal.
+    let now = SystemClock.now();
+    app.store
+        .swap_token(
+            None,
+            TokenRecord {
+                connection: "home".into(),
+                access_token: SecretString::new("at-old"),
+                refresh_token: Some(SecretString::new("rt-revoked")),
+                expires_at: Some(now.plus_secs(10)),
+                scopes: vec![],
+                connected_at: now,
+                refreshed_at: None,
+                version: 0,
+                health: Health::Healthy,
+                session: None,
+                lifecycle: Default::default(),
+            },
+        )
+        .await
+        .unwrap();
+    let summary = app.tick().await.unwrap();
+    assert_eq!(summary.failed_by_class.get("reauth_needed"), Some(&1));
+    let received = sink.received();
+    assert_eq!(received.len(), 1, "one message on the topic");
+    let envelope = received[0].json();
+    assert_eq!(envelope["Type"], "Notification");
+    let message = envelope["Message"].as_str().unwrap();
+    assert!(message.contains("Home (Netatmo)"), "{message}");
+    assert!(
+        message.contains("https://hooks.example.com/connect/home"),
+        "{message}"
+    );
+    assert!(!message.contains("rt-revoked"));
+    // A second tick does not announce it again.
+    app.tick().await.unwrap();
+    assert_eq!(sink.received().len(), 1);
 }
