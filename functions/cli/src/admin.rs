@@ -75,6 +75,15 @@ pub(crate) async fn status(
         if let Some(reason) = &c.reason {
             println!("  {reason}");
         }
+        if let Some(at) = &c.retry_at {
+            println!("  next try at {at} ({} failed in a row)", c.failures);
+        }
+        if c.renewing {
+            println!("  being renewed by another instance right now");
+        }
+        if let Some(url) = &c.reconnect_url {
+            println!("  reconnect: {url}?key=<admin key>");
+        }
     }
     Ok(())
 }

@@ -165,6 +165,21 @@ fn actions_and_status_read_the_example_config() {
         .collect();
     assert_eq!(healths.len(), 3);
     assert!(healths.iter().all(|h| h == "not_connected"));
+
+    // The readable table says where to connect the account that needs its owner.
+    let out = homehook(dir.path())
+        .arg("--config")
+        .arg(&example)
+        .arg("--data-dir")
+        .arg(dir.path().join("d"))
+        .arg("status")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("reconnect: http://127.0.0.1:8080/connect/home?key=<admin key>"),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

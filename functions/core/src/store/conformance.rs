@@ -78,10 +78,38 @@ async fn tokens_compare_and_swap(store: &dyn Store) -> Result<(), String> {
         .map_err(e)?
         .ok_or("record vanished")?;
     check(read.access_token.expose() == "a2", "the newest write wins")?;
+
     check(read.version == 2, "read returns the version")?;
     check(
         read.refresh_token.as_ref().map(SecretString::expose) == Some("rt-a2"),
         "refresh token round-trips",
+    )?;
+
+    // The renewal bookkeeping (a lease, budget calls, the notified problem) travels with the
+    // tokens: every process must see another's lease.
+    let mut leased = read.clone();
+    leased.lifecycle = crate::token::Lifecycle {
+        lease: Some(crate::token::Lease {
+            holder: "proc-a".into(),
+            until: UnixTime(2_000),
+        }),
+        refresh_issued_at: Some(UnixTime(5)),
+        token_calls: vec![UnixTime(1_500)],
+        failures: 2,
+        notified: Some("failing".into()),
+    };
+    let written = store
+        .swap_token(Some(read.version), leased.clone())
+        .await
+        .map_err(e)?;
+    let back = store
+        .get_token("c1")
+        .await
+        .map_err(e)?
+        .ok_or("record vanished")?;
+    check(
+        back.lifecycle == leased.lifecycle && back.version == written.version,
+        "the lifecycle (lease, calls, failures, notified) is stored with the tokens",
     )?;
 
     store
