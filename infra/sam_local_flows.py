@@ -204,7 +204,11 @@ key_hash = "{action_hash}"
         check(r == {"refreshed": 1, "skipped": 0, "failed": 0, "failed_by_class": {}},
               "token-refresh renews the due token", r)
         token = ddb.get_item(TableName="homehook", Key={"pk": {"S": "token#home"}}, ConsistentRead=True)
-        check(token["Item"]["version"]["N"] == "2", "the renewed token is in DynamoDB (version 2)")
+        # Two writes: the lease that claims the renewal, then the renewed tokens (lease released).
+        renewed = json.loads(token["Item"]["record"]["S"])
+        check(token["Item"]["version"]["N"] == "3" and "lease" not in renewed.get("lifecycle", {}),
+              "the renewed token is in DynamoDB (version 3: lease, then tokens; lease released)",
+              token["Item"]["version"])
 
         # 5. one request through the HTTP API routes of `sam local start-api`.
         api_port = free_port()
