@@ -379,3 +379,14 @@ pub fn discovered_ids(found: &serde_json::Value, key: &str) -> Vec<String> {
         .filter_map(|i| i["id"].as_str().map(str::to_string))
         .collect()
 }
+
+/// Writes a figures report to `$CARGO_TARGET_DIR/reports/<name>.md` (the workspace's
+/// `target/` without it), where `infra/test` prints it from.
+pub fn write_report(name: &str, text: &str) {
+    let dir = std::env::var("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
+        .join("reports");
+    std::fs::create_dir_all(&dir).expect("reports dir");
+    std::fs::write(dir.join(format!("{name}.md")), text).expect("write report");
+}

@@ -12,7 +12,7 @@ use homehook_core::clock::ManualClock;
 use homehook_core::store::{SqliteStore, Store};
 use homehook_tests::fake_vendor::{FakeSettings, FakeVendor, TokenFault};
 use homehook_tests::faulty_store::FaultyStore;
-use homehook_tests::harness::{Homehook, T0, World, secrets_for};
+use homehook_tests::harness::{Homehook, T0, World, secrets_for, write_report};
 use homehook_tests::webhook_sink::WebhookSink;
 use serde_json::json;
 
@@ -51,17 +51,12 @@ key_hash = "{{key}}"
 }
 
 fn report(name: &str, title: &str, header: &str, rows: &[String]) {
-    let dir = std::env::var("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
-        .join("reports");
-    std::fs::create_dir_all(&dir).expect("reports dir");
     let mut text = format!("### {title}\n\n{header}\n");
     for r in rows {
         text.push_str(r);
         text.push('\n');
     }
-    std::fs::write(dir.join(format!("reliability-{name}.md")), text).expect("write report");
+    write_report(&format!("reliability-{name}"), &text);
 }
 
 struct Setup {

@@ -13,7 +13,7 @@ use homehook_aws::{DynamoStore, local};
 use homehook_core::clock::ManualClock;
 use homehook_core::store::Store;
 use homehook_tests::fake_vendor::{FakeSettings, FakeVendor};
-use homehook_tests::harness::{Homehook, T0, World, secrets_for};
+use homehook_tests::harness::{Homehook, T0, World, secrets_for, write_report};
 
 fn config(vendor: &str) -> String {
     format!(
@@ -107,18 +107,12 @@ async fn four_instances_on_one_table_make_one_token_call_for_800_actions() {
         .as_str()
         .unwrap_or("?")
         .to_string();
-    let dir = std::env::var("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"))
-        .join("reports");
-    std::fs::create_dir_all(&dir).expect("reports dir");
-    std::fs::write(
-        dir.join("reliability-dynamodb.md"),
-        format!(
+    write_report(
+        "reliability-dynamodb",
+        &format!(
             "### 4 instances sharing one DynamoDB table (moto), 200 concurrent actions each, expired token\n\n| instances × actions | token calls | successes | final health |\n|---|---|---|---|\n| 4 × 200 | {token_calls} | {ok} | {health} |\n"
         ),
-    )
-    .expect("report");
+    );
     let failures: Vec<_> = answers.iter().filter(|(s, _)| *s != 200).take(3).collect();
     assert_eq!(ok, 800, "every action answered: {failures:?}");
     assert_eq!(

@@ -91,18 +91,6 @@ impl Notification {
         now: UnixTime,
     ) -> Self {
         let name = format!("{} ({provider})", conn.label);
-        // Behind API Gateway without a configured public URL the address is not known here;
-        // the message then says where to go instead of giving a wrong link.
-        let reconnect_url = (conn.grant == Grant::AuthorizationCode
-            && !config.server.public_url_from_host)
-            .then(|| {
-                config
-                    .server
-                    .public_url
-                    .join(&format!("connect/{}", conn.id))
-            })
-            .and_then(Result::ok)
-            .map(String::from);
         let because = reason
             .as_deref()
             .map(|r| format!(" ({r})"))
@@ -146,7 +134,7 @@ impl Notification {
             message,
             reason,
             reconnect_url: if event == Event::ReauthNeeded {
-                reconnect_url
+                config.reconnect_url(conn)
             } else {
                 None
             },

@@ -435,6 +435,20 @@ impl Config {
         })
     }
 
+    /// Where the owner (re)connects `connection`: `<public_url>/connect/<id>`, for connections
+    /// the owner connects in a browser. `None` for password-grant connections, and behind API
+    /// Gateway without a configured public URL, where the address is only known per request.
+    pub fn reconnect_url(&self, connection: &Connection) -> Option<String> {
+        if connection.grant != Grant::AuthorizationCode || self.server.public_url_from_host {
+            return None;
+        }
+        self.server
+            .public_url
+            .join(&format!("connect/{}", connection.id))
+            .ok()
+            .map(String::from)
+    }
+
     /// The provider of a connection.
     pub fn provider_of(&self, connection: &Connection) -> Option<&ProviderSpec> {
         self.providers.get(&connection.provider)

@@ -70,17 +70,9 @@ pub async fn report(app: &App) -> Result<StatusReport, crate::store::StoreError>
             ) => (h.label().to_string(), Some(reason.clone())),
         };
         let needs_owner = matches!(health.as_str(), "not_connected" | "reauth_needed");
-        let reconnect_url = (needs_owner
-            && conn.grant == crate::catalog::Grant::AuthorizationCode
-            && !app.config.server.public_url_from_host)
-            .then(|| {
-                app.config
-                    .server
-                    .public_url
-                    .join(&format!("connect/{}", conn.id))
-            })
-            .and_then(Result::ok)
-            .map(String::from);
+        let reconnect_url = needs_owner
+            .then(|| app.config.reconnect_url(conn))
+            .flatten();
         connections.push(ConnectionStatus {
             id: conn.id.clone(),
             label: conn.label.clone(),

@@ -30,9 +30,6 @@ pub(super) enum Failure {
     Secrets(SecretsError),
     /// Nothing to renew with: no refresh token and no password grant.
     NoRefreshToken,
-    /// The refresh token was refused because another process had already rotated it: its
-    /// record (with the new tokens) is the answer.
-    Superseded(Box<TokenRecord>),
 }
 
 impl TokenKeeper {
@@ -46,10 +43,6 @@ impl TokenKeeper {
         took_over: bool,
         now: UnixTime,
     ) -> Result<TokenRecord, TokenError> {
-        if let Failure::Superseded(stored) = failure {
-            tracing::info!(connection = %conn.id, "refresh token already rotated by another instance; using its tokens");
-            return Ok(*stored);
-        }
         let (health, answer) = self.classify(conn, &failure, took_over, now);
         let reason = match &health {
             Health::Degraded { reason, .. }
@@ -181,7 +174,6 @@ impl TokenKeeper {
             ),
             Failure::Endpoint(e) => reauth(e.to_string()),
             Failure::NoRefreshToken => reauth("the vendor issued no refresh token".into()),
-            Failure::Superseded(_) => degraded(DEGRADED_RETRY_SECS, "superseded".into()),
         }
     }
 }

@@ -27,6 +27,15 @@ pub(super) struct Unsaved {
     used_refresh: Option<SecretString>,
 }
 
+/// What the token endpoint gave.
+enum Answer {
+    /// New tokens.
+    Tokens(TokenGrant),
+    /// The refresh token was refused because another process had already rotated it: its
+    /// record, with the new tokens, is the answer.
+    AlreadyRotated(Box<TokenRecord>),
+}
+
 /// What claiming the lease found.
 enum Claim {
     /// Someone renewed while we waited: use theirs.
@@ -97,7 +106,13 @@ impl TokenKeeper {
         };
         let now = self.clock.now();
         match self.call_vendor(conn, spec, claimed.as_ref(), now).await {
-            Ok(grant) => self.store_renewed(conn, claimed.as_ref(), grant, now).await,
+            Ok(Answer::Tokens(grant)) => {
+                self.store_renewed(conn, claimed.as_ref(), grant, now).await
+            }
+            Ok(Answer::AlreadyRotated(stored)) => {
+                tracing::info!(connection = %conn.id, "refresh token already rotated by another instance; using its tokens");
+                Ok(*stored)
+            }
             Err(failure) => {
                 self.record_failure(conn, claimed, failure, took_over, now)
                     .await
@@ -197,7 +212,7 @@ impl TokenKeeper {
         spec: &ProviderSpec,
         claimed: Option<&TokenRecord>,
         now: UnixTime,
-    ) -> Result<TokenGrant, Failure> {
+    ) -> Result<Answer, Failure> {
         let creds = self
             .secrets
             .client_credentials(&conn.secret)
@@ -223,15 +238,19 @@ impl TokenKeeper {
                 if let Some(stored) = self.store.get_token(&conn.id).await.ok().flatten()
                     && stored.refresh_token.as_ref() != old_refresh
                 {
-                    return Err(Failure::Superseded(Box::new(stored)));
+                    return Ok(Answer::AlreadyRotated(Box::new(stored)));
                 }
                 if password {
                     tracing::info!(connection = %conn.id, "refresh token refused; using the password grant");
-                    return flow.password(&conn.scopes).await.map_err(Failure::Endpoint);
+                    return flow
+                        .password(&conn.scopes)
+                        .await
+                        .map(Answer::Tokens)
+                        .map_err(Failure::Endpoint);
                 }
                 Err(Failure::Endpoint(e))
             }
-            other => other.map_err(Failure::Endpoint),
+            other => other.map(Answer::Tokens).map_err(Failure::Endpoint),
         }
     }
 
