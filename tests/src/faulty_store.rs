@@ -84,4 +84,27 @@ impl ItemStore for FaultyStore {
     async fn take_item(&self, key: &str, now: UnixTime) -> Result<Taken, StoreError> {
         self.inner.take_item(key, now).await
     }
+
+    async fn insert_item(
+        &self,
+        key: &str,
+        value: &str,
+        expires_at: UnixTime,
+        now: UnixTime,
+    ) -> Result<Option<String>, StoreError> {
+        self.inner.insert_item(key, value, expires_at, now).await
+    }
+
+    async fn get_item(&self, key: &str, now: UnixTime) -> Result<Option<String>, StoreError> {
+        self.inner.get_item(key, now).await
+    }
+
+    async fn count_item(
+        &self,
+        key: &str,
+        expires_at: UnixTime,
+        now: UnixTime,
+    ) -> Result<u64, StoreError> {
+        self.inner.count_item(key, expires_at, now).await
+    }
 }

@@ -473,6 +473,33 @@ impl homehook_core::store::ItemStore for InterferingStore {
     ) -> Result<homehook_core::store::Taken, homehook_core::store::StoreError> {
         self.inner.take_item(key, now).await
     }
+
+    async fn insert_item(
+        &self,
+        key: &str,
+        value: &str,
+        expires_at: homehook_core::clock::UnixTime,
+        now: homehook_core::clock::UnixTime,
+    ) -> Result<Option<String>, homehook_core::store::StoreError> {
+        self.inner.insert_item(key, value, expires_at, now).await
+    }
+
+    async fn get_item(
+        &self,
+        key: &str,
+        now: homehook_core::clock::UnixTime,
+    ) -> Result<Option<String>, homehook_core::store::StoreError> {
+        self.inner.get_item(key, now).await
+    }
+
+    async fn count_item(
+        &self,
+        key: &str,
+        expires_at: homehook_core::clock::UnixTime,
+        now: homehook_core::clock::UnixTime,
+    ) -> Result<u64, homehook_core::store::StoreError> {
+        self.inner.count_item(key, expires_at, now).await
+    }
 }
 
 #[tokio::test]

@@ -4,6 +4,7 @@
 //! |--------------------------|-----------------------|-------------------------------------------------------|
 //! | a connection's tokens    | `token#<connection>`  | `version` (N), `record` (S, the record as JSON), `expires_at` (N, access-token expiry) |
 //! | a short-lived item       | `item#<key>`          | `value` (S), `ttl` (N, Unix seconds: the table's TTL attribute) |
+//! | a counter                | `item#<key>`          | `count` (N), `ttl` (N)                                 |
 //!
 //! - Token writes are conditional on `version` (a compare-and-swap): `attribute_not_exists(pk)`
 //!   for a first write, `version = :seen` after; a failed condition is
@@ -12,6 +13,17 @@
 //! - Items are taken with one `DeleteItem` returning the old item, so of two takers only one
 //!   gets it; DynamoDB deletes expired items late (up to days), so an item read past its `ttl`
 //!   counts as expired whether or not DynamoDB has deleted it yet.
+//! - An item is inserted with a `PutItem` conditional on
+//!   `attribute_not_exists(pk) OR #ttl <= :now`; when that fails, a strongly consistent read
+//!   returns the live item's value (and if it has gone or expired meanwhile, the insert is tried
+//!   again, a few times at most).
+//! - A counter is counted with an `UpdateItem` `ADD #count :one` conditional on
+//!   `attribute_exists(#count) AND #ttl > :now` (a live counter keeps its `ttl`); when that
+//!   fails, a `PutItem` of `count` 1 conditional on `attribute_not_exists(pk) OR #ttl <= :now`
+//!   restarts it; a race lost on both goes round again, a few times at most. Of n concurrent
+//!   counts, DynamoDB applies each conditional write to the item one at a time: they return
+//!   1..=n. A counter reads (`get_item`, `take_item`, a refused insert) as its count in decimal.
+//! - Items are read with `ConsistentRead`, their `ttl` deciding whether they are live.
 
 use std::collections::HashMap;
 
@@ -63,6 +75,22 @@ fn text<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
     }
 }
 
+/// The value of an item: its `value`, or a counter's `count` in decimal.
+fn item_value(item: &Item) -> Option<String> {
+    match item.get("count") {
+        Some(AttributeValue::N(n)) => Some(n.clone()),
+        _ => text(item, "value").map(str::to_string),
+    }
+}
+
+/// Whether an item is live at `now` (DynamoDB deletes expired items late: the `ttl` decides).
+fn live(item: &Item, now: UnixTime) -> bool {
+    number(item, "ttl").is_some_and(|ttl| now.0 < ttl)
+}
+
+/// How many times an insert or a count goes round when other writers keep changing the item.
+const ATTEMPTS: usize = 8;
+
 fn decode(item: &Item) -> Result<TokenRecord, StoreError> {
     let json = text(item, "record").ok_or_else(|| StoreError::Corrupt("no record".into()))?;
     let mut record: TokenRecord =
@@ -80,6 +108,20 @@ impl DynamoStore {
             client,
             table: table.into(),
         }
+    }
+
+    /// An item, read strongly consistently (expired or not).
+    async fn read_item(&self, key: &str) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", item_key(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(out.item.filter(|item| !item.is_empty()))
     }
 
     /// Creates the table as template.yaml declares it (for local emulators and tests).
@@ -246,8 +288,124 @@ impl ItemStore for DynamoStore {
         if number(old, "ttl").is_none_or(|ttl| now.0 >= ttl) {
             return Ok(Taken::Expired);
         }
-        Ok(text(old, "value")
-            .map(|v| Taken::Value(v.to_string()))
-            .unwrap_or(Taken::Missing))
+        Ok(item_value(old).map(Taken::Value).unwrap_or(Taken::Missing))
+    }
+
+    async fn insert_item(
+        &self,
+        key: &str,
+        value: &str,
+        expires_at: UnixTime,
+        now: UnixTime,
+    ) -> Result<Option<String>, StoreError> {
+        for _ in 0..ATTEMPTS {
+            let put = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .item("pk", item_key(key))
+                .item("value", AttributeValue::S(value.to_string()))
+                .item("ttl", AttributeValue::N(expires_at.0.to_string()))
+                .condition_expression("attribute_not_exists(pk) OR #ttl <= :now")
+                .expression_attribute_names("#ttl", "ttl")
+                .expression_attribute_values(":now", AttributeValue::N(now.0.to_string()))
+                .send()
+                .await;
+            match put {
+                Ok(_) => return Ok(None),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_conditional_check_failed_exception()) => {}
+                Err(e) => return Err(backend(e)),
+            }
+            // A live item refused the insert; unless it has been taken or has expired since,
+            // its value is the answer.
+            if let Some(existing) = self.read_item(key).await?
+                && live(&existing, now)
+            {
+                return item_value(&existing)
+                    .map(Some)
+                    .ok_or_else(|| StoreError::Corrupt(format!("item {key} has no value")));
+            }
+        }
+        Err(StoreError::Backend(format!(
+            "item {key} kept changing: not inserted after {ATTEMPTS} attempts"
+        )))
+    }
+
+    async fn get_item(&self, key: &str, now: UnixTime) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .read_item(key)
+            .await?
+            .filter(|item| live(item, now))
+            .as_ref()
+            .and_then(item_value))
+    }
+
+    async fn count_item(
+        &self,
+        key: &str,
+        expires_at: UnixTime,
+        now: UnixTime,
+    ) -> Result<u64, StoreError> {
+        let count = |item: &Item| {
+            number(item, "count")
+                .and_then(|n| u64::try_from(n).ok())
+                .ok_or_else(|| StoreError::Corrupt(format!("counter {key} has no count")))
+        };
+        for _ in 0..ATTEMPTS {
+            let update = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", item_key(key))
+                .update_expression("ADD #count :one")
+                .condition_expression("attribute_exists(#count) AND #ttl > :now")
+                .expression_attribute_names("#count", "count")
+                .expression_attribute_names("#ttl", "ttl")
+                .expression_attribute_values(":one", AttributeValue::N("1".into()))
+                .expression_attribute_values(":now", AttributeValue::N(now.0.to_string()))
+                .return_values(ReturnValue::UpdatedNew)
+                .send()
+                .await;
+            match update {
+                Ok(out) => return count(&out.attributes.unwrap_or_default()),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_conditional_check_failed_exception()) => {}
+                Err(e) => return Err(backend(e)),
+            }
+            // No live counter: start one, unless another writer just did.
+            let put = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .item("pk", item_key(key))
+                .item("count", AttributeValue::N("1".into()))
+                .item("ttl", AttributeValue::N(expires_at.0.to_string()))
+                .condition_expression("attribute_not_exists(pk) OR #ttl <= :now")
+                .expression_attribute_names("#ttl", "ttl")
+                .expression_attribute_values(":now", AttributeValue::N(now.0.to_string()))
+                .send()
+                .await;
+            match put {
+                Ok(_) => return Ok(1),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_conditional_check_failed_exception()) => {}
+                Err(e) => return Err(backend(e)),
+            }
+            // Both refused: a counter started meanwhile (count it next time round), or a live
+            // item that is not a counter holds the key.
+            if let Some(existing) = self.read_item(key).await?
+                && live(&existing, now)
+                && !existing.contains_key("count")
+            {
+                return Err(StoreError::Corrupt(format!("item {key} is not a counter")));
+            }
+        }
+        Err(StoreError::Backend(format!(
+            "counter {key} kept changing: not counted after {ATTEMPTS} attempts"
+        )))
     }
 }

@@ -1,6 +1,9 @@
 //! Behaviour every [`Store`] implementation must have, written once and run against each
 //! backend by its tests (memory and SQLite here, DynamoDB in the AWS adapter).
 
+use std::pin::Pin;
+use std::task::Poll;
+
 use super::{Store, StoreError, Taken};
 use crate::clock::UnixTime;
 use crate::secret::SecretString;
@@ -29,7 +32,36 @@ fn check(ok: bool, what: &str) -> Result<(), String> {
 /// Runs every check; the error names the first one that failed.
 pub async fn run(store: &dyn Store) -> Result<(), String> {
     tokens_compare_and_swap(store).await?;
-    items_are_taken_once(store).await
+    items_are_taken_once(store).await?;
+    items_are_inserted_once(store).await?;
+    items_are_read_without_being_taken(store).await?;
+    counters_count_and_restart(store).await?;
+    concurrent_inserts_store_once(store).await?;
+    concurrent_counts_are_distinct(store).await
+}
+
+/// Awaits every future together (so a networked store sees the calls at the same time) and
+/// returns their outputs in order.
+async fn join_all<F: Future + Unpin>(mut futures: Vec<F>) -> Vec<F::Output> {
+    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match Pin::new(future).poll(cx) {
+                    Poll::Ready(value) => *output = Some(value),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
 }
 
 async fn tokens_compare_and_swap(store: &dyn Store) -> Result<(), String> {
@@ -157,5 +189,233 @@ async fn items_are_taken_once(store: &dyn Store) -> Result<(), String> {
     check(
         store.take_item("never", UnixTime(0)).await.map_err(e)? == Taken::Missing,
         "unknown items are missing",
+    )
+}
+
+async fn items_are_inserted_once(store: &dyn Store) -> Result<(), String> {
+    let e = |e: StoreError| e.to_string();
+    check(
+        store
+            .insert_item("insert:a", "pending", UnixTime(100), UnixTime(10))
+            .await
+            .map_err(e)?
+            .is_none(),
+        "the first insert stores the item",
+    )?;
+    check(
+        store
+            .insert_item("insert:a", "second", UnixTime(200), UnixTime(20))
+            .await
+            .map_err(e)?
+            == Some("pending".into()),
+        "a second insert returns the live item's value",
+    )?;
+    check(
+        store.get_item("insert:a", UnixTime(20)).await.map_err(e)? == Some("pending".into()),
+        "a refused insert leaves the item as it was",
+    )?;
+    check(
+        store
+            .get_item("insert:a", UnixTime(150))
+            .await
+            .map_err(e)?
+            .is_none(),
+        "a refused insert leaves the item's expiry as it was",
+    )?;
+
+    // An idempotency record: inserted as pending, then completed in place.
+    store
+        .put_item("insert:a", "done", UnixTime(100))
+        .await
+        .map_err(e)?;
+    check(
+        store
+            .insert_item("insert:a", "again", UnixTime(100), UnixTime(30))
+            .await
+            .map_err(e)?
+            == Some("done".into()),
+        "an insert returns the value a put wrote",
+    )?;
+
+    store
+        .put_item("insert:b", "old", UnixTime(100))
+        .await
+        .map_err(e)?;
+    check(
+        store
+            .insert_item("insert:b", "new", UnixTime(300), UnixTime(100))
+            .await
+            .map_err(e)?
+            .is_none(),
+        "an item at its expiry is replaced by an insert",
+    )?;
+    check(
+        store.get_item("insert:b", UnixTime(200)).await.map_err(e)? == Some("new".into()),
+        "the replacing insert's value and expiry are stored",
+    )?;
+    check(
+        store
+            .take_item("insert:b", UnixTime(200))
+            .await
+            .map_err(e)?
+            == Taken::Value("new".into()),
+        "an inserted item can be taken",
+    )
+}
+
+async fn items_are_read_without_being_taken(store: &dyn Store) -> Result<(), String> {
+    let e = |e: StoreError| e.to_string();
+    store
+        .put_item("get:a", "kept", UnixTime(100))
+        .await
+        .map_err(e)?;
+    check(
+        store.get_item("get:a", UnixTime(50)).await.map_err(e)? == Some("kept".into()),
+        "a live item is read",
+    )?;
+    check(
+        store.get_item("get:a", UnixTime(99)).await.map_err(e)? == Some("kept".into()),
+        "reading an item does not remove it",
+    )?;
+    check(
+        store
+            .get_item("get:a", UnixTime(100))
+            .await
+            .map_err(e)?
+            .is_none(),
+        "an item at its expiry is not read",
+    )?;
+    check(
+        store
+            .get_item("get:missing", UnixTime(0))
+            .await
+            .map_err(e)?
+            .is_none(),
+        "an unknown item is not read",
+    )
+}
+
+async fn counters_count_and_restart(store: &dyn Store) -> Result<(), String> {
+    let e = |e: StoreError| e.to_string();
+    let mut counts = Vec::new();
+    for now in [10, 20, 30] {
+        // Later calls name a later expiry: a live counter keeps the first one.
+        counts.push(
+            store
+                .count_item("count:a", UnixTime(100 + now), UnixTime(now))
+                .await
+                .map_err(e)?,
+        );
+    }
+    check(counts == [1, 2, 3], "a counter counts 1, 2, 3")?;
+    check(
+        store.get_item("count:a", UnixTime(40)).await.map_err(e)? == Some("3".into()),
+        "a counter reads as its count in decimal",
+    )?;
+    check(
+        store
+            .get_item("count:a", UnixTime(110))
+            .await
+            .map_err(e)?
+            .is_none(),
+        "a live counter keeps the expiry it started with",
+    )?;
+    check(
+        store
+            .count_item("count:a", UnixTime(500), UnixTime(110))
+            .await
+            .map_err(e)?
+            == 1,
+        "an expired counter restarts at 1",
+    )?;
+    check(
+        store
+            .count_item("count:a", UnixTime(900), UnixTime(400))
+            .await
+            .map_err(e)?
+            == 2,
+        "a restarted counter counts on",
+    )?;
+    check(
+        store.get_item("count:a", UnixTime(499)).await.map_err(e)? == Some("2".into())
+            && store
+                .get_item("count:a", UnixTime(500))
+                .await
+                .map_err(e)?
+                .is_none(),
+        "a restarted counter expires at its new expiry",
+    )?;
+    check(
+        store
+            .insert_item("count:a", "x", UnixTime(900), UnixTime(450))
+            .await
+            .map_err(e)?
+            == Some("2".into()),
+        "an insert over a live counter returns its count",
+    )
+}
+
+async fn concurrent_inserts_store_once(store: &dyn Store) -> Result<(), String> {
+    let values: Vec<String> = (0..20).map(|i| format!("v{i}")).collect();
+    let results = join_all(
+        values
+            .iter()
+            .map(|v| store.insert_item("race:insert", v, UnixTime(100), UnixTime(10)))
+            .collect(),
+    )
+    .await;
+    let mut winners = Vec::new();
+    let mut seen = Vec::new();
+    for (value, result) in values.iter().zip(results) {
+        match result.map_err(|e| e.to_string())? {
+            None => winners.push(value.clone()),
+            Some(existing) => seen.push(existing),
+        }
+    }
+    check(
+        winners.len() == 1,
+        &format!(
+            "of 20 concurrent inserts exactly one stores (stored: {})",
+            winners.len()
+        ),
+    )?;
+    check(
+        seen.iter().all(|s| Some(s) == winners.first()),
+        "every refused concurrent insert returns the stored value",
+    )?;
+    check(
+        store
+            .get_item("race:insert", UnixTime(10))
+            .await
+            .map_err(|e| e.to_string())?
+            .as_ref()
+            == winners.first(),
+        "the stored value is the one whose insert succeeded",
+    )
+}
+
+async fn concurrent_counts_are_distinct(store: &dyn Store) -> Result<(), String> {
+    let results = join_all(
+        (0..20)
+            .map(|_| store.count_item("race:count", UnixTime(100), UnixTime(10)))
+            .collect(),
+    )
+    .await;
+    let mut counts = results
+        .into_iter()
+        .collect::<Result<Vec<u64>, StoreError>>()
+        .map_err(|e| e.to_string())?;
+    counts.sort_unstable();
+    check(
+        counts == (1..=20).collect::<Vec<u64>>(),
+        &format!("20 concurrent counts return 1..=20, each once (got {counts:?})"),
+    )?;
+    check(
+        store
+            .get_item("race:count", UnixTime(10))
+            .await
+            .map_err(|e| e.to_string())?
+            == Some("20".into()),
+        "20 concurrent counts leave the counter at 20",
     )
 }

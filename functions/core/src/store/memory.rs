@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use super::{ItemStore, StoreError, Taken, TokenStore};
+use super::{ItemStore, StoreError, Taken, TokenStore, parse_count};
 use crate::clock::UnixTime;
 use crate::token::TokenRecord;
 
@@ -85,6 +85,47 @@ impl ItemStore for MemoryStore {
             Some(_) => Taken::Expired,
             None => Taken::Missing,
         })
+    }
+
+    async fn insert_item(
+        &self,
+        key: &str,
+        value: &str,
+        expires_at: UnixTime,
+        now: UnixTime,
+    ) -> Result<Option<String>, StoreError> {
+        let mut items = self.items.lock().map_err(poisoned)?;
+        match items.get(key) {
+            Some((existing, until)) if now < *until => Ok(Some(existing.clone())),
+            _ => {
+                items.insert(key.to_string(), (value.to_string(), expires_at));
+                Ok(None)
+            }
+        }
+    }
+
+    async fn get_item(&self, key: &str, now: UnixTime) -> Result<Option<String>, StoreError> {
+        Ok(match self.items.lock().map_err(poisoned)?.get(key) {
+            Some((value, expires_at)) if now < *expires_at => Some(value.clone()),
+            _ => None,
+        })
+    }
+
+    async fn count_item(
+        &self,
+        key: &str,
+        expires_at: UnixTime,
+        now: UnixTime,
+    ) -> Result<u64, StoreError> {
+        let mut items = self.items.lock().map_err(poisoned)?;
+        let (count, until) = match items.get(key) {
+            Some((value, until)) if now < *until => {
+                (parse_count(key, value)?.saturating_add(1), *until)
+            }
+            _ => (1, expires_at),
+        };
+        items.insert(key.to_string(), (count.to_string(), until));
+        Ok(count)
     }
 }
 

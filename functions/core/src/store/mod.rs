@@ -1,4 +1,5 @@
-//! Storage ports: tokens (versioned, compare-and-swap) and short-lived items (OAuth states).
+//! Storage ports: tokens (versioned, compare-and-swap) and short-lived items (OAuth states,
+//! idempotency records, replay guards, counters).
 //!
 //! Two implementations live here: [`MemoryStore`] for tests and [`SqliteStore`], the embedded
 //! default of `homehook serve`. The AWS adapter adds DynamoDB. All of them pass the same
@@ -59,7 +60,9 @@ pub enum Taken {
     Missing,
 }
 
-/// Short-lived items, each usable once (OAuth states with their PKCE verifiers).
+/// Short-lived items: OAuth states with their PKCE verifiers (each usable once), idempotency
+/// records, signature-replay guards and failure counters. An item is live until its expiry
+/// time, exclusive: at `expires_at` it has expired.
 #[async_trait]
 pub trait ItemStore: Send + Sync {
     /// Stores an item until `expires_at`, replacing any item with the same key.
@@ -72,6 +75,40 @@ pub trait ItemStore: Send + Sync {
 
     /// Removes and returns an item, atomically: of two concurrent takers, one gets it.
     async fn take_item(&self, key: &str, now: UnixTime) -> Result<Taken, StoreError>;
+
+    /// Stores an item only if no live item (one not expired at `now`) has this key: `None` when
+    /// stored, `Some(existing value)` otherwise. Atomic: of two concurrent inserters, exactly one
+    /// gets `None`. An expired item with the key is replaced.
+    async fn insert_item(
+        &self,
+        key: &str,
+        value: &str,
+        expires_at: UnixTime,
+        now: UnixTime,
+    ) -> Result<Option<String>, StoreError>;
+
+    /// The value of a live item, without removing it (`None` if missing or expired at `now`).
+    /// A counter (see `count_item`) reads as its count in decimal.
+    async fn get_item(&self, key: &str, now: UnixTime) -> Result<Option<String>, StoreError>;
+
+    /// Adds one to a counter item and returns the new count. A missing or expired counter
+    /// restarts at 1 and expires at `expires_at`; a live counter keeps its expiry. Atomic: n
+    /// concurrent calls on a fresh key return 1..=n, each once. A live item that is not a
+    /// counter is [`StoreError::Corrupt`].
+    async fn count_item(
+        &self,
+        key: &str,
+        expires_at: UnixTime,
+        now: UnixTime,
+    ) -> Result<u64, StoreError>;
+}
+
+/// The count a counter item holds (its value in decimal); [`StoreError::Corrupt`] for an item
+/// that is not a counter.
+fn parse_count(key: &str, value: &str) -> Result<u64, StoreError> {
+    value
+        .parse()
+        .map_err(|_| StoreError::Corrupt(format!("item {key} is not a counter")))
 }
 
 /// Everything homehook stores.

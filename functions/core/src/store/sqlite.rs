@@ -5,9 +5,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use super::{ItemStore, StoreError, Taken, TokenStore};
+use super::{ItemStore, StoreError, Taken, TokenStore, parse_count};
 use crate::clock::UnixTime;
 use crate::token::TokenRecord;
 
@@ -93,6 +93,17 @@ fn restrict_to_owner(path: &Path, mode: u32) -> Result<(), StoreError> {
 
 #[cfg(not(unix))]
 fn restrict_to_owner(_: &Path, _: u32) -> Result<(), StoreError> {
+    Ok(())
+}
+
+/// Removes items that expired more than a day before `now`, so the table never grows without
+/// bound (an item expired for less than that still reads as expired rather than missing).
+fn sweep_items(c: &Connection, now: i64) -> Result<(), StoreError> {
+    c.execute(
+        "DELETE FROM items WHERE expires_at < ?1",
+        params![now.saturating_sub(86_400)],
+    )
+    .map_err(backend)?;
     Ok(())
 }
 
@@ -186,9 +197,9 @@ impl ItemStore for SqliteStore {
     ) -> Result<(), StoreError> {
         let (key, value) = (key.to_string(), value.to_string());
         self.with(move |c| {
-            // Expired items are removed on the way, so the table never grows without bound.
-            c.execute("DELETE FROM items WHERE expires_at < ?1", params![expires_at.0 - 86_400])
-                .map_err(backend)?;
+            // Expired items are removed on the way, so the table never grows without bound
+            // (`expires_at` stands for now here: items live a day at most).
+            sweep_items(c, expires_at.0)?;
             c.execute(
                 "INSERT INTO items (key, value, expires_at) VALUES (?1, ?2, ?3)
                  ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at",
@@ -217,6 +228,103 @@ impl ItemStore for SqliteStore {
                 Some(_) => Taken::Expired,
                 None => Taken::Missing,
             })
+        })
+        .await
+    }
+
+    async fn insert_item(
+        &self,
+        key: &str,
+        value: &str,
+        expires_at: UnixTime,
+        now: UnixTime,
+    ) -> Result<Option<String>, StoreError> {
+        let (key, value) = (key.to_string(), value.to_string());
+        self.with(move |c| {
+            // An immediate transaction takes SQLite's write lock first: the row read after a
+            // refused insert is the one that refused it, whichever process wrote it.
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(backend)?;
+            sweep_items(&tx, now.0)?;
+            let stored = tx
+                .execute(
+                    "INSERT INTO items (key, value, expires_at) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (key) DO UPDATE
+                     SET value = excluded.value, expires_at = excluded.expires_at
+                     WHERE items.expires_at <= ?4",
+                    params![key, value, expires_at.0, now.0],
+                )
+                .map_err(backend)?;
+            let existing = if stored == 1 {
+                None
+            } else {
+                let value: String = tx
+                    .query_row(
+                        "SELECT value FROM items WHERE key = ?1",
+                        params![key],
+                        |r| r.get(0),
+                    )
+                    .map_err(backend)?;
+                Some(value)
+            };
+            tx.commit().map_err(backend)?;
+            Ok(existing)
+        })
+        .await
+    }
+
+    async fn get_item(&self, key: &str, now: UnixTime) -> Result<Option<String>, StoreError> {
+        let key = key.to_string();
+        self.with(move |c| {
+            c.query_row(
+                "SELECT value FROM items WHERE key = ?1 AND expires_at > ?2",
+                params![key, now.0],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn count_item(
+        &self,
+        key: &str,
+        expires_at: UnixTime,
+        now: UnixTime,
+    ) -> Result<u64, StoreError> {
+        let key = key.to_string();
+        self.with(move |c| {
+            // Read and write under SQLite's write lock, taken first: no other process can count
+            // in between.
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(backend)?;
+            sweep_items(&tx, now.0)?;
+            let row: Option<(String, i64)> = tx
+                .query_row(
+                    "SELECT value, expires_at FROM items WHERE key = ?1",
+                    params![key],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()
+                .map_err(backend)?;
+            let (count, until) = match row {
+                Some((value, until)) if now.0 < until => {
+                    (parse_count(&key, &value)?.saturating_add(1), until)
+                }
+                _ => (1, expires_at.0),
+            };
+            tx.execute(
+                "INSERT INTO items (key, value, expires_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (key) DO UPDATE
+                 SET value = excluded.value, expires_at = excluded.expires_at",
+                params![key, count.to_string(), until],
+            )
+            .map_err(backend)?;
+            tx.commit().map_err(backend)?;
+            Ok(count)
         })
         .await
     }
@@ -250,6 +358,38 @@ mod tests {
         ));
         let seen = a.get_token("c1").await.expect("read").expect("exists");
         assert_eq!(seen.access_token.expose(), "from-b");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn two_handles_on_one_file_insert_once_and_count_each_call_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = SqliteStore::open_in(dir.path()).expect("open a");
+        let b = SqliteStore::open_in(dir.path()).expect("open b");
+        let mut tasks = Vec::new();
+        for i in 0..20 {
+            let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+            tasks.push(tokio::spawn(async move {
+                let inserted = store
+                    .insert_item("k", &format!("v{i}"), UnixTime(100), UnixTime(10))
+                    .await
+                    .expect("insert");
+                let count = store
+                    .count_item("n", UnixTime(100), UnixTime(10))
+                    .await
+                    .expect("count");
+                (inserted, count)
+            }));
+        }
+        let mut stored = 0;
+        let mut counts = Vec::new();
+        for task in tasks {
+            let (inserted, count) = task.await.expect("task");
+            stored += usize::from(inserted.is_none());
+            counts.push(count);
+        }
+        counts.sort_unstable();
+        assert_eq!(stored, 1, "exactly one insert stores the item");
+        assert_eq!(counts, (1..=20).collect::<Vec<u64>>());
     }
 
     #[cfg(unix)]
