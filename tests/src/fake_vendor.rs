@@ -269,6 +269,8 @@ impl FakeVendor {
         settings: FakeSettings,
         api: impl FnOnce(OAuthHandle) -> Router,
     ) -> Self {
+        crate::leak_watch::init();
+        issue_credentials(&settings);
         let mut oauth = Router::new().route(&settings.authorize_path, get(authorize));
         for path in &settings.token_paths {
             oauth = oauth.route(path, post(token));
@@ -309,7 +311,9 @@ impl FakeVendor {
 
     /// Changes the fake's behaviour.
     pub fn update(&self, f: impl FnOnce(&mut FakeSettings)) {
-        f(&mut lock(&self.shared.settings));
+        let mut settings = lock(&self.shared.settings);
+        f(&mut settings);
+        issue_credentials(&settings);
     }
 
     /// The vendor expires every access token now (whatever their stated lifetime).
@@ -344,6 +348,12 @@ impl FakeVendor {
     pub fn live_refresh_tokens(&self) -> usize {
         lock(&self.shared.tokens).refresh.len()
     }
+}
+
+/// Records the client secret and the account's password the fake accepts.
+fn issue_credentials(settings: &FakeSettings) {
+    crate::leak_watch::issued("client_secret", &settings.client_secret);
+    crate::leak_watch::issued("password", &settings.account.1);
 }
 
 fn random_token(prefix: &str) -> String {
@@ -383,6 +393,7 @@ async fn authorize(
         _ => None,
     };
     let code = random_token("code");
+    crate::leak_watch::issued("authorization_code", &code);
     lock(&s.tokens).codes.insert(
         code.clone(),
         PendingCode {
@@ -592,6 +603,7 @@ fn grant(
     } else {
         random_token("at")
     };
+    crate::leak_watch::issued("access_token", &access);
     tokens.access.insert(access.clone(), expires_at);
     let refreshing = old_refresh.is_some();
     let refresh = match old_refresh {
@@ -602,11 +614,13 @@ fn grant(
             // Rotation: the old refresh token dies the moment the new one is issued.
             tokens.refresh.remove(&old);
             let new = random_token("rt");
+            crate::leak_watch::issued("refresh_token", &new);
             tokens.refresh.insert(new.clone());
             new
         }
         None => {
             let new = random_token("rt");
+            crate::leak_watch::issued("refresh_token", &new);
             tokens.refresh.insert(new.clone());
             new
         }

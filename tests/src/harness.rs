@@ -39,6 +39,7 @@ impl Homehook {
         secrets: LocalSecrets,
         clock: ManualClock,
     ) -> Result<Self, homehook_core::config::ConfigError> {
+        crate::leak_watch::init();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind homehook");
@@ -67,10 +68,13 @@ pub struct Keys {
 impl Keys {
     /// Fresh keys.
     pub fn new() -> Self {
-        Self {
+        let keys = Self {
             admin: ActionKey::generate(),
             action: ActionKey::generate(),
-        }
+        };
+        crate::leak_watch::issued("admin_key", keys.admin.expose());
+        crate::leak_watch::issued("action_key", keys.action.expose());
+        keys
     }
 }
 
@@ -179,6 +183,7 @@ pub struct World<V = FakeVendor> {
 impl World<FakeVendor> {
     /// Starts both on the given store.
     pub async fn start(store: Arc<dyn Store>, settings: FakeSettings) -> Self {
+        crate::leak_watch::init();
         let clock = ManualClock::new(T0);
         let vendor = FakeVendor::start(clock.clone(), settings.clone()).await;
         let keys = Keys::new();
@@ -205,6 +210,7 @@ impl<V> World<V> {
         secrets: LocalSecrets,
         store: Arc<dyn Store>,
     ) -> Self {
+        crate::leak_watch::init();
         let keys = Keys::new();
         let config = config
             .replace("{admin}", &keys.admin.hash().to_string())

@@ -11,9 +11,12 @@
 //! - [`harness`]: starts homehook (memory or SQLite store) with a config pointing at a fake.
 //! - [`faulty_store`]: a real store with injected write failures.
 //! - [`webhook_sink`]: a notification receiver that records what the owner would get.
+//! - [`leak_watch`]: captures every log line of the suite and records every secret the fakes
+//!   and fixtures issue, so `scan-logs` can check that no secret reached a log.
 
 pub mod fake_vendor;
 pub mod fakes;
 pub mod faulty_store;
 pub mod harness;
+pub mod leak_watch;
 pub mod webhook_sink;

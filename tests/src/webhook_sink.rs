@@ -48,6 +48,9 @@ impl Drop for WebhookSink {
 impl WebhookSink {
     /// Starts one on a free loopback port.
     pub async fn start() -> Self {
+        crate::leak_watch::init();
+        // The secret part of a webhook URL (a Slack or ntfy URL is a credential).
+        crate::leak_watch::issued("webhook_url_secret", "t0pic-s3cret");
         let received: Arc<Mutex<Vec<Received>>> = Arc::default();
         let router = Router::new()
             .route("/hook/{*rest}", post(receive))

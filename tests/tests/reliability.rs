@@ -77,6 +77,7 @@ async fn connected(vendor_timeout_secs: u64) -> Setup {
     let settings = FakeSettings::default();
     let vendor = FakeVendor::start(clock.clone(), settings.clone()).await;
     let sink = WebhookSink::start().await;
+    homehook_tests::leak_watch::issued("webhook_signing_key", "whsec-test");
     let secrets = secrets_for("netatmo", &settings).with_entry(
         "hook",
         json!({ "url": sink.url, "signing_key": "whsec-test" }),

@@ -14,8 +14,10 @@ use tower::ServiceExt;
 
 #[tokio::test]
 async fn a_cold_start_reads_the_secret_and_serves_the_same_routers() {
+    homehook_tests::leak_watch::init();
     let moto = moto::moto();
     let admin = ActionKey::generate();
+    homehook_tests::leak_watch::issued("admin_key", admin.expose());
     let sdk = local::sdk_config(&moto.endpoint);
     DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), "homehook")
         .create_table()
@@ -205,6 +207,7 @@ async fn a_connection_needing_its_owner_is_published_to_the_sns_topic() {
         )
         .await
         .unwrap();
+    homehook_tests::leak_watch::issued("refresh_token", "rt-revoked");
     let summary = app.tick().await.unwrap();
     assert_eq!(summary.failed_by_class.get("reauth_needed"), Some(&1));
     let received = sink.received();

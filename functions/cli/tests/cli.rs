@@ -35,8 +35,10 @@ async fn serve_with_no_config_starts_and_says_what_to_do_next() {
     let child = homehook(dir.path())
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(&data)
+        // Its log, at the suite's capture level, goes where `scan-logs` looks for secrets.
+        .envs(homehook_tests::leak_watch::CHILD_ENV)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(homehook_tests::leak_watch::log_file("homehook-serve"))
         .spawn()
         .unwrap();
     let mut server = Server(child);
@@ -111,11 +113,14 @@ fn key_new_prints_a_key_and_its_hash() {
     let dir = tempfile::tempdir().unwrap();
     let out = homehook(dir.path())
         .args(["key", "new", "--json"])
+        .envs(homehook_tests::leak_watch::CHILD_ENV)
+        .stderr(homehook_tests::leak_watch::log_file("homehook-key-new"))
         .output()
         .unwrap();
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let key = v["key"].as_str().unwrap();
+    homehook_tests::leak_watch::issued("admin_key", key);
     let hash: homehook_core::keys::KeyHash = v["hash"].as_str().unwrap().parse().unwrap();
     assert!(hash.verify(key));
     assert!(key.len() >= 40);
@@ -211,18 +216,21 @@ async fn discover_asks_the_vendor_and_prints_ids_and_a_config_example() {
     )
     .unwrap();
     let cwd = dir.path().to_path_buf();
-    let run = move |args: &'static [&'static str]| {
+    // `log`: the run's log goes to the suite's logs (for runs whose stderr the test ignores).
+    let run = move |args: &'static [&'static str], log: bool| {
         let cwd = cwd.clone();
         tokio::task::spawn_blocking(move || {
-            homehook(&cwd)
-                .args(args)
-                .arg("--data-dir")
-                .arg(cwd.join("data"))
-                .output()
-                .unwrap()
+            let mut command = homehook(&cwd);
+            command.args(args).arg("--data-dir").arg(cwd.join("data"));
+            if log {
+                command
+                    .envs(homehook_tests::leak_watch::CHILD_ENV)
+                    .stderr(homehook_tests::leak_watch::log_file("homehook-discover"));
+            }
+            command.output().unwrap()
         })
     };
-    let out = run(&["discover", "alarm"]).await.unwrap();
+    let out = run(&["discover", "alarm"], false).await.unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -237,7 +245,7 @@ async fn discover_asks_the_vendor_and_prints_ids_and_a_config_example() {
         "{text}"
     );
 
-    let out = run(&["discover", "alarm", "--json"]).await.unwrap();
+    let out = run(&["discover", "alarm", "--json"], true).await.unwrap();
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["provider"], "somfy_protect");
     assert_eq!(
@@ -246,7 +254,7 @@ async fn discover_asks_the_vendor_and_prints_ids_and_a_config_example() {
         "the token stored by the first run was reused"
     );
 
-    let out = run(&["discover", "garage"]).await.unwrap();
+    let out = run(&["discover", "garage"], false).await.unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -200,6 +200,7 @@ async fn api(
         (&Method::POST, "/delegation/token") if req.param("audience") == Some("homey") => {
             inner.delegation_calls.fetch_add(1, Ordering::SeqCst);
             let jwt = random("eyJhbGciOiJIUzI1NiJ9.");
+            crate::leak_watch::issued("homey_delegation_token", &jwt);
             lock(&inner.delegations).insert(jwt.clone());
             axum::Json(Value::String(jwt)).into_response()
         }
@@ -238,6 +239,7 @@ fn homey_api(
         }
         inner.logins.fetch_add(1, Ordering::SeqCst);
         let session = random("session-");
+        crate::leak_watch::issued("homey_session", &session);
         if !inner.forget_next_login.swap(false, Ordering::SeqCst) {
             lock(&inner.sessions).insert(session.clone(), homey.to_string());
         }
