@@ -50,7 +50,7 @@ pub enum TokenErrorStyle {
 /// A token-endpoint budget: at most `max` calls per `window_secs`, then 429 (Somfy Protect:
 /// 5 per 10 minutes, with `X-RateLimit-Retry-After`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TokenBudget {
+pub struct CallBudget {
     /// Calls allowed per window.
     pub max: usize,
     /// The window, in seconds.
@@ -108,7 +108,7 @@ pub struct FakeSettings {
     /// `/token/jwt`): clients must read the `exp` claim.
     pub jwt_token_path: Option<String>,
     /// Token-endpoint rate limit.
-    pub token_budget: Option<TokenBudget>,
+    pub token_budget: Option<CallBudget>,
     /// How token refusals are worded.
     pub token_error_style: TokenErrorStyle,
     /// Scopes in token answers (`None`: no `scope` field).

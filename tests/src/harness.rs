@@ -116,6 +116,8 @@ query = {{ home_id = "h1", mode = "{{mode}}" }}
 params.mode = {{ type = "enum", values = ["schedule", "away", "hg"], default = "away" }}
 answer = "Heating set to {{mode}}"
 key_hash = "{action}"
+# Tests fire a dozen of these at once.
+rate_limit = {{ burst = 100, per_minute = 6000 }}
 
 [actions.cottage_heating]
 connection = "cottage"
@@ -352,7 +354,7 @@ pub async fn token_endpoint_rate_limit_is_honoured<V>(
     action: &str,
 ) {
     oauth.update(|s| {
-        s.token_budget = Some(crate::fake_vendor::TokenBudget {
+        s.token_budget = Some(crate::fake_vendor::CallBudget {
             max: 0,
             window_secs: 600,
         })

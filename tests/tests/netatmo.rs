@@ -83,7 +83,9 @@ key_hash = "{{key}}"
         ),
         action("away", "persons_away", &home),
         action("back", "persons_home", &home),
-        action("station", "station", &format!("device_id = \"{STATION}\"")),
+        action("station", "station", &format!("device_id = \"{STATION}\""))
+            // The budget tests call it 51 times in a row: above its own default rate limit.
+            + "rate_limit = { burst = 100, per_minute = 6000 }\n",
         action("home_status", "home_status", &home),
     ]
     .concat()
@@ -224,18 +226,40 @@ async fn rotating_refresh_tokens_survive_a_week_of_expiries_on_sqlite() {
 }
 
 #[tokio::test]
-async fn the_rate_limit_answers_busy_with_retry_after_instead_of_hammering() {
+async fn the_vendor_budget_is_kept_so_the_vendor_never_answers_429() {
     let w = connected().await;
+    let api_calls = w.vendor.vendor.api_calls().len();
     for _ in 0..50 {
         assert_eq!(w.act_text("station", json!({})).await.0, 200);
     }
+    // The 51st call in 10 s is held back by homehook: 429 with the wait, and the vendor never
+    // sees it (it would have answered 429 "User usage reached" and counted it against the app).
     let r = w.act("station", json!({})).await;
-    assert_eq!(r.status(), 503);
+    assert_eq!(r.status(), 429);
+    assert_eq!(r.headers()["retry-after"], "11");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "vendor_budget");
+    assert_eq!(w.vendor.vendor.api_calls().len(), api_calls + 50);
+    // Once the window has moved on, calls go again.
+    w.clock.advance(11);
+    assert_eq!(w.act_text("station", json!({})).await.0, 200);
+}
+
+#[tokio::test]
+async fn a_vendor_429_is_passed_on_and_rests_the_connection() {
+    // Another app of the same user spent the budget: the vendor answers 429 itself.
+    let w = connected().await;
+    w.vendor.spend_budget();
+    let r = w.act("station", json!({})).await;
+    assert_eq!(r.status(), 429);
     assert_eq!(r.headers()["retry-after"], "60");
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"], "vendor_busy");
-    // Ten seconds later the window has moved on.
-    w.clock.advance(10);
+    // The next call does not knock again before the wait is over.
+    let api_calls = w.vendor.vendor.api_calls().len();
+    assert_eq!(w.act("station", json!({})).await.status(), 429);
+    assert_eq!(w.vendor.vendor.api_calls().len(), api_calls);
+    w.clock.advance(3600);
     assert_eq!(w.act_text("station", json!({})).await.0, 200);
 }
 

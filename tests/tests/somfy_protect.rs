@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use homehook_core::clock::ManualClock;
 use homehook_core::store::MemoryStore;
-use homehook_tests::fake_vendor::{ClientAuthStyle, FakeSettings, TokenBudget};
+use homehook_tests::fake_vendor::{CallBudget, ClientAuthStyle, FakeSettings};
 use homehook_tests::fakes::somfy::{FakeSomfy, SIREN, SIREN_LABEL, SITE};
 use homehook_tests::harness::{T0, World, secrets_for};
 use serde_json::{Value, json};
@@ -211,7 +211,7 @@ async fn the_jwt_token_path_and_http_basic_work_and_expiry_comes_from_the_exp_cl
 #[tokio::test]
 async fn a_rate_limited_token_endpoint_makes_actions_wait_and_says_so() {
     let settings = FakeSettings {
-        token_budget: Some(TokenBudget {
+        token_budget: Some(CallBudget {
             max: 1,
             window_secs: 600,
         }),

@@ -26,6 +26,9 @@ admin_key_hash = "{{admin}}"
 authorize_url = "{vendor}/oauth2/authorize"
 token_url = "{vendor}/oauth2/token"
 api_base = "{vendor}"
+# These suites measure token calls under a thousand concurrent actions; the API budget
+# (50 per 10 s) and the action's rate limit are tested elsewhere (tests/tests/attacks.rs).
+api_budget = []
 
 [connections.home]
 provider = "netatmo"
@@ -37,6 +40,7 @@ connection = "home"
 path = "/api/getstationsdata"
 answer = "Living room {{/body/devices/0/dashboard_data/Temperature}} °C"
 key_hash = "{{key}}"
+rate_limit = {{ burst = 5000, per_minute = 60000 }}
 "#
     )
 }

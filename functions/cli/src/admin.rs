@@ -105,12 +105,30 @@ pub(crate) fn actions(config_path: Option<&Path>, json: bool) -> Result<()> {
         .values()
         .map(|a| {
             let methods: Vec<_> = a.methods.iter().map(|m| m.as_str().to_string()).collect();
+            // Key ids only: the keys themselves are never stored.
+            let keys: Vec<_> = config
+                .keys
+                .entries()
+                .iter()
+                .filter(|k| k.scope.covers(&a.name))
+                .map(|k| {
+                    serde_json::json!({
+                        "id": k.id,
+                        "revoked": k.revoked,
+                        "expires": k.expires.map(|t| t.to_rfc3339()),
+                    })
+                })
+                .collect();
             serde_json::json!({
                 "name": a.name,
                 "url": format!("{base}/a/{}", a.name),
                 "methods": methods,
                 "connection": a.connection,
-                "key_id": a.key_hash.key_id(),
+                "keys": keys,
+                "sensitive": a.sensitive,
+                "pin": a.pin_hash.is_some(),
+                "signed": a.signing_secret.is_some(),
+                "rate_limit": { "burst": a.rate_limit.burst, "per_minute": a.rate_limit.per_minute },
             })
         })
         .collect();

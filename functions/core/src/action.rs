@@ -60,6 +60,15 @@ pub enum ActionError {
         /// Seconds to wait.
         retry_after_secs: u64,
     },
+    /// homehook held the call back: the connection's vendor budget (Netatmo: 50 per 10 s,
+    /// 500 per hour) is spent for now.
+    #[error(
+        "this vendor account's call budget is spent for now; try again in {retry_after_secs} s"
+    )]
+    OverBudget {
+        /// Seconds to wait.
+        retry_after_secs: u64,
+    },
     /// The vendor failed (5xx) or could not be reached.
     #[error("the vendor is unavailable: {0}")]
     VendorUnavailable(String),

@@ -135,6 +135,11 @@ impl<'a> ApiClient<'a> {
         let mut refused_session: Option<SecretString> = None;
         let mut retries = 0;
         loop {
+            self.app
+                .pace
+                .admit(&self.conn.id, &self.spec.api_budget)
+                .await
+                .map_err(|retry_after_secs| ActionError::OverBudget { retry_after_secs })?;
             let target = self
                 .target(endpoint, &record, refused_session.as_ref())
                 .await?;
@@ -201,6 +206,7 @@ impl<'a> ApiClient<'a> {
                     return Err(ActionError::VendorUnavailable(reason));
                 }
                 Verdict::Busy { retry_after_secs } => {
+                    self.app.pace.rest(&self.conn.id, retry_after_secs);
                     return Err(ActionError::VendorBusy { retry_after_secs });
                 }
                 Verdict::Rejected { status, reason } => {

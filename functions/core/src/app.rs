@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::guard::Guard;
 use crate::notify::{Notifiers, Notify, Webhook};
+use crate::pace::VendorPace;
 use crate::refresh::{TickSummary, TokenError, TokenKeeper};
 use crate::secrets::Secrets;
 use crate::store::Store;
@@ -28,6 +30,10 @@ pub struct App {
     pub keeper: Arc<TokenKeeper>,
     /// Where the owner is told about connections that need them.
     pub notifiers: Notifiers,
+    /// Rate limits and lockouts of the action URLs.
+    pub guard: Arc<Guard>,
+    /// Calls made per connection against its vendor's budget.
+    pub pace: Arc<VendorPace>,
 }
 
 impl std::fmt::Debug for dyn Store {
@@ -70,6 +76,8 @@ impl App {
             Arc::clone(&clock),
             notifiers.clone(),
         ));
+        let guard = Arc::new(Guard::new(&config));
+        let pace = Arc::new(VendorPace::new(Arc::clone(&clock)));
         Ok(Self {
             config,
             store,
@@ -78,6 +86,8 @@ impl App {
             http,
             keeper,
             notifiers,
+            guard,
+            pace,
         })
     }
 

@@ -43,6 +43,9 @@ pub struct Recipe {
     /// Changes nothing: callers may use GET.
     #[serde(default)]
     pub read_only: bool,
+    /// Disarms or opens something: POST only, a stricter rate limit, a PIN if configured.
+    #[serde(default)]
+    pub sensitive: bool,
 }
 
 impl Recipe {

@@ -103,6 +103,9 @@ pub struct ProviderSpec {
     pub quirk: Quirk,
     /// How carefully its tokens must be renewed.
     pub refresh: RefreshPolicy,
+    /// API calls a connection may make, every window at once (Netatmo: 50 per 10 s and 500 per
+    /// hour per user); empty for no limit. See [`crate::pace`].
+    pub api_budget: Vec<CallBudget>,
 }
 
 /// How a provider's tokens are renewed, beyond "before the access token expires".
@@ -113,7 +116,7 @@ pub struct RefreshPolicy {
     /// 429 after about 5 per 10 minutes; Myfox deactivates apps that ask too often). homehook
     /// stays under it by itself instead of learning it from a 429.
     #[serde(default)]
-    pub token_budget: Option<TokenBudget>,
+    pub token_budget: Option<CallBudget>,
     /// Refresh tokens lapse this long after they are issued (Somfy: 14 days). homehook renews
     /// at half that age even when no access token is due, and, where the vendor keeps handing
     /// back the same refresh token, uses the password grant (if the connection has one) before
@@ -125,7 +128,7 @@ pub struct RefreshPolicy {
 /// A number of calls per window of time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct TokenBudget {
+pub struct CallBudget {
     /// Calls allowed per window.
     pub max: u32,
     /// The window, in seconds.

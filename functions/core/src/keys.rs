@@ -64,6 +64,11 @@ impl KeyHash {
         bool::from(self.0.ct_eq(&candidate.0))
     }
 
+    /// Whether two hashes are equal, compared in constant time.
+    pub fn same_as(&self, other: &KeyHash) -> bool {
+        bool::from(self.0.ct_eq(&other.0))
+    }
+
     /// A short, non-secret id for logs: the first 8 hex digits of the hash.
     pub fn key_id(&self) -> String {
         hex(&self.0[..4])

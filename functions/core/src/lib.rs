@@ -21,6 +21,9 @@
 //! - [`api`]: **where a vendor is called** — [`api::ApiClient`] (fresh token, quirks, one
 //!   renewal, bounded retries); [`vendor`]: one HTTP call.
 //! - [`keys`]: key generation, hashing and constant-time checks.
+//! - [`guard`]: **the gate in front of every action URL** — which key opens what, rate limits
+//!   and lockouts, signed mode, PIN step-up, idempotency; [`pace`]: staying within a vendor's
+//!   API budget.
 //! - [`http`]: axum routers (`/connect`, `/callback`, `/a/{action}`, `/status`, `/healthz`).
 //! - [`app`]: the services shared by every request; [`clock`]: injected time;
 //!   [`secret`]: a string type that never prints.
@@ -32,10 +35,12 @@ pub mod builtin;
 pub mod catalog;
 pub mod clock;
 pub mod config;
+pub mod guard;
 pub mod http;
 pub mod keys;
 pub mod notify;
 pub mod oauth;
+pub mod pace;
 pub mod params;
 pub mod providers;
 pub mod refresh;

@@ -49,6 +49,13 @@ pub struct WebhookSecret {
     pub pushover_user: Option<SecretString>,
 }
 
+/// A signed action's key: `[actions.x] signing_secret = "<name>"` names the entry.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SigningSecret {
+    signing_key: SecretString,
+}
+
 /// Why a secret could not be had.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum SecretsError {
@@ -106,6 +113,12 @@ pub trait Secrets: Send + Sync {
             self.entry(name).await?,
             "client_id, and client_secret, username, password as the grant wants",
         )
+    }
+
+    /// The key callers of a signed action sign with, stored under `name` as `signing_key`.
+    async fn signing_key(&self, name: &str) -> Result<SecretString, SecretsError> {
+        let entry: SigningSecret = typed(name, self.entry(name).await?, "signing_key")?;
+        Ok(entry.signing_key)
     }
 
     /// The notification webhook stored under `name`.

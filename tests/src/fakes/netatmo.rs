@@ -78,6 +78,7 @@ pub struct FakeNetatmo {
     /// The OAuth server and counters.
     pub vendor: FakeVendor,
     inner: Arc<Inner>,
+    clock: ManualClock,
 }
 
 impl FakeNetatmo {
@@ -96,13 +97,23 @@ impl FakeNetatmo {
     /// Starts it.
     pub async fn start(clock: ManualClock, settings: FakeSettings) -> Self {
         let inner = Arc::new(Inner::default());
-        let vendor = super::serve(clock, settings, &inner, api).await;
-        Self { vendor, inner }
+        let vendor = super::serve(clock.clone(), settings, &inner, api).await;
+        Self {
+            vendor,
+            inner,
+            clock,
+        }
     }
 
     /// The home now.
     pub fn home(&self) -> Home {
         lock(&self.inner.home).clone()
+    }
+
+    /// Another app of the same user spends this hour's 500 requests.
+    pub fn spend_budget(&self) {
+        let now = self.clock.now();
+        lock(&self.inner.calls).extend(std::iter::repeat_n(now, 500));
     }
 
     /// Queue failures.

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use super::{Faults, Incoming, lock};
 use crate::fake_vendor::{
-    Access, ClientAuthStyle, FakeSettings, FakeVendor, OAuthHandle, TokenBudget, TokenErrorStyle,
+    Access, CallBudget, ClientAuthStyle, FakeSettings, FakeVendor, OAuthHandle, TokenErrorStyle,
 };
 
 /// The site.
@@ -74,7 +74,7 @@ impl FakeSomfy {
             account: ("owner@example.com".into(), "correct horse".into()),
             token_paths: vec!["/oauth/oauth/v2/token".into(), "/token/jwt".into()],
             jwt_token_path: Some("/token/jwt".into()),
-            token_budget: Some(TokenBudget {
+            token_budget: Some(CallBudget {
                 max: 5,
                 window_secs: 600,
             }),

@@ -9,6 +9,8 @@ use serde::Deserialize;
 use super::{Connection, FieldError};
 use crate::builtin;
 use crate::catalog::ProviderSpec;
+use crate::guard::limits::RateLimit;
+use crate::guard::pin::PinHash;
 use crate::keys::KeyHash;
 use crate::template::{Template, is_identifier};
 
@@ -36,8 +38,17 @@ pub struct Action {
     pub params: BTreeMap<String, ParamSpec>,
     /// Text answer; `None` answers "OK".
     pub answer: Option<Template>,
-    /// Hash of the action's key.
-    pub key_hash: KeyHash,
+    /// Hashes of the action's own keys (several during a rotation); keys scoped to several
+    /// actions are in [`crate::config::Config::keys`].
+    pub key_hashes: Vec<KeyHash>,
+    /// Disarms or opens something: POST only, a lower default rate limit, and a PIN if one is set.
+    pub sensitive: bool,
+    /// The PIN callers must send (step-up), hashed.
+    pub pin_hash: Option<PinHash>,
+    /// Signed mode: the secret entry holding the `signing_key` callers sign requests with.
+    pub signing_secret: Option<String>,
+    /// Calls this action may take (burst and sustained), from every key together.
+    pub rate_limit: RateLimit,
     /// Methods a caller may use: POST, and GET only if the action opts in.
     pub methods: Vec<http::Method>,
     /// The built-in action this one uses, if any.
@@ -248,8 +259,30 @@ pub(super) struct RawAction {
     params: BTreeMap<String, RawParam>,
     answer: Option<String>,
     summary: Option<String>,
-    key_hash: String,
+    key_hash: Option<OneOrMany>,
     methods: Option<Vec<String>>,
+    sensitive: Option<bool>,
+    pin_hash: Option<String>,
+    signing_secret: Option<String>,
+    rate_limit: Option<RateLimit>,
+}
+
+/// A value written as one string or a list of them (`key_hash = "..."` or, during a rotation,
+/// `key_hash = ["new", "old"]`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(super) enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub(super) fn into_vec(self) -> Vec<String> {
+        match self {
+            Self::One(s) => vec![s],
+            Self::Many(v) => v,
+        }
+    }
 }
 
 /// The request an action makes, before checking: from config or from a built-in recipe.
@@ -265,6 +298,7 @@ struct Shape {
     answer: Option<String>,
     run: Option<String>,
     read_only: bool,
+    sensitive: bool,
     summary: Option<String>,
 }
 
@@ -293,6 +327,7 @@ fn written_shape(ra: &mut RawAction, field: &dyn Fn(&str) -> String) -> Result<S
         answer: ra.answer.take(),
         run: None,
         read_only: false,
+        sensitive: false,
         summary: ra.summary.take(),
     })
 }
@@ -356,6 +391,7 @@ fn builtin_shape(
         answer: ra.answer.take().or_else(|| recipe.answer.clone()),
         run: recipe.run.clone(),
         read_only: recipe.read_only,
+        sensitive: recipe.sensitive,
         summary: ra.summary.take().or_else(|| Some(recipe.summary.clone())),
     })
 }
@@ -433,10 +469,26 @@ pub(super) fn build_action(
             ),
         ));
     };
-    let key_hash = ra
+    let key_hashes = ra
         .key_hash
-        .parse::<KeyHash>()
+        .take()
+        .map(OneOrMany::into_vec)
+        .unwrap_or_default()
+        .iter()
+        .map(|h| h.parse::<KeyHash>())
+        .collect::<Result<Vec<_>, _>>()
         .map_err(|e| (field("key_hash"), e.to_string()))?;
+    let pin_hash = ra
+        .pin_hash
+        .take()
+        .map(|h| h.parse::<PinHash>())
+        .transpose()
+        .map_err(|e| (field("pin_hash"), e.to_string()))?;
+    if let Some(secret) = &ra.signing_secret
+        && !is_identifier(secret)
+    {
+        return Err((field("signing_secret"), "not a usable secret name".into()));
+    }
     let shape = match (&ra.builtin, providers.get(&conn.provider)) {
         (Some(_), Some(spec)) => builtin_shape(name, &mut ra, spec, &field)?,
         (Some(_), None) => return Err((field("builtin"), "the connection has no provider".into())),
@@ -444,12 +496,28 @@ pub(super) fn build_action(
     };
     let method = vendor_method(&shape.method, field("method"))?;
     let methods = caller_methods(ra.methods.take(), shape.read_only, field("methods"))?;
+    let sensitive = ra.sensitive.unwrap_or(shape.sensitive);
+    if sensitive && methods.contains(&http::Method::GET) {
+        return Err((
+            field("methods"),
+            "a sensitive action answers POST only: a link preview must never disarm an alarm"
+                .into(),
+        ));
+    }
+    let rate_limit = ra.rate_limit.unwrap_or(if sensitive {
+        RateLimit::SENSITIVE
+    } else {
+        RateLimit::default()
+    });
+    rate_limit
+        .validate()
+        .map_err(|p| (field("rate_limit"), p))?;
 
     // Parameters, with the values config fixes under `with`.
     let mut params = BTreeMap::new();
     for (pname, raw) in shape.params {
         let pfield = format!("actions.{name}.params.{pname}");
-        if !is_identifier(&pname) || pname == "key" || pname == "format" {
+        if !is_identifier(&pname) || ["key", "format", "pin"].contains(&pname.as_str()) {
             return Err((
                 pfield,
                 "not a usable parameter name (reserved or invalid)".into(),
@@ -581,7 +649,11 @@ pub(super) fn build_action(
         form,
         params,
         answer,
-        key_hash,
+        key_hashes,
+        sensitive,
+        pin_hash,
+        signing_secret: ra.signing_secret,
+        rate_limit,
         methods,
         builtin: ra.builtin,
         run: shape.run,

@@ -15,6 +15,9 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::catalog::{self, ClientAuth, ExpiredTokenSignal, Grant, ProviderSpec, TokenPlacement};
+use crate::clock::UnixTime;
+use crate::guard::keyring::{KeyEntry, KeyRing, KeyScope};
+use crate::guard::limits::RateLimit;
 use crate::keys::KeyHash;
 use crate::template::is_identifier;
 
@@ -52,6 +55,8 @@ pub struct Config {
     pub connections: BTreeMap<String, Connection>,
     /// Actions by name.
     pub actions: BTreeMap<String, Action>,
+    /// Every key that opens actions: the actions' own and the `[keys.<id>]` ones.
+    pub keys: KeyRing,
     /// Where the owner is told about connections that need them.
     pub notify: NotifyConfig,
 }
@@ -132,6 +137,20 @@ struct RawConfig {
     actions: BTreeMap<String, RawAction>,
     #[serde(default)]
     notify: RawNotify,
+    #[serde(default)]
+    keys: BTreeMap<String, RawKey>,
+}
+
+/// `[keys.<id>]`: one key for several actions.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKey {
+    hash: String,
+    actions: Vec<String>,
+    expires: Option<String>,
+    #[serde(default)]
+    revoked: bool,
+    rate_limit: Option<RateLimit>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -169,7 +188,8 @@ struct RawProvider {
     token_placement: Option<TokenPlacement>,
     expired_token: Option<Vec<ExpiredTokenSignal>>,
     pkce: Option<bool>,
-    token_budget: Option<catalog::TokenBudget>,
+    token_budget: Option<catalog::CallBudget>,
+    api_budget: Option<Vec<catalog::CallBudget>>,
     refresh_token_lifetime_days: Option<u32>,
 }
 
@@ -425,12 +445,15 @@ impl Config {
             actions.insert(name, action);
         }
 
+        let keys = build_keys(raw.keys, &actions).map_err(|(f, p)| err(&f, p))?;
+
         Ok(Self {
             source: path.map(Path::to_path_buf),
             server,
             providers,
             connections,
             actions,
+            keys,
             notify,
         })
     }
@@ -470,6 +493,91 @@ impl Config {
 }
 
 type FieldError = (String, String);
+
+/// The key ring: each action's own keys, then the named `[keys.<id>]`; every action must be
+/// opened by at least one key that is not revoked.
+fn build_keys(
+    raw: BTreeMap<String, RawKey>,
+    actions: &BTreeMap<String, Action>,
+) -> Result<KeyRing, FieldError> {
+    let mut entries = Vec::new();
+    for action in actions.values() {
+        for hash in &action.key_hashes {
+            entries.push(KeyEntry {
+                id: format!("{}:{}", action.name, hash.key_id()),
+                hash: hash.clone(),
+                scope: KeyScope::Actions([action.name.clone()].into()),
+                expires: None,
+                revoked: false,
+                // The action's own key is limited like the action.
+                rate_limit: action.rate_limit,
+            });
+        }
+    }
+    for (id, rk) in raw {
+        let field = |name: &str| format!("keys.{id}.{name}");
+        if !is_identifier(&id) {
+            return Err((format!("keys.{id}"), bad_name()));
+        }
+        let hash = rk
+            .hash
+            .parse::<KeyHash>()
+            .map_err(|e| (field("hash"), e.to_string()))?;
+        let scope = if rk.actions.iter().any(|a| a == "*") {
+            KeyScope::All
+        } else {
+            if rk.actions.is_empty() {
+                return Err((
+                    field("actions"),
+                    "list the actions it opens, or [\"*\"] for all".into(),
+                ));
+            }
+            if let Some(unknown) = rk.actions.iter().find(|a| !actions.contains_key(*a)) {
+                return Err((
+                    field("actions"),
+                    format!(
+                        "unknown action \"{unknown}\" (known: {})",
+                        actions.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                ));
+            }
+            KeyScope::Actions(rk.actions.into_iter().collect())
+        };
+        let expires = rk
+            .expires
+            .map(|text| {
+                text.parse::<jiff::Timestamp>()
+                    .map(|t| UnixTime(t.as_second()))
+                    .map_err(|_| {
+                        (
+                            field("expires"),
+                            "expected an RFC 3339 time such as \"2026-12-01T00:00:00Z\"".into(),
+                        )
+                    })
+            })
+            .transpose()?;
+        let rate_limit = rk.rate_limit.unwrap_or_default();
+        rate_limit
+            .validate()
+            .map_err(|p| (field("rate_limit"), p))?;
+        entries.push(KeyEntry {
+            id,
+            hash,
+            scope,
+            expires,
+            revoked: rk.revoked,
+            rate_limit,
+        });
+    }
+    let ring = KeyRing::new(entries);
+    if let Some(locked) = actions.keys().find(|a| !ring.opens(a)) {
+        return Err((
+            format!("actions.{locked}.key_hash"),
+            "no key opens this action: set key_hash (from `homehook key new`) or list it in a [keys.<id>] actions list".into(),
+        ));
+    }
+    Ok(ring)
+}
 
 fn bad_name() -> String {
     "names may use only letters, digits, '_' and '-' (at most 64), starting with a letter or digit"
@@ -533,6 +641,15 @@ fn merge_provider(
         }
         base.refresh.token_budget = Some(v);
     }
+    if let Some(budget) = rp.api_budget {
+        if budget.iter().any(|b| b.max == 0 || b.window_secs <= 0) {
+            return Err((
+                field("api_budget"),
+                "each entry's max and window_secs must be at least 1".into(),
+            ));
+        }
+        base.api_budget = budget;
+    }
     if let Some(days) = rp.refresh_token_lifetime_days {
         if days == 0 {
             return Err((
@@ -587,6 +704,7 @@ fn new_provider(
         pkce: true,
         quirk: catalog::Quirk::Standard,
         refresh: catalog::RefreshPolicy::default(),
+        api_budget: vec![],
     };
     let spec = merge_provider(base, rp, field)?;
     checked_url(spec.token_url.clone(), field("token_url"))?;

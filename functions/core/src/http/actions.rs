@@ -1,39 +1,77 @@
-//! `/a/{action}`: the secret URLs.
+//! `/a/{action}`: the secret URLs. Every call passes the gate described in [`crate::guard`], in
+//! that order; the first check that fails answers.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 
-use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::Extension;
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use super::AppState;
-use super::auth::{presented_key, split_query, verify_action_key};
+use super::auth::{presented_key, split_query};
 use super::error::ApiError;
 use crate::action;
+use crate::clock::UnixTime;
+use crate::config::Action;
+use crate::guard::idempotency::{self, Claimed, KeptAnswer};
+use crate::guard::keyring::KeyEntry;
+use crate::guard::limits::retry_secs;
+use crate::guard::{ClientSource, pin, signature};
 use crate::params;
+use crate::secret::SecretString;
 
 /// Largest request body an action accepts: parameters are small.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
-/// Runs an action for a caller holding its key.
+/// Runs an action for a caller holding a key that opens it.
+#[allow(clippy::too_many_arguments)] // axum extractors, one per part of the request
 pub async fn run_action(
     State(app): State<AppState>,
     Path(name): Path<String>,
     method: Method,
     headers: HeaderMap,
     RawQuery(raw_query): RawQuery,
+    source: Option<Extension<ClientSource>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     body: Body,
 ) -> Result<Response, ApiError> {
+    let source = source
+        .map(|Extension(s)| s.0)
+        .or(peer.map(|Extension(ConnectInfo(addr))| addr.ip()));
+    if let Some(ip) = source
+        && let Err(wait) = app.guard.lockout.check(ip)
+    {
+        return Err(ApiError::source_locked(retry_secs(wait)));
+    }
+
     let (query_key, format, query_params) = split_query(raw_query.as_deref());
     let key = presented_key(&headers, query_key.as_deref()).ok_or_else(ApiError::missing_key)?;
-    let action = app.config.actions.get(&name);
-    if !verify_action_key(action.map(|a| &a.key_hash), key) {
-        return Err(ApiError::unauthorized());
-    }
-    let Some(action) = action else {
-        return Err(ApiError::unauthorized());
+    let now = app.clock.now();
+    let admitted = app.config.keys.admit(key, &name, now);
+    let (entry, action) = match (admitted, app.config.actions.get(&name)) {
+        (Ok(entry), Some(action)) => (entry, action),
+        (refused, _) => {
+            let refusal = refused.err();
+            // The action name is the caller's text: Debug-quoted and cut, so it cannot forge
+            // log lines.
+            let shown: String = name.chars().take(64).collect();
+            tracing::info!(
+                action = ?shown,
+                reason = refusal.as_ref().map_or("no such action", |r| r.reason()),
+                key_id = refusal.as_ref().and_then(|r| r.key_id()).unwrap_or("-"),
+                "refused a key"
+            );
+            if let Some(ip) = source
+                && app.guard.lockout.wrong_key(ip)
+            {
+                tracing::warn!(%ip, "source locked out after repeated wrong keys");
+            }
+            return Err(ApiError::unauthorized());
+        }
     };
     // HEAD and OPTIONS never run an action, nor does GET unless the action opts in: a link
     // preview or a prefetch must not disarm an alarm.
@@ -41,17 +79,78 @@ pub async fn run_action(
         let allow: Vec<_> = action.methods.iter().map(Method::as_str).collect();
         return Err(ApiError::method_not_allowed(&allow.join(", ")));
     }
-    tracing::info!(action = %action.name, key_id = %action.key_hash.key_id(), "action called");
+    for limiter in [
+        format!("key:{}", entry.id),
+        format!("action:{}", action.name),
+    ] {
+        if let Err(wait) = app.guard.limits.check(&limiter) {
+            tracing::info!(action = %action.name, key_id = %entry.id, limiter, "rate limited");
+            return Err(ApiError::rate_limited(retry_secs(wait)));
+        }
+    }
+    tracing::info!(action = %action.name, key_id = %entry.id, "action called");
 
-    let mut provided: BTreeMap<String, Value> = query_params
-        .into_iter()
-        .map(|(k, v)| (k, Value::String(v)))
-        .collect();
-    provided.extend(read_body_params(&headers, body).await?);
-    let params = params::check(action, provided, app.clock.now())?;
-    let outcome = action::run(&app, action, &params).await?;
+    let bytes = read_body(body).await?;
+    let idempotency_key = idempotency_key(&headers)?;
+    if let Some(secret) = &action.signing_secret {
+        check_signature(
+            &app,
+            action,
+            secret,
+            &headers,
+            &query_params,
+            &bytes,
+            idempotency_key.is_some(),
+            now,
+        )
+        .await?;
+    }
+    let (mut provided, body_pin) = body_params(&headers, &bytes)?;
+    if let Some(hash) = &action.pin_hash {
+        let presented = header_text(&headers, pin::PIN_HEADER)
+            .map(SecretString::new)
+            .or(body_pin);
+        pin::check(&*app.store, &action.name, hash, presented, now).await?;
+    }
+    for (k, v) in &query_params {
+        provided
+            .entry(k.clone())
+            .or_insert_with(|| Value::String(v.clone()));
+    }
+    let params = params::check(action, provided, now)?;
 
-    if wants_json(&headers, format.as_deref()) {
+    let claim = match idempotency_key {
+        None => None,
+        Some(k) => {
+            let fingerprint = idempotency::fingerprint(method.as_str(), &query_params, &bytes);
+            match idempotency::claim(&*app.store, &entry.id, &action.name, k, fingerprint, now)
+                .await?
+            {
+                Claimed::New(claim) => Some(claim),
+                Claimed::Replay(answer) => return Ok(replayed(answer)),
+                Claimed::InProgress => return Err(ApiError::idempotency_in_progress()),
+                Claimed::Reused => return Err(ApiError::idempotency_key_reused()),
+            }
+        }
+    };
+
+    let response = match action::run(&app, action, &params).await {
+        Ok(outcome) => answer(&headers, format.as_deref(), action, outcome),
+        Err(e) => ApiError::from(e).into_response(),
+    };
+    match claim {
+        None => Ok(response),
+        Some(claim) => Ok(keep_answer(&app, claim, response, entry, now).await),
+    }
+}
+
+fn answer(
+    headers: &HeaderMap,
+    format: Option<&str>,
+    action: &Action,
+    outcome: action::ActionOutcome,
+) -> Response {
+    if wants_json(headers, format) {
         let body = serde_json::json!({
             "ok": true,
             "action": action.name,
@@ -59,16 +158,126 @@ pub async fn run_action(
             "vendor_status": outcome.vendor_status,
             "data": outcome.data,
         });
-        Ok((StatusCode::OK, no_store(), axum::Json(body)).into_response())
+        (StatusCode::OK, no_store(), axum::Json(body)).into_response()
     } else {
-        Ok((
+        (
             StatusCode::OK,
             no_store(),
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
             outcome.answer,
         )
-            .into_response())
+            .into_response()
     }
+}
+
+/// Keeps the answer of an idempotent call, or frees its key when the answer says "try again".
+async fn keep_answer(
+    app: &AppState,
+    claim: idempotency::Claim,
+    response: Response,
+    entry: &KeyEntry,
+    now: UnixTime,
+) -> Response {
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    let retry_later = matches!(
+        parts.status,
+        StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+    );
+    let kept = if retry_later {
+        idempotency::release(&*app.store, claim, now).await
+    } else {
+        let answer = KeptAnswer {
+            status: parts.status.as_u16(),
+            content_type: parts
+                .headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("text/plain; charset=utf-8")
+                .to_string(),
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+        };
+        idempotency::finish(&*app.store, claim, answer, now).await
+    };
+    if let Err(e) = kept {
+        // The action ran: answer it. A repeat may then act again, which is logged here.
+        tracing::error!(key_id = %entry.id, error = %e, "could not keep the idempotent answer");
+    }
+    Response::from_parts(parts, Body::from(bytes))
+}
+
+fn replayed(answer: KeptAnswer) -> Response {
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);
+    let mut response = (status, no_store(), answer.body).into_response();
+    let headers = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&answer.content_type) {
+        headers.insert(header::CONTENT_TYPE, v);
+    }
+    headers.insert(
+        idempotency::REPLAYED_HEADER,
+        HeaderValue::from_static("true"),
+    );
+    response
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn check_signature(
+    app: &AppState,
+    action: &Action,
+    secret: &str,
+    headers: &HeaderMap,
+    query_params: &[(String, String)],
+    body: &Bytes,
+    idempotent: bool,
+    now: UnixTime,
+) -> Result<(), ApiError> {
+    if !query_params.is_empty() {
+        return Err(ApiError::bad_request(
+            "unsigned_parameters",
+            "A signed action takes its parameters in the body only: the signature covers the body, not the URL.",
+        ));
+    }
+    let key = app.secrets.signing_key(secret).await?;
+    let verified = signature::verify(
+        key.expose().as_bytes(),
+        header_text(headers, signature::TIMESTAMP_HEADER),
+        header_text(headers, signature::SIGNATURE_HEADER),
+        body,
+        now,
+    )
+    .map_err(ApiError::from)?;
+    // A signature is good for one call. A repeat that carries an Idempotency-Key is answered
+    // from the kept answer instead, so it may pass here.
+    if !idempotent {
+        let seen = format!("sig#{}#{}", action.name, verified.digest);
+        let until = now.plus_secs(2 * signature::WINDOW_SECS + 1);
+        if app
+            .store
+            .insert_item(&seen, "1", until, now)
+            .await?
+            .is_some()
+        {
+            return Err(signature::SignatureRefusal::Replayed.into());
+        }
+    }
+    Ok(())
+}
+
+fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    let Some(value) = headers.get(idempotency::HEADER) else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| ApiError::invalid_idempotency_key())?;
+    idempotency::validate(text).map_err(|_| ApiError::invalid_idempotency_key())?;
+    Ok(Some(text))
 }
 
 fn no_store() -> [(header::HeaderName, &'static str); 1] {
@@ -87,12 +296,8 @@ fn wants_json(headers: &HeaderMap, format: Option<&str>) -> bool {
     }
 }
 
-/// Parameters from the body: a JSON object or a form; empty is fine.
-async fn read_body_params(
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<BTreeMap<String, Value>, ApiError> {
-    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
+async fn read_body(body: Body) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(body, MAX_BODY_BYTES)
         .await
         .map_err(|_| {
             ApiError::new(
@@ -100,7 +305,31 @@ async fn read_body_params(
                 "body_too_large",
                 format!("The body is over {MAX_BODY_BYTES} bytes."),
             )
-        })?;
+        })
+}
+
+/// Parameters from the body (a JSON object or a form; empty is fine), and the PIN if the body
+/// carries one (it is never a parameter).
+fn body_params(
+    headers: &HeaderMap,
+    bytes: &[u8],
+) -> Result<(BTreeMap<String, Value>, Option<SecretString>), ApiError> {
+    let mut params = parse_body(headers, bytes)?;
+    let pin = match params.remove(pin::PIN_FIELD) {
+        None => None,
+        Some(Value::String(s)) => Some(SecretString::new(s)),
+        Some(Value::Number(n)) => Some(SecretString::new(n.to_string())),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_pin",
+                "\"pin\" must be text or a number.",
+            ));
+        }
+    };
+    Ok((params, pin))
+}
+
+fn parse_body(headers: &HeaderMap, bytes: &[u8]) -> Result<BTreeMap<String, Value>, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(BTreeMap::new());
     }
@@ -110,7 +339,7 @@ async fn read_body_params(
         .unwrap_or("application/json")
         .to_ascii_lowercase();
     if content_type.starts_with("application/x-www-form-urlencoded") {
-        return Ok(form_urlencoded::parse(&bytes)
+        return Ok(form_urlencoded::parse(bytes)
             .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
             .collect());
     }
@@ -121,7 +350,7 @@ async fn read_body_params(
             "Send parameters as a JSON object or a form.",
         ));
     }
-    match serde_json::from_slice::<Value>(&bytes) {
+    match serde_json::from_slice::<Value>(bytes) {
         Ok(Value::Object(map)) => Ok(map.into_iter().collect()),
         Ok(_) => Err(ApiError::bad_request(
             "malformed_body",

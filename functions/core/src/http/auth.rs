@@ -4,7 +4,6 @@ use axum::http::{HeaderMap, header};
 
 use super::error::ApiError;
 use crate::config::Config;
-use crate::keys::KeyHash;
 
 /// The key a caller presented: `Authorization: Bearer <key>`, else `?key=`.
 pub fn presented_key<'a>(headers: &'a HeaderMap, query_key: Option<&'a str>) -> Option<&'a str> {
@@ -35,18 +34,6 @@ pub fn require_admin(config: &Config, presented: Option<&str>) -> Result<(), Api
     } else {
         tracing::info!("admin request with a wrong key");
         Err(ApiError::unauthorized())
-    }
-}
-
-/// Verifies a key against an action's hash, or against a throwaway hash when there is no such
-/// action, so both cases take the same time and give the same answer.
-pub fn verify_action_key(hash: Option<&KeyHash>, presented: &str) -> bool {
-    match hash {
-        Some(h) => h.verify(presented),
-        None => {
-            let _ = KeyHash::of("no such action").verify(presented);
-            false
-        }
     }
 }
 

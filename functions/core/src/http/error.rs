@@ -6,6 +6,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::action::ActionError;
+use crate::guard::pin::PinRefusal;
+use crate::guard::signature::SignatureRefusal;
 use crate::params::ParamError;
 use crate::refresh::TokenError;
 use crate::secrets::SecretsError;
@@ -85,6 +87,53 @@ impl ApiError {
         Self::new(StatusCode::BAD_GATEWAY, "misconfigured", message)
     }
 
+    /// 429: this key or action is calling faster than its rate limit.
+    pub fn rate_limited(retry_after_secs: u64) -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("Too many calls: try again in {retry_after_secs} s."),
+        )
+        .retry_after(retry_after_secs)
+    }
+
+    /// 429: this address presented too many wrong keys and is refused for a while.
+    pub fn source_locked(retry_after_secs: u64) -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "source_locked",
+            format!("Too many wrong keys from this address: try again in {retry_after_secs} s."),
+        )
+        .retry_after(retry_after_secs)
+    }
+
+    /// 400: the `Idempotency-Key` header cannot be used.
+    pub fn invalid_idempotency_key() -> Self {
+        Self::bad_request(
+            "invalid_idempotency_key",
+            "Idempotency-Key must be 1 to 255 visible ASCII characters.",
+        )
+    }
+
+    /// 409: the first call with this `Idempotency-Key` is still running.
+    pub fn idempotency_in_progress() -> Self {
+        Self::new(
+            StatusCode::CONFLICT,
+            "idempotency_in_progress",
+            "The first call with this Idempotency-Key is still running: repeat it in a moment.",
+        )
+        .retry_after(1)
+    }
+
+    /// 422: the `Idempotency-Key` was used for a different request.
+    pub fn idempotency_key_reused() -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency_key_reused",
+            "This Idempotency-Key was used for a different request in the last 24 hours: use a new key for a new request.",
+        )
+    }
+
     /// Sets `Retry-After`.
     pub fn retry_after(mut self, secs: u64) -> Self {
         self.retry_after_secs = Some(secs);
@@ -123,6 +172,27 @@ impl From<StoreError> for ApiError {
             e.to_string(),
         )
         .retry_after(5)
+    }
+}
+
+impl From<SignatureRefusal> for ApiError {
+    fn from(e: SignatureRefusal) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, e.code(), e.to_string())
+    }
+}
+
+impl From<PinRefusal> for ApiError {
+    fn from(e: PinRefusal) -> Self {
+        let message = e.to_string();
+        match e {
+            PinRefusal::Required => Self::new(StatusCode::UNAUTHORIZED, "pin_required", message),
+            PinRefusal::Wrong { .. } => Self::new(StatusCode::UNAUTHORIZED, "wrong_pin", message),
+            PinRefusal::Locked { retry_after_secs } => {
+                Self::new(StatusCode::TOO_MANY_REQUESTS, "pin_locked", message)
+                    .retry_after(retry_after_secs)
+            }
+            PinRefusal::Store(e) => e.into(),
+        }
     }
 }
 
@@ -183,8 +253,13 @@ impl From<ActionError> for ApiError {
                 err.vendor_status = Some(status);
                 err
             }
+            // Both are "too many calls for this vendor account": the caller should slow down.
             ActionError::VendorBusy { retry_after_secs } => {
-                Self::new(StatusCode::SERVICE_UNAVAILABLE, "vendor_busy", message)
+                Self::new(StatusCode::TOO_MANY_REQUESTS, "vendor_busy", message)
+                    .retry_after(retry_after_secs)
+            }
+            ActionError::OverBudget { retry_after_secs } => {
+                Self::new(StatusCode::TOO_MANY_REQUESTS, "vendor_budget", message)
                     .retry_after(retry_after_secs)
             }
             ActionError::VendorUnavailable(_) => Self::new(

@@ -46,6 +46,7 @@ pub fn spec() -> ProviderSpec {
         pkce: true,
         quirk: Quirk::Homey,
         refresh: RefreshPolicy::default(),
+        api_budget: vec![],
     }
 }
 

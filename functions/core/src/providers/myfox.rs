@@ -11,7 +11,7 @@ use super::{Section, Verdict, items, text};
 use crate::action::{ActionError, path_segment};
 use crate::api::{ApiClient, Endpoint};
 use crate::catalog::{
-    ClientAuth, ExpiredTokenSignal, Grant, ProviderSpec, Quirk, RefreshPolicy, TokenBudget,
+    CallBudget, ClientAuth, ExpiredTokenSignal, Grant, ProviderSpec, Quirk, RefreshPolicy,
     TokenPlacement,
 };
 use crate::vendor::VendorResponse;
@@ -38,12 +38,13 @@ pub fn spec() -> ProviderSpec {
         refresh: RefreshPolicy {
             // Myfox deactivates an app that asks for too many tokens; one an hour is plenty
             // for hour-long tokens, and a few more leave room for early expiries.
-            token_budget: Some(TokenBudget {
+            token_budget: Some(CallBudget {
                 max: 4,
                 window_secs: 3600,
             }),
             refresh_token_lifetime_secs: None,
         },
+        api_budget: vec![],
     }
 }
 

@@ -10,7 +10,8 @@ use super::{Section, Verdict, items, text};
 use crate::action::{ActionError, ActionOutcome};
 use crate::api::{ApiClient, Endpoint};
 use crate::catalog::{
-    ClientAuth, ExpiredTokenSignal, Grant, ProviderSpec, Quirk, RefreshPolicy, TokenPlacement,
+    CallBudget, ClientAuth, ExpiredTokenSignal, Grant, ProviderSpec, Quirk, RefreshPolicy,
+    TokenPlacement,
 };
 use crate::vendor::{VendorRequest, VendorResponse};
 
@@ -36,6 +37,17 @@ fn netatmo_like(id: &str, name: &str, scopes: &[&str]) -> ProviderSpec {
         pkce: true,
         quirk: Quirk::Netatmo,
         refresh: RefreshPolicy::default(),
+        // Per user: 50 requests per 10 s and 500 per hour (providers.md).
+        api_budget: vec![
+            CallBudget {
+                max: 50,
+                window_secs: 10,
+            },
+            CallBudget {
+                max: 500,
+                window_secs: 3600,
+            },
+        ],
     }
 }
 

@@ -8,7 +8,7 @@ use super::{Section, Verdict, items, text};
 use crate::action::{ActionError, path_segment};
 use crate::api::{ApiClient, Endpoint};
 use crate::catalog::{
-    ClientAuth, ExpiredTokenSignal, Grant, ProviderSpec, Quirk, RefreshPolicy, TokenBudget,
+    CallBudget, ClientAuth, ExpiredTokenSignal, Grant, ProviderSpec, Quirk, RefreshPolicy,
     TokenPlacement,
 };
 use crate::vendor::VendorResponse;
@@ -35,13 +35,14 @@ pub fn spec() -> ProviderSpec {
         quirk: Quirk::SomfyProtect,
         refresh: RefreshPolicy {
             // The token endpoint answers 429 after about 5 calls in 10 minutes: keep one spare.
-            token_budget: Some(TokenBudget {
+            token_budget: Some(CallBudget {
                 max: 4,
                 window_secs: 600,
             }),
             // Refresh tokens lapse after 14 days.
             refresh_token_lifetime_secs: Some(14 * 24 * 3600),
         },
+        api_budget: vec![],
     }
 }
 

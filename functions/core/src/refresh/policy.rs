@@ -99,7 +99,7 @@ pub(super) fn calls_after(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::TokenBudget;
+    use crate::catalog::CallBudget;
     use crate::token::Lease;
 
     const DAY: i64 = 24 * 3600;
@@ -115,7 +115,7 @@ mod tests {
 
     fn somfy() -> RefreshPolicy {
         RefreshPolicy {
-            token_budget: Some(TokenBudget {
+            token_budget: Some(CallBudget {
                 max: 4,
                 window_secs: 600,
             }),
