@@ -48,7 +48,8 @@ impl Homehook {
         let config = Config::parse(&text, "test.toml", None)?;
         let app =
             Arc::new(App::new(config, store, Arc::new(secrets), Arc::new(clock)).expect("app"));
-        let router = homehook_core::http::app(Arc::clone(&app));
+        let router = homehook_core::http::app(Arc::clone(&app))
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });

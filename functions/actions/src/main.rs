@@ -8,5 +8,8 @@ async fn main() -> Result<(), Error> {
     // JSON logs when Lambda's advanced logging controls ask for them (AWS_LAMBDA_LOG_FORMAT).
     tracing::init_default_subscriber();
     let app = homehook_aws::lambda::app_from_env().await?;
-    run(homehook_core::http::actions_router(app)).await
+    run(homehook_aws::source::with_client_source(
+        homehook_core::http::actions_router(app),
+    ))
+    .await
 }

@@ -8,6 +8,7 @@
 //!   secret, cached per container.
 //! - [`lambda`]: the application in a Lambda container, from the environment.
 //! - [`sns`]: [`SnsTopic`], notifications to an SNS topic.
+//! - [`source`]: the caller's address from API Gateway's request context, for the lockout.
 //! - [`local`]: SDK clients for local emulators (tests, development).
 
 pub mod dynamo;
@@ -15,6 +16,7 @@ pub mod lambda;
 pub mod local;
 pub mod secrets_manager;
 pub mod sns;
+pub mod source;
 
 pub use dynamo::DynamoStore;
 pub use secrets_manager::SecretsManagerSecrets;

@@ -53,7 +53,10 @@ pub(crate) async fn run(
     print_next_steps(&app);
 
     let ticker = tokio::spawn(tick_forever(Arc::clone(&app), interval));
-    let result = axum::serve(listener, homehook_core::http::app(Arc::clone(&app)))
+    // The peer address feeds the wrong-key lockout (homehook_core::guard).
+    let router = homehook_core::http::app(Arc::clone(&app))
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let result = axum::serve(listener, router)
         .with_graceful_shutdown(shutdown_signal())
         .await;
     ticker.abort();

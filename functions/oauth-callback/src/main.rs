@@ -7,5 +7,8 @@ use lambda_http::{Error, run, tracing};
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let app = homehook_aws::lambda::app_from_env().await?;
-    run(homehook_core::http::oauth_router(app)).await
+    run(homehook_aws::source::with_client_source(
+        homehook_core::http::oauth_router(app),
+    ))
+    .await
 }

@@ -7,6 +7,8 @@
 //! Records live in the item store (SQLite locally, DynamoDB with its TTL on AWS), so a repeat that
 //! reaches another instance is caught too: the claim is one atomic insert.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -81,18 +83,14 @@ pub fn validate(key: &str) -> Result<(), InvalidKey> {
     Ok(())
 }
 
-/// What makes two calls "the same request": method, parameters and body.
-pub fn fingerprint(method: &str, query: &[(String, String)], body: &[u8]) -> String {
+/// What makes two calls "the same request": the method and the parameters sent (from the
+/// query and the body, as parsed: `{"a":1}` and `{ "a": 1 }` are the same request).
+pub fn fingerprint(method: &str, params: &BTreeMap<String, serde_json::Value>) -> String {
     let mut h = Sha256::new();
     h.update(method.as_bytes());
-    for (k, v) in query {
-        h.update([0]);
-        h.update(k.as_bytes());
-        h.update([1]);
-        h.update(v.as_bytes());
-    }
-    h.update([2]);
-    h.update(body);
+    h.update([0]);
+    // A BTreeMap serialises in key order: one text per set of parameters.
+    h.update(serde_json::to_string(params).unwrap_or_default().as_bytes());
     hex::encode(h.finalize())
 }
 
@@ -176,7 +174,7 @@ mod tests {
     async fn same_key_same_request_replays_the_first_answer() {
         let store = MemoryStore::new();
         let now = UnixTime(1_000);
-        let fp = fingerprint("POST", &[], b"{}");
+        let fp = fingerprint("POST", &BTreeMap::new());
         let Claimed::New(c) = claim(&store, "phone", "arm", "k-1", fp.clone(), now)
             .await
             .expect("claim")
@@ -201,7 +199,7 @@ mod tests {
             Ok(Claimed::Replay(a)) => assert_eq!(a, answer()),
             other => panic!("{other:?}"),
         }
-        let other_body = fingerprint("POST", &[], b"{\"x\":1}");
+        let other_body = fingerprint("POST", &BTreeMap::from([("x".to_string(), 1.into())]));
         assert!(matches!(
             claim(&store, "phone", "arm", "k-1", other_body, now).await,
             Ok(Claimed::Reused)
@@ -221,7 +219,7 @@ mod tests {
     async fn a_released_or_abandoned_claim_lets_the_repeat_act() {
         let store = MemoryStore::new();
         let now = UnixTime(1_000);
-        let fp = fingerprint("POST", &[], b"");
+        let fp = fingerprint("POST", &BTreeMap::new());
         let Ok(Claimed::New(c)) = claim(&store, "k", "arm", "r", fp.clone(), now).await else {
             panic!("new")
         };

@@ -117,12 +117,13 @@ pub async fn run_action(
             .entry(k.clone())
             .or_insert_with(|| Value::String(v.clone()));
     }
-    let params = params::check(action, provided, now)?;
 
+    // Claimed before the parameters are checked, so a key reused for other parameters is
+    // told so even when those parameters are wrong.
     let claim = match idempotency_key {
         None => None,
         Some(k) => {
-            let fingerprint = idempotency::fingerprint(method.as_str(), &query_params, &bytes);
+            let fingerprint = idempotency::fingerprint(method.as_str(), &provided);
             match idempotency::claim(&*app.store, &entry.id, &action.name, k, fingerprint, now)
                 .await?
             {
@@ -131,6 +132,16 @@ pub async fn run_action(
                 Claimed::InProgress => return Err(ApiError::idempotency_in_progress()),
                 Claimed::Reused => return Err(ApiError::idempotency_key_reused()),
             }
+        }
+    };
+    let params = match params::check(action, provided, now) {
+        Ok(params) => params,
+        Err(e) => {
+            let response = ApiError::from(e).into_response();
+            return Ok(match claim {
+                None => response,
+                Some(claim) => keep_answer(&app, claim, response, entry, now).await,
+            });
         }
     };
 
