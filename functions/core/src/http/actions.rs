@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 
 use axum::Extension;
 use axum::body::{Body, Bytes};
+use axum::extract::rejection::PathRejection;
 use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -31,7 +32,7 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 #[allow(clippy::too_many_arguments)] // axum extractors, one per part of the request
 pub async fn run_action(
     State(app): State<AppState>,
-    Path(name): Path<String>,
+    name: Result<Path<String>, PathRejection>,
     method: Method,
     headers: HeaderMap,
     RawQuery(raw_query): RawQuery,
@@ -39,6 +40,8 @@ pub async fn run_action(
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     body: Body,
 ) -> Result<Response, ApiError> {
+    // A name that does not even decode is just one more unknown action (same 401 below).
+    let name = name.map(|Path(n)| n).unwrap_or_default();
     let source = source
         .map(|Extension(s)| s.0)
         .or(peer.map(|Extension(ConnectInfo(addr))| addr.ip()));
@@ -90,7 +93,7 @@ pub async fn run_action(
     }
     tracing::info!(action = %action.name, key_id = %entry.id, "action called");
 
-    let bytes = read_body(body).await?;
+    let bytes = read_body(&headers, body).await?;
     let idempotency_key = idempotency_key(&headers)?;
     if let Some(secret) = &action.signing_secret {
         check_signature(
@@ -307,16 +310,35 @@ fn wants_json(headers: &HeaderMap, format: Option<&str>) -> bool {
     }
 }
 
-async fn read_body(body: Body) -> Result<Bytes, ApiError> {
-    axum::body::to_bytes(body, MAX_BODY_BYTES)
-        .await
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                format!("The body is over {MAX_BODY_BYTES} bytes."),
-            )
-        })
+/// Longest a caller may take to send its body: a slow sender must not hold a connection (and an
+/// idempotency claim) open.
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("The body is over {MAX_BODY_BYTES} bytes."),
+        )
+    };
+    // A declared length over the limit is refused at once, without waiting for the bytes.
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return Err(too_large());
+    }
+    match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, MAX_BODY_BYTES)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(_)) => Err(too_large()),
+        Err(_) => Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            "The body took too long to arrive.",
+        )),
+    }
 }
 
 /// Parameters from the body (a JSON object or a form; empty is fine), and the PIN if the body

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use crate::app::App;
@@ -25,6 +25,21 @@ pub mod pages;
 pub mod status;
 
 pub use error::ApiError;
+
+/// Every route [`app`] registers, as (path pattern in axum syntax, methods). It must list every
+/// route registered in [`app`] (and so in [`oauth_router`] and [`actions_router`]):
+/// `tests/tests/openapi.rs` checks both `docs/openapi.json` and the live router against it.
+/// `/a/{action}` takes any method; `GET` works only for actions that opt in, and every other
+/// method is refused with 405 without acting.
+pub const ROUTES: &[(&str, &[&str])] = &[
+    ("/", &["GET"]),
+    ("/healthz", &["GET"]),
+    ("/status", &["GET"]),
+    ("/discover/{connection}", &["GET"]),
+    ("/connect/{connection}", &["GET"]),
+    ("/callback/{provider}", &["GET"]),
+    ("/a/{action}", &["POST", "GET"]),
+];
 
 /// Shared state of every handler.
 pub type AppState = Arc<App>;
@@ -71,7 +86,38 @@ fn with_json_fallbacks(router: Router) -> Router {
     router
         .fallback(fallback_not_found)
         .method_not_allowed_fallback(fallback_method_not_allowed)
+        .layer(middleware::map_response(json_rejections))
         .layer(middleware::from_fn(log_request))
+}
+
+/// axum's own extractor rejections (an undecodable path segment, a query that is not a form)
+/// are plain text; every error homehook answers is JSON with a stable code, so they are turned
+/// into one here.
+async fn json_rejections(response: Response) -> Response {
+    let status = response.status();
+    let plain = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("text/plain"));
+    if !(status.is_client_error() && plain) {
+        return response;
+    }
+    let (code, message) = match status {
+        axum::http::StatusCode::PAYLOAD_TOO_LARGE => ("body_too_large", "The body is too large."),
+        axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            ("unsupported_media_type", "Send a JSON object or a form.")
+        }
+        _ => (
+            "bad_request",
+            "The request cannot be read: check the URL's encoding and the parameters.",
+        ),
+    };
+    let mut error = ApiError::new(status, code, message);
+    if status == axum::http::StatusCode::METHOD_NOT_ALLOWED {
+        error.code = "method_not_allowed";
+    }
+    error.into_response()
 }
 
 async fn fallback_not_found() -> ApiError {
