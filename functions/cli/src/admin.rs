@@ -11,10 +11,48 @@ use homehook_core::secrets::LocalSecrets;
 
 use crate::settings;
 
-/// `homehook key new`.
-pub(crate) fn key_new(json: bool) -> Result<()> {
+/// `homehook key new [--for actions [--id id]]`.
+pub(crate) fn key_new(json: bool, actions: Option<&str>, id: Option<&str>) -> Result<()> {
     let key = ActionKey::generate();
     let hash = key.hash();
+    if let Some(actions) = actions {
+        let names: Vec<&str> = actions
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .collect();
+        if names.is_empty() {
+            bail!("--for needs at least one action name (or \"*\")");
+        }
+        let id = id
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("key-{}", hash.key_id()));
+        let list: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
+        let block = format!(
+            "[keys.{id}]\nhash = \"{hash}\"\nactions = [{}]\n",
+            list.join(", ")
+        );
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({ "key": key.expose(), "hash": hash.to_string(), "id": id, "actions": names, "config": block })
+            );
+        } else {
+            println!("key:  {}", key.expose());
+            println!();
+            println!("Add to homehook.toml:");
+            println!();
+            print!("{block}");
+            println!();
+            println!(
+                "Keep the key (it is shown only now). To rotate later: make a new key for the same"
+            );
+            println!(
+                "actions, then give this one `expires = \"<RFC 3339 time>\"` (or `revoked = true`)."
+            );
+        }
+        return Ok(());
+    }
     if json {
         println!(
             "{}",
@@ -26,6 +64,30 @@ pub(crate) fn key_new(json: bool) -> Result<()> {
         println!();
         println!("Keep the key (it is shown only now) in your shortcut or automation;");
         println!("put the hash in homehook.toml as an action's key_hash or server.admin_key_hash.");
+    }
+    Ok(())
+}
+
+/// `homehook pin new`: hashes the PIN on standard input with Argon2id.
+pub(crate) fn pin_new(json: bool) -> Result<()> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("cannot read the PIN from standard input")?;
+    let pin = line.trim_end_matches(['\r', '\n']);
+    let hash = homehook_core::guard::pin::PinHash::of(pin)
+        .map_err(|_| anyhow::anyhow!("a PIN is 4 to 64 characters, no control characters"))?;
+    if json {
+        println!("{}", serde_json::json!({ "pin_hash": hash.to_string() }));
+    } else {
+        println!("pin_hash = \"{hash}\"");
+        println!();
+        println!(
+            "Put this line under the sensitive action in homehook.toml; callers then send the PIN"
+        );
+        println!(
+            "as the X-Homehook-Pin header or \"pin\" in the body. 5 wrong PINs lock it for 15 minutes."
+        );
     }
     Ok(())
 }

@@ -59,6 +59,22 @@ enum Command {
         #[command(subcommand)]
         command: KeyCommand,
     },
+    /// PINs for sensitive actions (step-up).
+    Pin {
+        #[command(subcommand)]
+        command: PinCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PinCommand {
+    /// Hash a PIN read from standard input (so it stays out of shell history); prints the
+    /// `pin_hash` line for the action.
+    New {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -68,6 +84,13 @@ enum KeyCommand {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Make a named key for these actions (comma-separated; `*` for all): prints a
+        /// `[keys.<id>]` block instead of a bare hash.
+        #[arg(long = "for", value_name = "ACTIONS")]
+        actions: Option<String>,
+        /// The named key's id, shown in logs [default: key-<first 8 hex digits of its hash>].
+        #[arg(long, requires = "actions")]
+        id: Option<String>,
     },
 }
 
@@ -109,8 +132,11 @@ fn main() -> ExitCode {
                 .await
             }
             Command::Key {
-                command: KeyCommand::New { json },
-            } => admin::key_new(json),
+                command: KeyCommand::New { json, actions, id },
+            } => admin::key_new(json, actions.as_deref(), id.as_deref()),
+            Command::Pin {
+                command: PinCommand::New { json },
+            } => admin::pin_new(json),
         }
     });
     match result {

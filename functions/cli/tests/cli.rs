@@ -127,6 +127,81 @@ fn key_new_prints_a_key_and_its_hash() {
 }
 
 #[test]
+fn key_new_for_actions_prints_a_keys_block_that_opens_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = homehook(dir.path())
+        .args([
+            "key",
+            "new",
+            "--for",
+            "lights, heating",
+            "--id",
+            "phone",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let key = v["key"].as_str().unwrap();
+    homehook_tests::leak_watch::issued("action_key", key);
+    let block = v["config"].as_str().unwrap();
+    assert!(block.starts_with("[keys.phone]\n"), "{block}");
+    // The block, pasted into a config with those actions, opens them and nothing else.
+    let text = format!(
+        "[connections.home]\nprovider = \"netatmo\"\n\
+         [actions.lights]\nconnection = \"home\"\npath = \"/l\"\n\
+         [actions.heating]\nconnection = \"home\"\npath = \"/h\"\n\
+         [actions.other]\nconnection = \"home\"\npath = \"/o\"\nkey_hash = \"{}\"\n{block}",
+        homehook_core::keys::ActionKey::generate().hash()
+    );
+    let config = homehook_core::Config::parse(&text, "pasted.toml", None).unwrap();
+    let now = homehook_core::clock::UnixTime(0);
+    assert!(config.keys.admit(key, "lights", now).is_ok());
+    assert!(config.keys.admit(key, "heating", now).is_ok());
+    assert!(config.keys.admit(key, "other", now).is_err());
+}
+
+#[test]
+fn pin_new_hashes_the_pin_from_stdin() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = homehook(dir.path())
+        .args(["pin", "new", "--json"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    homehook_tests::leak_watch::issued("pin", "73051");
+    child.stdin.take().unwrap().write_all(b"73051\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let hash: homehook_core::guard::pin::PinHash = v["pin_hash"].as_str().unwrap().parse().unwrap();
+    assert!(hash.verify("73051"));
+    assert!(!hash.verify("73050"));
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("73051"),
+        "the PIN is not printed"
+    );
+    // Too short: refused with a reason.
+    let mut child = homehook(dir.path())
+        .args(["pin", "new"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"12\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("4 to 64"));
+}
+
+#[test]
 fn actions_and_status_read_the_example_config() {
     let dir = tempfile::tempdir().unwrap();
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../homehook.example.toml");
