@@ -13,10 +13,12 @@
 //! - [`webhook_sink`]: a notification receiver that records what the owner would get.
 //! - [`leak_watch`]: captures every log line of the suite and records every secret the fakes
 //!   and fixtures issue, so `scan-logs` can check that no secret reached a log.
+//! - [`openapi_check`]: checks answers against `docs/openapi.json`.
 
 pub mod fake_vendor;
 pub mod fakes;
 pub mod faulty_store;
 pub mod harness;
 pub mod leak_watch;
+pub mod openapi_check;
 pub mod webhook_sink;
