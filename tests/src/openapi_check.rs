@@ -11,7 +11,7 @@
 //! Requests that no operation covers follow the document's stated rules: a path that matches no
 //! route must get 404 (`components.responses.NotFound`); a method the path does not serve gets
 //! the path's `x-other-methods` answers if it has them (`/a/{action}`), else `HEAD` is answered
-//! as `GET`, else 405 (`components.responses.MethodNotAllowed`).
+//! as `GET` on `/` and `/healthz`, else 405 (`components.responses.MethodNotAllowed`).
 //!
 //! The schema check understands the JSON Schema the document uses: `$ref` (with sibling
 //! keywords), `type`, `const`, `enum`, `required`, `properties`, `additionalProperties`,
@@ -234,7 +234,9 @@ fn responses_for(doc: &Value, path_template: &str, method: &str) -> Result<Value
             .cloned()
             .ok_or_else(|| format!("x-other-methods of {path_template} has no responses"));
     }
+    // HEAD is answered as GET only where GET has no side effects (`/`, `/healthz`).
     if m == "head"
+        && ["/", "/healthz"].contains(&path_template)
         && let Some(get) = item.get("get")
     {
         return get

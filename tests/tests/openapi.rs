@@ -410,8 +410,9 @@ async fn the_router_serves_every_route_and_nothing_else() {
                 );
             }
         }
-        // HEAD on a GET route is answered as GET, except on /a/{action}, where it never runs
-        // an action.
+        // HEAD is answered like GET only on the side-effect-free `/` and `/healthz`; anywhere
+        // else (a connect link would store a state, discover would call the vendor, an action
+        // would act) it runs nothing and gets 405.
         if methods.contains(&"GET") {
             let a = c
                 .send(request(&w.hh.base, "HEAD", &concrete(path, "GET")))
@@ -419,8 +420,11 @@ async fn the_router_serves_every_route_and_nothing_else() {
             if *path == "/a/{action}" {
                 assert_eq!(a.status, 405, "HEAD {path}");
                 assert_eq!(a.header("allow"), Some("GET, POST"), "HEAD {path}");
-            } else {
+            } else if ["/", "/healthz"].contains(path) {
                 assert!(![404, 405].contains(&a.status), "HEAD {path}: {}", a.status);
+            } else {
+                assert_eq!(a.status, 405, "HEAD {path}");
+                assert_eq!(a.header("allow"), Some("GET"), "HEAD {path}");
             }
         }
         // Methods the path does not serve get the JSON 405 with Allow, never run anything.
@@ -806,9 +810,10 @@ async fn real_requests_get_documented_answers() {
     let report = c.expect(admin("/status"), 200, None).await.json().unwrap();
     assert_eq!(health(&report, "home"), "healthy", "{report}");
     c.expect(admin("/discover/home"), 200, None).await;
+    // HEAD runs no admin handler (nor discover's vendor call, nor connect's state).
     c.expect(
         w.client.head(url("/status")).bearer_auth(&admin_key),
-        200,
+        405,
         None,
     )
     .await;

@@ -122,18 +122,38 @@ pub enum PinRefusal {
     Store(#[from] StoreError),
 }
 
-/// The store item counting wrong PINs of `action` in the window `now` falls in. Fixed windows:
-/// one counter per action and window, expiring with it, atomic on every backend.
-fn window(action: &str, now: UnixTime) -> (String, UnixTime) {
-    let start = now.0 - now.0.rem_euclid(LOCKOUT_SECS);
-    (
-        format!("pin-fail#{action}#{start}"),
-        UnixTime(start + LOCKOUT_SECS),
-    )
+/// The store item counting wrong PINs of `action` in the 15-minute window starting at `start`:
+/// one counter per action and window (atomic on every backend), kept for two windows.
+fn counter(action: &str, start: i64) -> String {
+    format!("pin-fail#{action}#{start}")
+}
+
+/// The store item that says `action` is locked, until its expiry.
+fn lock(action: &str) -> String {
+    format!("pin-lock#{action}")
+}
+
+/// Wrong PINs of `action` in the current window and the one before it, so that a window
+/// boundary does not reset the count: 5 wrong PINs within 15 minutes always lock.
+async fn recent_failures(
+    store: &dyn ItemStore,
+    action: &str,
+    start: i64,
+    now: UnixTime,
+) -> Result<u64, StoreError> {
+    let mut total = 0;
+    for s in [start, start - LOCKOUT_SECS] {
+        total += store
+            .get_item(&counter(action, s), now)
+            .await?
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    Ok(total)
 }
 
 /// Checks a presented PIN for `action`: locked → refused without looking at the PIN; wrong →
-/// counted; right → `Ok`.
+/// counted, and the fifth wrong PIN in 15 minutes locks the action for 15 minutes; right → `Ok`.
 pub async fn check(
     store: &dyn ItemStore,
     action: &str,
@@ -141,15 +161,13 @@ pub async fn check(
     presented: Option<SecretString>,
     now: UnixTime,
 ) -> Result<(), PinRefusal> {
-    let (counter, window_end) = window(action, now);
-    let failures: u64 = store
-        .get_item(&counter, now)
+    if let Some(until) = store
+        .get_item(&lock(action), now)
         .await?
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    if failures >= MAX_WRONG_PINS {
+        .and_then(|v| v.parse::<i64>().ok())
+    {
         return Err(PinRefusal::Locked {
-            retry_after_secs: now.secs_until(window_end).max(1) as u64,
+            retry_after_secs: now.secs_until(UnixTime(until)).max(1) as u64,
         });
     }
     let Some(pin) = presented else {
@@ -162,11 +180,27 @@ pub async fn check(
     if right {
         return Ok(());
     }
-    let failures = store.count_item(&counter, window_end, now).await?;
+    let start = now.0 - now.0.rem_euclid(LOCKOUT_SECS);
+    store
+        .count_item(
+            &counter(action, start),
+            UnixTime(start + 2 * LOCKOUT_SECS),
+            now,
+        )
+        .await?;
+    let failures = recent_failures(store, action, start, now).await?;
     tracing::warn!(action, failures, "wrong PIN");
     if failures >= MAX_WRONG_PINS {
+        let until = now.plus_secs(LOCKOUT_SECS);
+        store
+            .put_item(&lock(action), &until.0.to_string(), until)
+            .await?;
+        tracing::warn!(
+            action,
+            "PIN locked for 15 minutes after repeated wrong PINs"
+        );
         return Err(PinRefusal::Locked {
-            retry_after_secs: now.secs_until(window_end).max(1) as u64,
+            retry_after_secs: LOCKOUT_SECS as u64,
         });
     }
     Err(PinRefusal::Wrong {

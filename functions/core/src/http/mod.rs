@@ -87,7 +87,22 @@ fn with_json_fallbacks(router: Router) -> Router {
         .fallback(fallback_not_found)
         .method_not_allowed_fallback(fallback_method_not_allowed)
         .layer(middleware::map_response(json_rejections))
+        .layer(middleware::from_fn(refuse_head))
         .layer(middleware::from_fn(log_request))
+}
+
+/// axum answers `HEAD` on every GET route by running its handler. Only `/` and `/healthz` are
+/// free of side effects: anywhere else (a connect link stores a state, discover calls the
+/// vendor) `HEAD` runs nothing. `/a/{action}` refuses it itself, with the action's `Allow`.
+async fn refuse_head(request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    if request.method() == axum::http::Method::HEAD
+        && !matches!(path, "/" | "/healthz")
+        && !path.starts_with("/a/")
+    {
+        return ApiError::method_not_allowed("GET").into_response();
+    }
+    next.run(request).await
 }
 
 /// axum's own extractor rejections (an undecodable path segment, a query that is not a form)
