@@ -11,6 +11,8 @@
 //! - [`harness`]: starts homehook (memory or SQLite store) with a config pointing at a fake.
 //! - [`faulty_store`]: a real store with injected write failures.
 //! - [`webhook_sink`]: a notification receiver that records what the owner would get.
+//! - [`fuzz_input`]: the entry points of the cargo-fuzz targets (`fuzz/`), shared with the
+//!   test that replays their corpora: config text, and raw bytes as one request to homehook.
 //! - [`leak_watch`]: captures every log line of the suite and records every secret the fakes
 //!   and fixtures issue, so `scan-logs` can check that no secret reached a log.
 //! - [`openapi_check`]: checks answers against `docs/openapi.json`.
@@ -18,6 +20,7 @@
 pub mod fake_vendor;
 pub mod fakes;
 pub mod faulty_store;
+pub mod fuzz_input;
 pub mod harness;
 pub mod leak_watch;
 pub mod openapi_check;

@@ -51,6 +51,11 @@ impl RateLimit {
         if self.per_minute > 60_000 {
             return Err("per_minute must be at most 60000".into());
         }
+        // governor keeps burst × (60 s / per_minute) in u64 nanoseconds: a larger burst
+        // overflows it (fuzz/corpus/config/rate-limit-huge-burst: 4294967295 at 1 a minute).
+        if self.burst > 100_000 {
+            return Err("burst must be at most 100000".into());
+        }
         Ok(())
     }
 
