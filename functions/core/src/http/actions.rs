@@ -59,11 +59,15 @@ pub async fn run_action(
         (Ok(entry), Some(action)) => (entry, action),
         (refused, _) => {
             let refusal = refused.err();
-            // The action name is the caller's text: Debug-quoted and cut, so it cannot forge
-            // log lines.
-            let shown: String = name.chars().take(64).collect();
+            // Only a configured action is named: an unknown "name" is the caller's text, and may
+            // be a key pasted into the path.
+            let shown = if app.config.actions.contains_key(&name) {
+                name.as_str()
+            } else {
+                "(unknown)"
+            };
             tracing::info!(
-                action = ?shown,
+                action = shown,
                 reason = refusal.as_ref().map_or("no such action", |r| r.reason()),
                 key_id = refusal.as_ref().and_then(|r| r.key_id()).unwrap_or("-"),
                 "refused a key"
