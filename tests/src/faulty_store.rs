@@ -68,6 +68,10 @@ impl TokenStore for FaultyStore {
     async fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
         self.inner.list_tokens().await
     }
+
+    async fn due_tokens(&self, now: UnixTime) -> Result<Vec<TokenRecord>, StoreError> {
+        self.inner.due_tokens(now).await
+    }
 }
 
 #[async_trait]

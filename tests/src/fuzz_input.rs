@@ -455,6 +455,7 @@ pub fn fuzz_app() -> Router {
         health: Default::default(),
         session: None,
         lifecycle: Default::default(),
+        due_at: None,
     };
     // The memory store answers at once: one poll runs the write.
     {

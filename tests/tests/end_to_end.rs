@@ -166,16 +166,32 @@ async fn the_tick_refreshes_ahead_of_expiry_so_actions_never_wait() {
 
     let summary = w.hh.app.tick().await.expect("tick");
     assert_eq!(
-        (summary.refreshed, summary.skipped),
-        (0, 2),
-        "nothing due yet"
+        (summary.due, summary.refreshed),
+        (0, 0),
+        "nothing due yet: the index gives no record"
     );
 
     // Four minutes before expiry: inside the 5-minute margin.
     w.clock.advance(10_800 - 240);
     let summary = w.hh.app.tick().await.expect("tick");
-    assert_eq!(summary.refreshed, 2);
+    assert_eq!((summary.due, summary.refreshed), (2, 2));
     assert_eq!(w.vendor.token_calls(), 4);
+    // Filed again under the new token's renewal time (expiry less the 5-minute margin).
+    let home =
+        w.hh.app
+            .store
+            .get_token("home")
+            .await
+            .expect("read")
+            .expect("stored");
+    let expires = home.expires_at.expect("expiry");
+    assert_eq!(home.due_at, Some(expires.plus_secs(-300)));
+    let summary = w.hh.app.tick().await.expect("tick");
+    assert_eq!(
+        (summary.due, summary.refreshed),
+        (0, 0),
+        "nothing due right after"
+    );
 
     w.clock.advance(300);
     assert_eq!(w.act("heating", json!({})).await.status(), 200);
@@ -452,6 +468,13 @@ impl homehook_core::store::TokenStore for InterferingStore {
         &self,
     ) -> Result<Vec<homehook_core::token::TokenRecord>, homehook_core::store::StoreError> {
         self.inner.list_tokens().await
+    }
+
+    async fn due_tokens(
+        &self,
+        now: homehook_core::clock::UnixTime,
+    ) -> Result<Vec<homehook_core::token::TokenRecord>, homehook_core::store::StoreError> {
+        self.inner.due_tokens(now).await
     }
 }
 

@@ -578,6 +578,11 @@ impl TokenStore for SwitchableStore {
         self.check()?;
         self.inner.list_tokens().await
     }
+
+    async fn due_tokens(&self, now: UnixTime) -> Result<Vec<TokenRecord>, StoreError> {
+        self.check()?;
+        self.inner.due_tokens(now).await
+    }
 }
 
 #[async_trait]

@@ -2,7 +2,7 @@
 //!
 //! | item                     | `pk`                  | other attributes                                      |
 //! |--------------------------|-----------------------|-------------------------------------------------------|
-//! | a connection's tokens    | `token#<connection>`  | `version` (N), `record` (S, the record as JSON), `expires_at` (N, access-token expiry) |
+//! | a connection's tokens    | `token#<connection>`  | `version` (N), `record` (S, the record as JSON), `expires_at` (N, access-token expiry), `due_shard` (S, `due`) and `due_at` (N) when something will come due |
 //! | a short-lived item       | `item#<key>`          | `value` (S), `ttl` (N, Unix seconds: the table's TTL attribute) |
 //! | a counter                | `item#<key>`          | `count` (N), `ttl` (N)                                 |
 //!
@@ -10,6 +10,12 @@
 //!   for a first write, `version = :seen` after; a failed condition is
 //!   [`StoreError::Conflict`].
 //! - Token reads are strongly consistent: a refresh must see the last rotated refresh token.
+//! - The tick reads the global secondary index `due` (partition `due_shard`, sort `due_at`,
+//!   every attribute projected) with one `Query` for `due_at <= now`: it reads the due records
+//!   only. The index is sparse — a record with nothing due has neither attribute — and one
+//!   partition holds it all, which is plenty for the writes of token renewals (a few per
+//!   connection and hour). Index reads are eventually consistent; the renewal's
+//!   compare-and-swap on `version` makes a stale entry harmless.
 //! - Items are taken with one `DeleteItem` returning the old item, so of two takers only one
 //!   gets it; DynamoDB deletes expired items late (up to days), so an item read past its `ttl`
 //!   counts as expired whether or not DynamoDB has deleted it yet.
@@ -31,8 +37,8 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ReturnValue,
-    ScalarAttributeType, TimeToLiveSpecification,
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType, Projection, ProjectionType, ReturnValue, ScalarAttributeType, TimeToLiveSpecification,
 };
 use homehook_core::clock::UnixTime;
 use homehook_core::store::{ItemStore, StoreError, Taken, TokenStore};
@@ -87,6 +93,11 @@ fn item_value(item: &Item) -> Option<String> {
 fn live(item: &Item, now: UnixTime) -> bool {
     number(item, "ttl").is_some_and(|ttl| now.0 < ttl)
 }
+
+/// The tick's index, its partition attribute and that attribute's one value.
+pub const DUE_INDEX: &str = "due";
+const DUE_SHARD: &str = "due_shard";
+const DUE_SHARD_VALUE: &str = "due";
 
 /// How many times an insert or a count goes round when other writers keep changing the item.
 const ATTEMPTS: usize = 8;
@@ -151,17 +162,20 @@ impl DynamoStore {
         self.client
             .create_table()
             .table_name(&self.table)
-            .attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name("pk")
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()
-                    .map_err(build)?,
-            )
-            .key_schema(
-                KeySchemaElement::builder()
-                    .attribute_name("pk")
-                    .key_type(KeyType::Hash)
+            .attribute_definitions(attribute("pk", ScalarAttributeType::S)?)
+            .attribute_definitions(attribute(DUE_SHARD, ScalarAttributeType::S)?)
+            .attribute_definitions(attribute("due_at", ScalarAttributeType::N)?)
+            .key_schema(key("pk", KeyType::Hash)?)
+            .global_secondary_indexes(
+                GlobalSecondaryIndex::builder()
+                    .index_name(DUE_INDEX)
+                    .key_schema(key(DUE_SHARD, KeyType::Hash)?)
+                    .key_schema(key("due_at", KeyType::Range)?)
+                    .projection(
+                        Projection::builder()
+                            .projection_type(ProjectionType::All)
+                            .build(),
+                    )
                     .build()
                     .map_err(build)?,
             )
@@ -171,6 +185,22 @@ impl DynamoStore {
             .map_err(backend)?;
         Ok(())
     }
+}
+
+fn attribute(name: &str, kind: ScalarAttributeType) -> Result<AttributeDefinition, StoreError> {
+    AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(kind)
+        .build()
+        .map_err(|e| StoreError::Backend(e.to_string()))
+}
+
+fn key(name: &str, kind: KeyType) -> Result<KeySchemaElement, StoreError> {
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(kind)
+        .build()
+        .map_err(|e| StoreError::Backend(e.to_string()))
 }
 
 #[async_trait]
@@ -207,6 +237,11 @@ impl TokenStore for DynamoStore {
         if let Some(at) = record.expires_at {
             put = put.item("expires_at", AttributeValue::N(at.0.to_string()));
         }
+        if let Some(at) = record.due_at {
+            put = put
+                .item(DUE_SHARD, AttributeValue::S(DUE_SHARD_VALUE.into()))
+                .item("due_at", AttributeValue::N(at.0.to_string()));
+        }
         put = match expected {
             None => put.condition_expression("attribute_not_exists(pk)"),
             Some(v) => put
@@ -236,6 +271,33 @@ impl TokenStore for DynamoStore {
                 .filter_expression("begins_with(pk, :tokens)")
                 .expression_attribute_values(":tokens", AttributeValue::S("token#".into()))
                 .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(backend)?;
+            for item in page.items() {
+                out.push(decode(item)?);
+            }
+            match page.last_evaluated_key() {
+                Some(key) if !key.is_empty() => start = Some(key.clone()),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    async fn due_tokens(&self, now: UnixTime) -> Result<Vec<TokenRecord>, StoreError> {
+        let mut out = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(DUE_INDEX)
+                .key_condition_expression("#shard = :shard AND due_at <= :now")
+                .expression_attribute_names("#shard", DUE_SHARD)
+                .expression_attribute_values(":shard", AttributeValue::S(DUE_SHARD_VALUE.into()))
+                .expression_attribute_values(":now", AttributeValue::N(now.0.to_string()))
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await

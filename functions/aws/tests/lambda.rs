@@ -203,6 +203,8 @@ async fn a_connection_needing_its_owner_is_published_to_the_sns_topic() {
                 health: Health::Healthy,
                 session: None,
                 lifecycle: Default::default(),
+                // Written by hand: filed as due now, as the keeper would file it.
+                due_at: Some(now),
             },
         )
         .await

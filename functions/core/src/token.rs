@@ -38,6 +38,12 @@ pub struct TokenRecord {
     /// Renewal bookkeeping shared by every process on the store.
     #[serde(default)]
     pub lifecycle: Lifecycle,
+    /// When the scheduled tick next has work here (a renewal, a keep-alive, a retry, a lapsed
+    /// lease); `None` when nothing will come due (no expiry, or the owner must reconnect). The
+    /// [`crate::refresh::TokenKeeper`] sets it on every write and the stores index it, so a
+    /// tick reads the due records only ([`crate::store::TokenStore::due_tokens`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_at: Option<UnixTime>,
 }
 
 /// The bookkeeping of renewals, kept with the tokens so that every process (Lambda instances,
@@ -176,6 +182,7 @@ mod tests {
             health: Health::Healthy,
             session: None,
             lifecycle: Lifecycle::default(),
+            due_at: None,
         };
         let shown = format!("{r:?}");
         assert!(!shown.contains("secret"), "{shown}");

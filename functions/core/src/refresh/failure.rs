@@ -76,7 +76,7 @@ impl TokenKeeper {
             if let Some(e) = event {
                 record.lifecycle.notified = Some(e.as_str().to_string());
             }
-            match self.store.swap_token(Some(base.version), record).await {
+            match self.write(conn, Some(base.version), record).await {
                 Ok(_) => {
                     written = true;
                     break;

@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::catalog::Grant;
-use crate::clock::Clock;
+use crate::clock::{Clock, UnixTime};
 use crate::config::{Config, Connection};
 use crate::notify::{Event, Notifiers};
 use crate::oauth::TokenGrant;
@@ -32,6 +32,9 @@ use crate::token::{ApiSession, Health, TokenRecord};
 mod failure;
 mod policy;
 mod renew;
+
+/// A record whose connection is gone from the config is looked at again this much later.
+const ORPHAN_RECHECK_SECS: i64 = 24 * 3600;
 
 /// An action needs at least this much life left in its token; less and it refreshes first.
 const ACTION_MARGIN_SECS: i64 = 30;
@@ -77,9 +80,12 @@ pub enum TokenError {
 /// What one refresh tick did.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct TickSummary {
+    /// Records the due index gave (the only ones the tick read).
+    pub due: usize,
     /// Connections refreshed.
     pub refreshed: usize,
-    /// Connections not due.
+    /// Records the index named that turned out not to be due (filed again under their real
+    /// due time) or whose connection is no longer configured.
     pub skipped: usize,
     /// Connections whose refresh failed.
     pub failed: usize,
@@ -201,20 +207,34 @@ impl TokenKeeper {
 
     /// One tick: renews every connection that is due (access token within its margin of
     /// expiry, or a lapsing refresh token at half its life), skipping those another process is
-    /// renewing and those waiting for their retry time or their owner.
+    /// renewing and those waiting for their retry time or their owner. It reads the due records
+    /// only, through the stores' index on [`TokenRecord::due_at`].
     pub async fn refresh_due(&self) -> Result<TickSummary, TokenError> {
         let now = self.clock.now();
         let mut summary = TickSummary::default();
-        for record in self.store.list_tokens().await? {
-            let Some(conn) = self.config.connections.get(&record.connection) else {
-                summary.skipped += 1;
-                continue;
-            };
-            let Some(spec) = self.config.provider_of(conn) else {
+        for record in self.store.due_tokens(now).await? {
+            summary.due += 1;
+            let known = self
+                .config
+                .connections
+                .get(&record.connection)
+                .and_then(|conn| Some((conn, self.config.provider_of(conn)?)));
+            let Some((conn, spec)) = known else {
+                // A connection no longer configured: look again in a day rather than every
+                // tick (it comes back to life if the config names it again).
+                self.refile(&record, Some(now.plus_secs(ORPHAN_RECHECK_SECS)))
+                    .await;
                 summary.skipped += 1;
                 continue;
             };
             if !policy::due(&record, &spec.refresh, &self.config.server, now) {
+                // Filed under an older due time (a changed margin, a store from before the
+                // index): file it under the right one.
+                self.refile(
+                    &record,
+                    policy::due_at(&record, &spec.refresh, &self.config.server),
+                )
+                .await;
                 summary.skipped += 1;
                 continue;
             }
@@ -228,6 +248,34 @@ impl TokenKeeper {
             }
         }
         Ok(summary)
+    }
+
+    /// Writes `record` if the stored version is `expected`, filed under its due time. Every
+    /// token write of the keeper goes through here, so the tick's index follows the records.
+    async fn write(
+        &self,
+        conn: &Connection,
+        expected: Option<u64>,
+        mut record: TokenRecord,
+    ) -> Result<TokenRecord, StoreError> {
+        record.due_at = self
+            .config
+            .provider_of(conn)
+            .and_then(|spec| policy::due_at(&record, &spec.refresh, &self.config.server));
+        self.store.swap_token(expected, record).await
+    }
+
+    /// Files `record` under another due time, unless it changed meanwhile (then its writer
+    /// filed it).
+    async fn refile(&self, record: &TokenRecord, due_at: Option<UnixTime>) {
+        let mut refiled = record.clone();
+        refiled.due_at = due_at;
+        match self.store.swap_token(Some(record.version), refiled).await {
+            Ok(_) | Err(StoreError::Conflict) => {}
+            Err(e) => {
+                tracing::warn!(connection = %record.connection, error = %e, "could not refile a token record in the due index");
+            }
+        }
     }
 
     /// Stores tokens from a code exchange (a new or renewed connection), replacing any record.
@@ -248,11 +296,7 @@ impl TokenKeeper {
                 .is_some_and(|r| r.lifecycle.notified.is_some());
             let mut record = renew::new_record(conn, grant.clone(), None, now, now);
             record.lifecycle.refresh_issued_at = Some(now);
-            match self
-                .store
-                .swap_token(current.map(|r| r.version), record)
-                .await
-            {
+            match self.write(conn, current.map(|r| r.version), record).await {
                 Err(StoreError::Conflict) if attempts < 5 => continue,
                 Ok(stored) => {
                     lock(&self.unsaved).remove(&conn.id);
@@ -278,7 +322,7 @@ impl TokenKeeper {
             };
             let version = record.version;
             record.session = session.clone();
-            match self.store.swap_token(Some(version), record).await {
+            match self.write(conn, Some(version), record).await {
                 Err(StoreError::Conflict) => continue,
                 other => return Ok(other?),
             }

@@ -20,30 +20,47 @@ pub(super) fn due(
     server: &ServerConfig,
     now: UnixTime,
 ) -> bool {
-    let waiting = match &record.health {
-        Health::Healthy => false,
-        Health::Degraded { until, .. } | Health::Misconfigured { until, .. } => now < *until,
-        Health::ReauthNeeded { .. } => true,
-    };
-    let leased = record
-        .lifecycle
-        .lease
-        .as_ref()
-        .is_some_and(|l| now < l.until);
-    if waiting || leased {
-        return false;
-    }
-    record.expires_within(now, server.refresh_margin_secs) || keep_alive_due(record, policy, now)
+    due_at(record, policy, server).is_some_and(|at| at <= now)
 }
 
-/// A refresh token that lapses (Somfy: 14 days) is renewed at half its age, whatever the
-/// access token says, so a connection nobody uses for two weeks still works.
-pub(super) fn keep_alive_due(record: &TokenRecord, policy: &RefreshPolicy, now: UnixTime) -> bool {
+/// When [`due`] becomes true for `record` as it is (`None`: never, as it stands). Stored with
+/// the record as [`TokenRecord::due_at`], the key of the stores' index that the tick reads.
+pub(super) fn due_at(
+    record: &TokenRecord,
+    policy: &RefreshPolicy,
+    server: &ServerConfig,
+) -> Option<UnixTime> {
+    let renewal = record
+        .expires_at
+        .map(|at| at.plus_secs(-server.refresh_margin_secs));
+    let keep_alive = keep_alive_at(record, policy);
+    let work = match (renewal, keep_alive) {
+        (Some(a), Some(b)) => a.min(b),
+        (a, b) => a.or(b)?,
+    };
+    // Not before the retry time, nor before another process's lease lapses.
+    let waiting = match &record.health {
+        Health::Healthy => None,
+        Health::Degraded { until, .. } | Health::Misconfigured { until, .. } => Some(*until),
+        Health::ReauthNeeded { .. } => return None,
+    };
+    let lease = record.lifecycle.lease.as_ref().map(|l| l.until);
+    // `None` orders before any time: the later of the two, if either.
+    Some(match waiting.max(lease) {
+        Some(not_before) => work.max(not_before),
+        None => work,
+    })
+}
+
+/// When a lapsing refresh token reaches half its life (`None`: it does not lapse): from then
+/// on it is renewed whatever the access token says (keep-alive), so a connection nobody uses
+/// for two weeks (Somfy's refresh tokens lapse at 14 days) still works.
+fn keep_alive_at(record: &TokenRecord, policy: &RefreshPolicy) -> Option<UnixTime> {
     match (policy.refresh_token_lifetime_secs, issued_at(record)) {
         (Some(lifetime), Some(issued)) if record.refresh_token.is_some() => {
-            now >= issued.plus_secs(lifetime / 2)
+            Some(issued.plus_secs(lifetime / 2))
         }
-        _ => false,
+        _ => None,
     }
 }
 
@@ -132,11 +149,7 @@ mod tests {
         let server = crate::config::Config::empty().expect("defaults").server;
         assert!(!due(&r, &somfy(), &server, t0.plus_secs(7 * DAY - 1)));
         assert!(due(&r, &somfy(), &server, t0.plus_secs(7 * DAY)));
-        assert!(!keep_alive_due(
-            &r,
-            &RefreshPolicy::default(),
-            t0.plus_secs(13 * DAY)
-        ));
+        assert_eq!(keep_alive_at(&r, &RefreshPolicy::default()), None);
         assert!(!near_lapse(&r, &somfy(), t0.plus_secs(11 * DAY)));
         assert!(near_lapse(&r, &somfy(), t0.plus_secs(12 * DAY)));
     }

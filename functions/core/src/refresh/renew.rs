@@ -195,7 +195,7 @@ impl TokenKeeper {
                 until: now.plus_secs(self.lease_secs),
             });
             claim.lifecycle.token_calls = policy::calls_after(&current, &spec.refresh, now);
-            match self.store.swap_token(Some(current.version), claim).await {
+            match self.write(conn, Some(current.version), claim).await {
                 Ok(record) => return Ok(Claim::Held { record, took_over }),
                 // Someone else wrote first (maybe their own claim): look again.
                 Err(StoreError::Conflict) => continue,
@@ -306,7 +306,7 @@ impl TokenKeeper {
     ) -> Result<Stored, TokenError> {
         let mut delay = Duration::from_millis(100);
         for attempt in 1..=WRITE_ATTEMPTS {
-            let outcome = match self.store.swap_token(expected, record.clone()).await {
+            let outcome = match self.write(conn, expected, record.clone()).await {
                 Ok(stored) => Ok(Stored::Ours(stored)),
                 // Another process wrote since our claim (its lapsed-lease renewal, a Homey
                 // session, the owner reconnecting): reconcile instead of overwriting.
@@ -359,7 +359,7 @@ impl TokenKeeper {
                 record.session = stored.session.clone();
                 record.lifecycle.token_calls = stored.lifecycle.token_calls.clone();
             }
-            match self.store.swap_token(expected, record.clone()).await {
+            match self.write(conn, expected, record.clone()).await {
                 Err(StoreError::Conflict) => continue,
                 Ok(written) => {
                     tracing::info!(connection = %conn.id, "token refreshed (stored after a concurrent write)");
@@ -430,5 +430,6 @@ pub(super) fn new_record(
         health: Health::Healthy,
         session: None,
         lifecycle: Lifecycle::default(),
+        due_at: None,
     }
 }

@@ -22,6 +22,7 @@ fn record(connection: &str, access: &str) -> TokenRecord {
         health: Health::Healthy,
         session: None,
         lifecycle: Default::default(),
+        due_at: None,
     }
 }
 
@@ -32,6 +33,7 @@ fn check(ok: bool, what: &str) -> Result<(), String> {
 /// Runs every check; the error names the first one that failed.
 pub async fn run(store: &dyn Store) -> Result<(), String> {
     tokens_compare_and_swap(store).await?;
+    due_tokens_follow_the_index(store).await?;
     items_are_taken_once(store).await?;
     items_are_inserted_once(store).await?;
     items_are_read_without_being_taken(store).await?;
@@ -157,6 +159,69 @@ async fn tokens_compare_and_swap(store: &dyn Store) -> Result<(), String> {
         .collect();
     all.sort();
     check(all == ["c1", "c2"], "list returns every record")
+}
+
+/// The tick's read: only records due by `now`, earliest first; a record filed under no time,
+/// or refiled later, drops out.
+async fn due_tokens_follow_the_index(store: &dyn Store) -> Result<(), String> {
+    let e = |e: StoreError| e.to_string();
+    let due = |connection: &str, at: Option<i64>| {
+        let mut r = record(connection, "x");
+        r.due_at = at.map(UnixTime);
+        r
+    };
+    let names = |records: Vec<TokenRecord>| -> Vec<String> {
+        records.into_iter().map(|r| r.connection).collect()
+    };
+    store
+        .swap_token(None, due("due-late", Some(9_200)))
+        .await
+        .map_err(e)?;
+    store
+        .swap_token(None, due("due-early", Some(9_100)))
+        .await
+        .map_err(e)?;
+    let never = store
+        .swap_token(None, due("due-never", None))
+        .await
+        .map_err(e)?;
+    store
+        .swap_token(None, due("due-later", Some(9_900)))
+        .await
+        .map_err(e)?;
+
+    check(
+        names(store.due_tokens(UnixTime(9_099)).await.map_err(e)?).is_empty(),
+        "nothing is due before the earliest due time",
+    )?;
+    let at_late = store.due_tokens(UnixTime(9_200)).await.map_err(e)?;
+    check(
+        names(at_late.clone()) == ["due-early", "due-late"],
+        "due records up to and including now, earliest first",
+    )?;
+    check(
+        at_late[0].due_at == Some(UnixTime(9_100)) && at_late[0].version == 1,
+        "a due record comes back whole, with its version",
+    )?;
+    // Refiled: a renewal moves a record to its next due time; one with nothing due leaves.
+    let early = at_late[0].clone();
+    store
+        .swap_token(Some(early.version), due("due-early", Some(99_000)))
+        .await
+        .map_err(e)?;
+    store
+        .swap_token(Some(never.version), due("due-never", Some(9_000)))
+        .await
+        .map_err(e)?;
+    let late = at_late[1].clone();
+    store
+        .swap_token(Some(late.version), due("due-late", None))
+        .await
+        .map_err(e)?;
+    check(
+        names(store.due_tokens(UnixTime(10_000)).await.map_err(e)?) == ["due-never", "due-later"],
+        "a rewrite refiles the record (moved later, filed for the first time, taken out)",
+    )
 }
 
 async fn items_are_taken_once(store: &dyn Store) -> Result<(), String> {

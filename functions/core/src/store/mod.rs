@@ -45,8 +45,13 @@ pub trait TokenStore: Send + Sync {
         record: TokenRecord,
     ) -> Result<TokenRecord, StoreError>;
 
-    /// Every record.
+    /// Every record (a full scan: for listings, never for the tick).
     async fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError>;
+
+    /// The records whose [`TokenRecord::due_at`] is at or before `now`, earliest first. Read
+    /// through an index on `due_at`: the cost follows the due records, not all of them. Records
+    /// without `due_at` are never returned.
+    async fn due_tokens(&self, now: UnixTime) -> Result<Vec<TokenRecord>, StoreError>;
 }
 
 /// What [`ItemStore::take_item`] found.
@@ -130,5 +135,6 @@ pub(crate) fn conformance_record() -> TokenRecord {
         health: crate::token::Health::Healthy,
         session: None,
         lifecycle: Default::default(),
+        due_at: None,
     }
 }

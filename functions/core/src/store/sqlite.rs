@@ -19,9 +19,10 @@ CREATE TABLE IF NOT EXISTS tokens (
     connection TEXT PRIMARY KEY,
     version    INTEGER NOT NULL,
     expires_at INTEGER,
-    record     TEXT NOT NULL
+    record     TEXT NOT NULL,
+    due_at     INTEGER
 );
-CREATE INDEX IF NOT EXISTS tokens_by_expiry ON tokens (expires_at);
+DROP INDEX IF EXISTS tokens_by_expiry;
 CREATE TABLE IF NOT EXISTS items (
     key        TEXT PRIMARY KEY,
     value      TEXT NOT NULL,
@@ -63,6 +64,7 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(backend)?;
         conn.execute_batch(SCHEMA).map_err(backend)?;
+        add_due_index(&conn)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
         })
@@ -96,6 +98,31 @@ fn restrict_to_owner(_: &Path, _: u32) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The index the tick reads (partial: records with nothing due are not in it). A file written
+/// before it existed gets the column, and every record is marked due once, so the first tick
+/// looks at each and files it under its real due time.
+fn add_due_index(c: &Connection) -> Result<(), StoreError> {
+    let has_column: bool = c
+        .query_row(
+            "SELECT COUNT(*) FROM pragma_table_info('tokens') WHERE name = 'due_at'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .map_err(backend)?
+        > 0;
+    if !has_column {
+        c.execute_batch(
+            "ALTER TABLE tokens ADD COLUMN due_at INTEGER;
+             UPDATE tokens SET due_at = 0;",
+        )
+        .map_err(backend)?;
+    }
+    c.execute_batch(
+        "CREATE INDEX IF NOT EXISTS tokens_due ON tokens (due_at) WHERE due_at IS NOT NULL;",
+    )
+    .map_err(backend)
+}
+
 /// Removes items that expired more than a day before `now`, so the table never grows without
 /// bound (an item expired for less than that still reads as expired rather than missing).
 fn sweep_items(c: &Connection, now: i64) -> Result<(), StoreError> {
@@ -105,6 +132,23 @@ fn sweep_items(c: &Connection, now: i64) -> Result<(), StoreError> {
     )
     .map_err(backend)?;
     Ok(())
+}
+
+fn select_records(
+    c: &Connection,
+    sql: &str,
+    args: impl rusqlite::Params,
+) -> Result<Vec<TokenRecord>, StoreError> {
+    let mut stmt = c.prepare_cached(sql).map_err(backend)?;
+    let rows = stmt
+        .query_map(args, |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
+        .map_err(backend)?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (v, json) = row.map_err(backend)?;
+        out.push(decode(v, &json)?);
+    }
+    Ok(out)
 }
 
 fn decode(version: i64, json: &str) -> Result<TokenRecord, StoreError> {
@@ -142,20 +186,21 @@ impl TokenStore for SqliteStore {
         let json =
             serde_json::to_string(&record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let expires = record.expires_at.map(|t| t.0);
+        let due = record.due_at.map(|t| t.0);
         let key = record.connection.clone();
         let (next_i, expected_i) = (next as i64, expected.map(|v| v as i64));
         let changed = self
             .with(move |c| {
                 let n = match expected_i {
                     None => c.execute(
-                        "INSERT INTO tokens (connection, version, expires_at, record)
-                         VALUES (?1, ?2, ?3, ?4) ON CONFLICT (connection) DO NOTHING",
-                        params![key, next_i, expires, json],
+                        "INSERT INTO tokens (connection, version, expires_at, record, due_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (connection) DO NOTHING",
+                        params![key, next_i, expires, json, due],
                     ),
                     Some(v) => c.execute(
-                        "UPDATE tokens SET version = ?2, expires_at = ?3, record = ?4
-                         WHERE connection = ?1 AND version = ?5",
-                        params![key, next_i, expires, json, v],
+                        "UPDATE tokens SET version = ?2, expires_at = ?3, record = ?4, due_at = ?5
+                         WHERE connection = ?1 AND version = ?6",
+                        params![key, next_i, expires, json, due, v],
                     ),
                 };
                 n.map_err(backend)
@@ -170,18 +215,24 @@ impl TokenStore for SqliteStore {
 
     async fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
         self.with(|c| {
-            let mut stmt = c
-                .prepare("SELECT version, record FROM tokens ORDER BY connection")
-                .map_err(backend)?;
-            let rows = stmt
-                .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
-                .map_err(backend)?;
-            let mut out = Vec::new();
-            for row in rows {
-                let (v, json) = row.map_err(backend)?;
-                out.push(decode(v, &json)?);
-            }
-            Ok(out)
+            select_records(
+                c,
+                "SELECT version, record FROM tokens ORDER BY connection",
+                [],
+            )
+        })
+        .await
+    }
+
+    async fn due_tokens(&self, now: UnixTime) -> Result<Vec<TokenRecord>, StoreError> {
+        self.with(move |c| {
+            // Served by the partial index tokens_due (a range scan, not a table scan).
+            select_records(
+                c,
+                "SELECT version, record FROM tokens
+                 WHERE due_at IS NOT NULL AND due_at <= ?1 ORDER BY due_at",
+                params![now.0],
+            )
         })
         .await
     }
@@ -341,6 +392,45 @@ mod tests {
         if let Err(e) = crate::store::conformance::run(&store).await {
             panic!("{e}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_file_from_before_the_due_index_has_every_record_looked_at_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(DB_FILE);
+        {
+            // The schema homehook 0.1 wrote, with one record in it.
+            let old = Connection::open(&path).expect("open");
+            old.execute_batch(
+                "CREATE TABLE tokens (connection TEXT PRIMARY KEY, version INTEGER NOT NULL,
+                                      expires_at INTEGER, record TEXT NOT NULL);
+                 CREATE INDEX tokens_by_expiry ON tokens (expires_at);",
+            )
+            .expect("old schema");
+            let json = serde_json::to_string(&crate::store::conformance_record()).expect("json");
+            old.execute(
+                "INSERT INTO tokens VALUES ('c1', 3, NULL, ?1)",
+                params![json],
+            )
+            .expect("old record");
+        }
+        let store = SqliteStore::open(&path).expect("migrates");
+        let due = store.due_tokens(UnixTime(0)).await.expect("due");
+        assert_eq!(due.len(), 1, "the old record is due at once");
+        assert_eq!(due[0].version, 3);
+        // Opening again does not mark it due again once it has been filed.
+        let mut filed = due[0].clone();
+        filed.due_at = None;
+        store.swap_token(Some(3), filed).await.expect("refile");
+        drop(store);
+        let again = SqliteStore::open(&path).expect("reopen");
+        assert!(
+            again
+                .due_tokens(UnixTime(i64::MAX))
+                .await
+                .expect("due")
+                .is_empty()
+        );
     }
 
     #[tokio::test]
