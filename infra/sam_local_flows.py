@@ -35,6 +35,22 @@ PUBLIC_URL = "https://hooks.example.com"
 REPORTS = []
 
 
+def template_table():
+    """The table's keys and indexes exactly as template.yaml declares them."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    # CloudFormation's short forms (!Ref, !Sub, ...) read as plain values: only the table's
+    # literal properties are used here.
+    Loader.add_multi_constructor("!", lambda loader, tag, node: None)
+    template = yaml.load((HERE.parent / "template.yaml").read_text(), Loader=Loader)
+    props = template["Resources"]["Table"]["Properties"]
+    return {k: props[k] for k in ("BillingMode", "AttributeDefinitions", "KeySchema",
+                                  "GlobalSecondaryIndexes")}
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -132,9 +148,7 @@ def main():
         action, action_hash = key("action")
         ddb = boto3.client("dynamodb", endpoint_url=endpoint, region_name="eu-west-1",
                            aws_access_key_id="local", aws_secret_access_key="local")
-        ddb.create_table(TableName="homehook", BillingMode="PAY_PER_REQUEST",
-                         AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-                         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}])
+        ddb.create_table(TableName="homehook", **template_table())
         sm = boto3.client("secretsmanager", endpoint_url=endpoint, region_name="eu-west-1",
                           aws_access_key_id="local", aws_secret_access_key="local")
         sm.create_secret(Name="homehook/clients", SecretString=json.dumps({
