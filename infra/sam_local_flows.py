@@ -215,7 +215,7 @@ key_hash = "{action_hash}"
 
         # 4. the scheduled tick renews the due token (60-second tokens are always due).
         r = invoke("TokenRefreshFunction", json.loads((HERE.parent / "events" / "schedule.json").read_text()))
-        check(r == {"refreshed": 1, "skipped": 0, "failed": 0, "failed_by_class": {}},
+        check(r == {"due": 1, "refreshed": 1, "skipped": 0, "failed": 0, "failed_by_class": {}},
               "token-refresh renews the due token", r)
         token = ddb.get_item(TableName="homehook", Key={"pk": {"S": "token#home"}}, ConsistentRead=True)
         # Two writes: the lease that claims the renewal, then the renewed tokens (lease released).
