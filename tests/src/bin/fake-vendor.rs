@@ -2,11 +2,13 @@
 //! Lambda functions in containers against it). Prints its base URL on the first line, then
 //! serves on 127.0.0.1 until its standard input closes.
 //!
-//! `fake-vendor netatmo [access_ttl_secs]`
+//! `fake-vendor netatmo|generic [access_ttl_secs]` — `generic` is the plain OAuth2 server whose
+//! API answers every authorised call (no per-user rate limit): the benchmarks' vendor.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use homehook_core::clock::{Clock, ManualClock, SystemClock};
+use homehook_tests::fake_vendor::FakeVendor;
 use homehook_tests::fakes::netatmo::FakeNetatmo;
 use tokio::io::AsyncReadExt;
 
@@ -14,9 +16,9 @@ use tokio::io::AsyncReadExt;
 async fn main() {
     let mut args = std::env::args().skip(1);
     let kind = args.next().unwrap_or_else(|| "netatmo".into());
-    assert_eq!(
-        kind, "netatmo",
-        "only the Netatmo fake runs on its own so far"
+    assert!(
+        kind == "netatmo" || kind == "generic",
+        "fake-vendor netatmo|generic [access_ttl_secs]"
     );
     let ttl: i64 = args
         .next()
@@ -29,19 +31,26 @@ async fn main() {
         access_ttl_secs: ttl,
         ..FakeNetatmo::settings()
     };
-    let fake = FakeNetatmo::start(clock, settings).await;
-    println!("{}", fake.vendor.base);
+    let generic;
+    let netatmo;
+    let vendor = if kind == "generic" {
+        generic = FakeVendor::start(clock, settings).await;
+        &generic
+    } else {
+        netatmo = FakeNetatmo::start(clock, settings).await;
+        &netatmo.vendor
+    };
+    println!("{}", vendor.base);
     let mut sink = Vec::new();
     let _ = tokio::io::stdin().read_to_end(&mut sink).await;
     // What the vendor saw, for the caller to check.
-    let calls: Vec<String> = fake
-        .vendor
+    let calls: Vec<String> = vendor
         .api_calls()
         .iter()
         .map(|c| format!("{} {}", c.method, c.path))
         .collect();
     println!(
         "{}",
-        serde_json::json!({ "token_calls": fake.vendor.token_calls(), "api_calls": calls })
+        serde_json::json!({ "token_calls": vendor.token_calls(), "api_calls": calls })
     );
 }
