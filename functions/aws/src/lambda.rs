@@ -11,17 +11,18 @@
 //! | `AWS_REGION`, `AWS_ENDPOINT_URL` | set by Lambda; the endpoint only for local emulators | |
 //!
 //! One aws-config load (region from the environment, so no instance-metadata probing), one client
-//! per service, one outbound HTTP client: nothing is created per request.
+//! per service, one outbound HTTP client: nothing is created per request. No AWS call is made at
+//! cold start: the secret is read when a renewal or an admin request first needs it.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_config::environment::EnvironmentVariableCredentialsProvider;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::config::SharedCredentialsProvider;
 use homehook_core::App;
 use homehook_core::clock::SystemClock;
 use homehook_core::config::{Config, ConfigError};
-use homehook_core::keys::KeyHash;
-use homehook_core::secrets::SecretsError;
 
 use crate::{DynamoStore, SecretsManagerSecrets, SnsTopic};
 
@@ -34,12 +35,6 @@ pub enum StartError {
     /// homehook.toml is broken.
     #[error(transparent)]
     Config(#[from] ConfigError),
-    /// The secret could not be read.
-    #[error(transparent)]
-    Secrets(#[from] SecretsError),
-    /// The admin key hash in the secret is malformed.
-    #[error("admin_key_hash in the secret: {0}")]
-    AdminKeyHash(String),
     /// `HOMEHOOK_PUBLIC_URL` is not a URL.
     #[error("HOMEHOOK_PUBLIC_URL: {0}")]
     PublicUrl(String),
@@ -94,11 +89,38 @@ impl Settings {
     }
 }
 
-/// Builds the application from the environment, with one aws-config load.
+/// Builds the application from the environment.
 pub async fn app_from_env() -> Result<Arc<App>, StartError> {
     let settings = Settings::from_env()?;
-    let sdk = aws_config::defaults(BehaviorVersion::latest()).load().await;
-    app_with(&settings, &sdk).await
+    app_with(&settings, &sdk_from_env()?).await
+}
+
+/// The SDK configuration a Lambda container needs, read from the variables Lambda sets: the
+/// region, the function's credentials (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+/// `AWS_SESSION_TOKEN`) and `AWS_ENDPOINT_URL` for local emulators.
+///
+/// Not `aws_config::defaults().load()`: its provider chains (profile files, SSO, web identity,
+/// containers, instance metadata) serve machines where credentials could be anywhere; in Lambda
+/// they are always in the environment. Skipping the chains takes work off every cold start,
+/// and the code nobody calls out of the bootstrap (docs/benchmarks.md has the figures).
+pub fn sdk_from_env() -> Result<SdkConfig, StartError> {
+    let region = std::env::var("AWS_REGION")
+        .or_else(|_| std::env::var("AWS_DEFAULT_REGION"))
+        .map_err(|_| StartError::MissingVariable("AWS_REGION"))?;
+    let mut sdk = SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(region))
+        .credentials_provider(SharedCredentialsProvider::new(
+            EnvironmentVariableCredentialsProvider::new(),
+        ))
+        .http_client(crate::https::client());
+    if let Some(endpoint) = std::env::var("AWS_ENDPOINT_URL")
+        .ok()
+        .filter(|e| !e.trim().is_empty())
+    {
+        sdk = sdk.endpoint_url(endpoint);
+    }
+    Ok(sdk.build())
 }
 
 /// Builds the application from settings and a loaded SDK configuration.
@@ -122,21 +144,18 @@ pub async fn app_with(settings: &Settings, sdk: &SdkConfig) -> Result<Arc<App>, 
         &settings.secret_id,
         Arc::new(SystemClock),
     );
-    // The admin key's hash may live in the secret rather than in homehook.toml.
-    if config.server.admin_key_hash.is_none()
-        && let Some(hash) = secrets.admin_key_hash().await?
-    {
-        config.server.admin_key_hash = Some(
-            hash.parse::<KeyHash>()
-                .map_err(|e| StartError::AdminKeyHash(e.to_string()))?,
-        );
-    }
+    // The admin key's hash may live in the secret rather than in homehook.toml: read on the
+    // first admin request, not here (a cold start reads no secret).
+    let admin_key_in_secret = config.server.admin_key_hash.is_none();
     let mut app = App::new(
         config,
         Arc::new(store),
         Arc::new(secrets),
         Arc::new(SystemClock),
     )?;
+    if admin_key_in_secret {
+        app = app.with_admin_key_from_secrets();
+    }
     if let Some(topic) = &settings.notify_topic {
         app = app.with_notifier(Arc::new(SnsTopic::new(
             aws_sdk_sns::Client::new(sdk),

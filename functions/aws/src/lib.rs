@@ -7,11 +7,13 @@
 //! - [`secrets_manager`]: [`SecretsManagerSecrets`], every vendor's client credentials in one
 //!   secret, cached per container.
 //! - [`lambda`]: the application in a Lambda container, from the environment.
+//! - [`https`]: the one HTTPS client the SDK clients share (rustls on ring).
 //! - [`sns`]: [`SnsTopic`], notifications to an SNS topic.
 //! - [`source`]: the caller's address from API Gateway's request context, for the lockout.
 //! - [`local`]: SDK clients for local emulators (tests, development).
 
 pub mod dynamo;
+pub mod https;
 pub mod lambda;
 pub mod local;
 pub mod secrets_manager;

@@ -13,15 +13,10 @@ fn credentials() -> Credentials {
 pub fn dynamodb(endpoint: &str) -> aws_sdk_dynamodb::Client {
     let config = aws_sdk_dynamodb::Config::builder()
         .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("eu-west-1"))
-        .credentials_provider(Credentials::new(
-            "local",
-            "local",
-            None,
-            None,
-            "homehook-local",
-        ))
+        .region(Region::new(REGION))
+        .credentials_provider(credentials())
         .endpoint_url(endpoint)
+        .http_client(crate::https::client())
         .build();
     aws_sdk_dynamodb::Client::from_conf(config)
 }
@@ -33,6 +28,7 @@ pub fn secretsmanager(endpoint: &str) -> aws_sdk_secretsmanager::Client {
         .region(Region::new(REGION))
         .credentials_provider(credentials())
         .endpoint_url(endpoint)
+        .http_client(crate::https::client())
         .build();
     aws_sdk_secretsmanager::Client::from_conf(config)
 }
@@ -47,5 +43,6 @@ pub fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
             credentials(),
         ))
         .endpoint_url(endpoint)
+        .http_client(crate::https::client())
         .build()
 }

@@ -23,9 +23,6 @@ use serde_json::Value;
 /// How long a read secret is kept.
 pub const DEFAULT_TTL_SECS: i64 = 300;
 
-/// The key of the admin key's hash in the secret.
-const ADMIN_KEY_HASH: &str = "admin_key_hash";
-
 /// What was read; no `Debug`: it holds the secret's values.
 #[derive(Clone)]
 struct Cached {
@@ -66,16 +63,6 @@ impl SecretsManagerSecrets {
     pub fn with_ttl_secs(mut self, secs: i64) -> Self {
         self.ttl_secs = secs;
         self
-    }
-
-    /// The admin key's hash, if the secret holds one.
-    pub async fn admin_key_hash(&self) -> Result<Option<String>, SecretsError> {
-        Ok(self
-            .entries()
-            .await?
-            .get(ADMIN_KEY_HASH)
-            .and_then(Value::as_str)
-            .map(str::to_string))
     }
 
     /// The secret's entries, from the cache while it is fresh. One reader at a time, so a cold

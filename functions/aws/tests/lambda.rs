@@ -13,7 +13,7 @@ use homehook_core::keys::ActionKey;
 use tower::ServiceExt;
 
 #[tokio::test]
-async fn a_cold_start_reads_the_secret_and_serves_the_same_routers() {
+async fn a_cold_start_reads_no_secret_and_serves_the_same_routers() {
     homehook_tests::leak_watch::init();
     let moto = moto::moto();
     let admin = ActionKey::generate();
@@ -119,10 +119,26 @@ async fn a_cold_start_reads_the_secret_and_serves_the_same_routers() {
         secret_id: "nope".into(),
         ..settings
     };
-    assert!(
-        app_with(&missing, &sdk).await.is_err(),
-        "a missing secret fails the cold start"
-    );
+    // The cold start reads no secret: a missing one shows on the first request that needs it,
+    // as a clear error naming the problem.
+    let app = app_with(&missing, &sdk)
+        .await
+        .expect("no secret read at start");
+    let refused = homehook_core::http::oauth_router(app)
+        .oneshot(
+            Request::get("/connect/home")
+                .header("authorization", format!("Bearer {}", admin.expose()))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 502);
+    let body = axum::body::to_bytes(refused.into_body(), 1 << 16)
+        .await
+        .unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["error"], "misconfigured", "{body}");
 }
 
 /// With `HOMEHOOK_NOTIFY_TOPIC` set, a connection the vendor cut off is announced on the SNS

@@ -34,7 +34,14 @@ pub struct App {
     pub guard: Arc<Guard>,
     /// Calls made per connection against its vendor's budget.
     pub pace: Arc<VendorPace>,
+    /// Without `server.admin_key_hash` in the config, read it from the secrets' entry
+    /// [`ADMIN_KEY_ENTRY`] when an admin request comes (the Lambda functions: the secret is
+    /// not read at cold start, and a new hash there takes effect without a redeploy).
+    pub admin_key_from_secrets: bool,
 }
+
+/// The secrets entry holding the admin key's hash, for [`App::admin_key_from_secrets`].
+pub const ADMIN_KEY_ENTRY: &str = "admin_key_hash";
 
 impl std::fmt::Debug for dyn Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -88,7 +95,15 @@ impl App {
             notifiers,
             guard,
             pace,
+            admin_key_from_secrets: false,
         })
+    }
+
+    /// Reads the admin key's hash from the secrets when the config has none (see
+    /// [`App::admin_key_from_secrets`]).
+    pub fn with_admin_key_from_secrets(mut self) -> Self {
+        self.admin_key_from_secrets = true;
+        self
     }
 
     /// Adds a place notifications go (the AWS adapter's SNS topic).

@@ -3,7 +3,9 @@
 use axum::http::{HeaderMap, header};
 
 use super::error::ApiError;
-use crate::config::Config;
+use crate::app::{ADMIN_KEY_ENTRY, App};
+use crate::keys::KeyHash;
+use crate::secrets::SecretsError;
 
 /// The key a caller presented: `Authorization: Bearer <key>`, else `?key=`.
 pub fn presented_key<'a>(headers: &'a HeaderMap, query_key: Option<&'a str>) -> Option<&'a str> {
@@ -20,8 +22,17 @@ pub fn presented_key<'a>(headers: &'a HeaderMap, query_key: Option<&'a str>) -> 
 }
 
 /// Checks the admin key; the error says how to set one up when none is configured.
-pub fn require_admin(config: &Config, presented: Option<&str>) -> Result<(), ApiError> {
-    let Some(hash) = &config.server.admin_key_hash else {
+pub async fn require_admin(app: &App, presented: Option<&str>) -> Result<(), ApiError> {
+    let from_secrets;
+    let hash = match &app.config.server.admin_key_hash {
+        Some(hash) => Some(hash),
+        None if app.admin_key_from_secrets => {
+            from_secrets = admin_key_in_secrets(app).await?;
+            from_secrets.as_ref()
+        }
+        None => None,
+    };
+    let Some(hash) = hash else {
         return Err(ApiError::new(
             axum::http::StatusCode::FORBIDDEN,
             "admin_disabled",
@@ -35,6 +46,24 @@ pub fn require_admin(config: &Config, presented: Option<&str>) -> Result<(), Api
         tracing::info!("admin request with a wrong key");
         Err(ApiError::unauthorized())
     }
+}
+
+/// The admin key's hash from the secrets (cached there), if the entry exists.
+async fn admin_key_in_secrets(app: &App) -> Result<Option<KeyHash>, ApiError> {
+    let value = match app.secrets.entry(ADMIN_KEY_ENTRY).await {
+        Ok(value) => value,
+        Err(SecretsError::NoEntry { .. }) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    value
+        .as_str()
+        .and_then(|text| text.parse::<KeyHash>().ok())
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::misconfigured(format!(
+                "the secrets entry {ADMIN_KEY_ENTRY} is not a key hash (sha256:<64 hex digits>)"
+            ))
+        })
 }
 
 /// Splits a raw query string into `key`, `format` and the remaining parameters.

@@ -61,7 +61,7 @@ pub async fn start(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let (key, _, _) = split_query(raw.as_deref());
-    require_admin(&app.config, presented_key(&headers, key.as_deref()))?;
+    require_admin(&app, presented_key(&headers, key.as_deref())).await?;
     let conn = app.config.connections.get(&connection).ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,

@@ -19,7 +19,7 @@ pub async fn discover(
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Discovery>, ApiError> {
     let (key, _, _) = split_query(raw.as_deref());
-    require_admin(&app.config, presented_key(&headers, key.as_deref()))?;
+    require_admin(&app, presented_key(&headers, key.as_deref())).await?;
     if !app.config.connections.contains_key(&connection) {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,

@@ -117,7 +117,7 @@ pub async fn status(
     RawQuery(raw): RawQuery,
 ) -> Result<Json<StatusReport>, ApiError> {
     let (key, _, _) = split_query(raw.as_deref());
-    require_admin(&app.config, presented_key(&headers, key.as_deref()))?;
+    require_admin(&app, presented_key(&headers, key.as_deref())).await?;
     let report = report(&app).await?;
     Ok(Json(report))
 }
