@@ -54,20 +54,7 @@ impl LambdaWorld {
             .send()
             .await
             .context("create the secret")?;
-        let grant: serde_json::Value = reqwest::Client::new()
-            .post(format!("{}/oauth2/token", vendor.base))
-            .form(&[
-                ("grant_type", "password"),
-                ("username", settings.account.0.as_str()),
-                ("password", settings.account.1.as_str()),
-                ("client_id", settings.client_id.as_str()),
-                ("client_secret", settings.client_secret.as_str()),
-            ])
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
+        let grant = crate::procs::password_grant(&reqwest::Client::new(), &vendor.base).await?;
         let now = SystemClock.now();
         let expires = now.plus_secs(10_800);
         store

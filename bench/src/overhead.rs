@@ -197,21 +197,7 @@ async fn send(call: &Call) -> Result<()> {
 
 /// Direct calls that need a token first: a password grant, then the API call with it.
 async fn token_then_call(client: &reqwest::Client, vendor: &str) -> Result<()> {
-    let s = FakeSettings::default();
-    let token: serde_json::Value = client
-        .post(format!("{vendor}/oauth2/token"))
-        .form(&[
-            ("grant_type", "password"),
-            ("username", s.account.0.as_str()),
-            ("password", s.account.1.as_str()),
-            ("client_id", s.client_id.as_str()),
-            ("client_secret", s.client_secret.as_str()),
-        ])
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
+    let token = crate::procs::password_grant(client, vendor).await?;
     let access = token["access_token"].as_str().context("no access token")?;
     let r = client
         .post(format!("{vendor}/api/setthermmode?home_id=h1&mode=away"))

@@ -129,3 +129,23 @@ impl Vendor {
             .context("fake-vendor did not count")
     }
 }
+
+/// A password grant at the fake vendor with its default account: what the bench uses when it
+/// needs tokens of its own (a direct call's token, records to seed). Returns the token answer.
+pub async fn password_grant(client: &reqwest::Client, vendor: &str) -> Result<serde_json::Value> {
+    let s = homehook_tests::fake_vendor::FakeSettings::default();
+    Ok(client
+        .post(format!("{vendor}/oauth2/token"))
+        .form(&[
+            ("grant_type", "password"),
+            ("username", s.account.0.as_str()),
+            ("password", s.account.1.as_str()),
+            ("client_id", s.client_id.as_str()),
+            ("client_secret", s.client_secret.as_str()),
+        ])
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?)
+}

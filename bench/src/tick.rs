@@ -33,8 +33,6 @@ pub struct Counts {
     pub reads: AtomicU64,
     /// `swap_token` calls.
     pub writes: AtomicU64,
-    /// Item calls (states, counters: none expected in a tick).
-    pub items: AtomicU64,
 }
 
 impl Counts {
@@ -90,11 +88,9 @@ impl ItemStore for Counting {
         value: &str,
         expires_at: UnixTime,
     ) -> Result<(), StoreError> {
-        self.counts.items.fetch_add(1, Relaxed);
         self.inner.put_item(key, value, expires_at).await
     }
     async fn take_item(&self, key: &str, now: UnixTime) -> Result<Taken, StoreError> {
-        self.counts.items.fetch_add(1, Relaxed);
         self.inner.take_item(key, now).await
     }
     async fn insert_item(
@@ -104,11 +100,9 @@ impl ItemStore for Counting {
         expires_at: UnixTime,
         now: UnixTime,
     ) -> Result<Option<String>, StoreError> {
-        self.counts.items.fetch_add(1, Relaxed);
         self.inner.insert_item(key, value, expires_at, now).await
     }
     async fn get_item(&self, key: &str, now: UnixTime) -> Result<Option<String>, StoreError> {
-        self.counts.items.fetch_add(1, Relaxed);
         self.inner.get_item(key, now).await
     }
     async fn count_item(
@@ -117,7 +111,6 @@ impl ItemStore for Counting {
         expires_at: UnixTime,
         now: UnixTime,
     ) -> Result<u64, StoreError> {
-        self.counts.items.fetch_add(1, Relaxed);
         self.inner.count_item(key, expires_at, now).await
     }
 }
@@ -133,8 +126,6 @@ pub struct Tick {
     pub due: usize,
     /// The tick, start to end (renewals included).
     pub tick: Duration,
-    /// Renewed.
-    pub refreshed: usize,
     /// Store calls: index queries, records read from the index, reads, writes.
     pub index_queries: u64,
     /// Records the tick read from the index.
@@ -163,29 +154,6 @@ fn config(vendor: &str, connections: usize) -> Result<Config> {
     Ok(Config::parse(&toml, "bench.toml", None)?)
 }
 
-/// A refresh token the fake knows (a password grant).
-async fn real_refresh_token(client: &reqwest::Client, vendor: &str) -> Result<String> {
-    let s = FakeSettings::default();
-    let answer: serde_json::Value = client
-        .post(format!("{vendor}/oauth2/token"))
-        .form(&[
-            ("grant_type", "password"),
-            ("username", s.account.0.as_str()),
-            ("password", s.account.1.as_str()),
-            ("client_id", s.client_id.as_str()),
-            ("client_secret", s.client_secret.as_str()),
-        ])
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    Ok(answer["refresh_token"]
-        .as_str()
-        .context("no refresh token")?
-        .to_string())
-}
-
 /// Seeds `connections` records (every tenth due), runs one tick, and times both reads.
 pub async fn measure(
     name: &'static str,
@@ -203,7 +171,10 @@ pub async fn measure(
     for i in 0..connections {
         let due = i % 10 == 0;
         let refresh = if due {
-            real_refresh_token(&client, &vendor.base).await?
+            crate::procs::password_grant(&client, &vendor.base).await?["refresh_token"]
+                .as_str()
+                .context("no refresh token")?
+                .to_string()
         } else {
             format!("rt-not-due-{i}")
         };
@@ -269,7 +240,6 @@ pub async fn measure(
         connections,
         due,
         tick,
-        refreshed: summary.refreshed,
         index_queries: Counts::get(&counts.index_queries),
         index_records: Counts::get(&counts.index_records),
         reads: Counts::get(&counts.reads),

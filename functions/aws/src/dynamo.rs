@@ -261,9 +261,7 @@ impl TokenStore for DynamoStore {
     }
 
     async fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
-        let mut out = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
+        records_of_pages(|start| async move {
             let page = self
                 .client
                 .scan()
@@ -271,24 +269,17 @@ impl TokenStore for DynamoStore {
                 .filter_expression("begins_with(pk, :tokens)")
                 .expression_attribute_values(":tokens", AttributeValue::S("token#".into()))
                 .consistent_read(true)
-                .set_exclusive_start_key(start.take())
+                .set_exclusive_start_key(start)
                 .send()
                 .await
                 .map_err(backend)?;
-            for item in page.items() {
-                out.push(decode(item)?);
-            }
-            match page.last_evaluated_key() {
-                Some(key) if !key.is_empty() => start = Some(key.clone()),
-                _ => return Ok(out),
-            }
-        }
+            Ok((page.items.unwrap_or_default(), page.last_evaluated_key))
+        })
+        .await
     }
 
     async fn due_tokens(&self, now: UnixTime) -> Result<Vec<TokenRecord>, StoreError> {
-        let mut out = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
+        records_of_pages(|start| async move {
             let page = self
                 .client
                 .query()
@@ -298,17 +289,33 @@ impl TokenStore for DynamoStore {
                 .expression_attribute_names("#shard", DUE_SHARD)
                 .expression_attribute_values(":shard", AttributeValue::S(DUE_SHARD_VALUE.into()))
                 .expression_attribute_values(":now", AttributeValue::N(now.0.to_string()))
-                .set_exclusive_start_key(start.take())
+                .set_exclusive_start_key(start)
                 .send()
                 .await
                 .map_err(backend)?;
-            for item in page.items() {
-                out.push(decode(item)?);
-            }
-            match page.last_evaluated_key() {
-                Some(key) if !key.is_empty() => start = Some(key.clone()),
-                _ => return Ok(out),
-            }
+            Ok((page.items.unwrap_or_default(), page.last_evaluated_key))
+        })
+        .await
+    }
+}
+
+/// The token records of every page of a scan or query: `page(start)` reads one page from
+/// `start` and gives its items and the key to go on from.
+async fn records_of_pages<F, Fut>(mut page: F) -> Result<Vec<TokenRecord>, StoreError>
+where
+    F: FnMut(Option<Item>) -> Fut,
+    Fut: std::future::Future<Output = Result<(Vec<Item>, Option<Item>), StoreError>>,
+{
+    let mut out = Vec::new();
+    let mut start = None;
+    loop {
+        let (items, next) = page(start.take()).await?;
+        for item in &items {
+            out.push(decode(item)?);
+        }
+        match next {
+            Some(key) if !key.is_empty() => start = Some(key),
+            _ => return Ok(out),
         }
     }
 }
