@@ -120,9 +120,14 @@ impl App {
         self
     }
 
-    /// One refresh tick: renews every token that is due.
+    /// One tick: fires the scheduled actions that are due (each once, see
+    /// [`crate::schedule`]), then renews every token that is due.
     pub async fn tick(&self) -> Result<TickSummary, TokenError> {
-        self.keeper.refresh_due().await
+        // Schedules first: their time is the owner's, while renewals have a margin.
+        let scheduled = crate::schedule::fire_due(self).await;
+        let mut summary = self.keeper.refresh_due().await?;
+        summary.scheduled = scheduled;
+        Ok(summary)
     }
 }
 

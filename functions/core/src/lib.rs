@@ -12,6 +12,8 @@
 //! - [`oauth`]: the OAuth2 protocol, through the `oauth2` crate (PKCE, state, code, password,
 //!   refresh), tolerant of vendor quirks in token answers.
 //! - [`refresh`]: **where a token is refreshed** — [`refresh::TokenKeeper`].
+//! - [`schedule`]: **where a scheduled action fires** — cron in a time zone, claimed once per
+//!   due time in the store.
 //! - [`token`]: the stored token record and connection health.
 //! - [`store`]: storage ports (versioned tokens, single-use items) with memory and SQLite
 //!   implementations.
@@ -44,6 +46,7 @@ pub mod pace;
 pub mod params;
 pub mod providers;
 pub mod refresh;
+pub mod schedule;
 pub mod secret;
 pub mod secrets;
 pub mod store;

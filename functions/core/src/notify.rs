@@ -38,6 +38,8 @@ pub enum Event {
     Failing,
     /// The connection works again after one of the above.
     Recovered,
+    /// A scheduled action did not run or failed.
+    ScheduleFailed,
 }
 
 impl Event {
@@ -48,6 +50,7 @@ impl Event {
             Event::Misconfigured => "misconfigured",
             Event::Failing => "failing",
             Event::Recovered => "recovered",
+            Event::ScheduleFailed => "schedule_failed",
         }
     }
 }
@@ -122,6 +125,10 @@ impl Notification {
                 format!("homehook: {} works again", conn.label),
                 format!("{name} works again."),
             ),
+            (Event::ScheduleFailed, _) => (
+                format!("homehook: a scheduled action on {} failed", conn.label),
+                format!("A scheduled action on {name} failed{because}."),
+            ),
         };
         Self {
             event,
@@ -138,6 +145,37 @@ impl Notification {
             },
             at: now.to_rfc3339(),
         }
+    }
+}
+
+impl Notification {
+    /// The notification for a scheduled run of `action` (on `conn`) that failed at `due`.
+    pub fn schedule_failed(
+        config: &Config,
+        schedule: &crate::config::Schedule,
+        conn: &Connection,
+        due: &str,
+        reason: String,
+        now: UnixTime,
+    ) -> Self {
+        let mut n = Self::about(
+            config,
+            conn,
+            &conn.provider,
+            Event::ScheduleFailed,
+            Some(reason),
+            now,
+        );
+        n.title = format!("homehook: \"{}\" did not run", schedule.name);
+        n.message = format!(
+            "The scheduled action \"{}\" ({} at {}, {}) failed at its {due} run: {}. It runs again at its next time; `homehook status` shows the last result.",
+            schedule.name,
+            schedule.action,
+            schedule.cron,
+            schedule.time_zone_name,
+            n.reason.as_deref().unwrap_or("unknown error"),
+        );
+        n
     }
 }
 

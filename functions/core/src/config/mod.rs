@@ -22,10 +22,13 @@ use crate::keys::KeyHash;
 use crate::template::is_identifier;
 
 mod action;
+mod schedule;
 
 pub(crate) use action::RawParam;
 pub use action::{Action, ParamKind, ParamSpec};
 use action::{RawAction, build_action};
+pub use schedule::{DEFAULT_GRACE_SECS, Schedule};
+use schedule::{RawSchedule, build_schedule};
 
 /// Default lifetime of an OAuth `state` (and its PKCE verifier): 10 minutes.
 pub const DEFAULT_STATE_TTL_SECS: i64 = 600;
@@ -59,6 +62,8 @@ pub struct Config {
     pub keys: KeyRing,
     /// Where the owner is told about connections that need them.
     pub notify: NotifyConfig,
+    /// Actions fired at set times, by name.
+    pub schedules: BTreeMap<String, Schedule>,
 }
 
 /// `[notify]`: telling the owner when a connection needs them or keeps failing.
@@ -139,6 +144,8 @@ struct RawConfig {
     notify: RawNotify,
     #[serde(default)]
     keys: BTreeMap<String, RawKey>,
+    #[serde(default)]
+    schedules: BTreeMap<String, RawSchedule>,
 }
 
 /// `[keys.<id>]`: one key for several actions.
@@ -447,6 +454,16 @@ impl Config {
 
         let keys = build_keys(raw.keys, &actions).map_err(|(f, p)| err(&f, p))?;
 
+        // [schedules]
+        let mut schedules = BTreeMap::new();
+        for (name, rs) in raw.schedules {
+            if !is_identifier(&name) {
+                return Err(err(&format!("schedules.{name}"), bad_name()));
+            }
+            let schedule = build_schedule(&name, rs, &actions).map_err(|(f, p)| err(&f, p))?;
+            schedules.insert(name, schedule);
+        }
+
         Ok(Self {
             source: path.map(Path::to_path_buf),
             server,
@@ -455,6 +472,7 @@ impl Config {
             actions,
             keys,
             notify,
+            schedules,
         })
     }
 

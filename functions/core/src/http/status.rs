@@ -1,4 +1,5 @@
-//! `GET /status` (admin key): every connection's health and token expiry. `GET /healthz`.
+//! `GET /status` (admin key): every connection's health and token expiry, every scheduled
+//! action's next run and latest outcome. `GET /healthz`.
 
 use axum::Json;
 use axum::extract::{RawQuery, State};
@@ -52,6 +53,8 @@ pub struct StatusReport {
     pub connections: Vec<ConnectionStatus>,
     /// Names of the configured actions.
     pub actions: Vec<String>,
+    /// Every scheduled action, with its next run and its latest outcome.
+    pub schedules: Vec<crate::schedule::ScheduleStatus>,
 }
 
 /// Builds the status report (shared by `/status` and `homehook status`).
@@ -107,6 +110,7 @@ pub async fn report(app: &App) -> Result<StatusReport, crate::store::StoreError>
     Ok(StatusReport {
         connections,
         actions: app.config.actions.keys().cloned().collect(),
+        schedules: crate::schedule::status(app).await?,
     })
 }
 

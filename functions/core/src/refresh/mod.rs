@@ -92,6 +92,8 @@ pub struct TickSummary {
     /// The failures by class (`transient`, `reauth_needed`, `misconfigured`, `store`), so an
     /// alarm can tell "the vendor is down" from "the owner must reconnect".
     pub failed_by_class: std::collections::BTreeMap<&'static str, usize>,
+    /// What the tick did with the scheduled actions (see [`crate::schedule`]).
+    pub scheduled: crate::schedule::ScheduleSummary,
 }
 
 impl TokenError {
