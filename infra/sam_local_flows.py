@@ -4,7 +4,8 @@ and a fake Netatmo on 127.0.0.1 (run by infra/sam-local, which has built the sta
 1. oauth-callback: /connect stores a state in DynamoDB and redirects to the fake;
 2. the fake's consent redirects back; oauth-callback exchanges the code and stores the token;
 3. actions: an action calls the fake's API with that token;
-4. token-refresh: the token is due (the fake issues 60-second tokens): one refresh;
+4. token-refresh: the token is due (the fake issues 60-second tokens): one refresh; a scheduled
+   action due a minute ago fires, once: a second (retried) invocation finds its claim;
 5. `sam local start-api`: one request through the HTTP API routes.
 
 Every server listens on 127.0.0.1; the function containers share the host's network through
@@ -154,6 +155,8 @@ def main():
         sm.create_secret(Name="homehook/clients", SecretString=json.dumps({
             "netatmo": {"client_id": "fake-client", "client_secret": "fake-client-secret"},
             "admin_key_hash": admin_hash}))
+        # A schedule due one minute ago (UTC), within its hour of grace: both ticks below owe it.
+        due = time.gmtime(time.time() - 60)
         config = f"""
 [providers.netatmo]
 authorize_url = "{vendor}/oauth2/authorize"
@@ -169,6 +172,11 @@ connection = "home"
 builtin = "station"
 with = {{ device_id = "70:ee:50:00:00:01" }}
 key_hash = "{action_hash}"
+
+[schedules.morning_check]
+action = "station"
+cron = "{due.tm_min} {due.tm_hour} * * *"
+grace_secs = 3600
 """
         env = {"HOMEHOOK_TABLE": "homehook", "HOMEHOOK_SECRET_ID": "homehook/clients",
                # No public URL: callback URLs follow the request's host, as behind API Gateway.
@@ -215,14 +223,25 @@ key_hash = "{action_hash}"
 
         # 4. the scheduled tick renews the due token (60-second tokens are always due).
         r = invoke("TokenRefreshFunction", json.loads((HERE.parent / "events" / "schedule.json").read_text()))
-        check(r == {"due": 1, "refreshed": 1, "skipped": 0, "failed": 0, "failed_by_class": {}},
-              "token-refresh renews the due token", r)
+        fired_once = {"fired": 1, "failed": 0, "already_claimed": 0}
+        check(r == {"due": 1, "refreshed": 1, "skipped": 0, "failed": 0, "failed_by_class": {},
+                    "scheduled": fired_once},
+              "token-refresh renews the due token and fires the scheduled action", r)
         token = ddb.get_item(TableName="homehook", Key={"pk": {"S": "token#home"}}, ConsistentRead=True)
         # Two writes: the lease that claims the renewal, then the renewed tokens (lease released).
         renewed = json.loads(token["Item"]["record"]["S"])
         check(token["Item"]["version"]["N"] == "3" and "lease" not in renewed.get("lifecycle", {}),
               "the renewed token is in DynamoDB (version 3: lease, then tokens; lease released)",
               token["Item"]["version"])
+
+        # 4b. EventBridge delivers at least once: a second tick finds the run claimed (and renews
+        # the 60-second token again).
+        r = invoke("TokenRefreshFunction", json.loads((HERE.parent / "events" / "schedule.json").read_text()))
+        check(r.get("scheduled") == {"fired": 0, "failed": 0, "already_claimed": 1},
+              "a second token-refresh invocation does not fire the scheduled action again", r)
+        claims = [i for i in ddb.scan(TableName="homehook")["Items"]
+                  if i["pk"]["S"].startswith("item#schedule:morning_check:")]
+        check(len(claims) == 1, "one claim for the scheduled run is in DynamoDB", claims)
 
         # 5. one request through the HTTP API routes of `sam local start-api`.
         api_port = free_port()
@@ -252,7 +271,7 @@ key_hash = "{action_hash}"
             moto.terminate()
             moto.wait(timeout=10)
     seen = json.loads(out.strip().splitlines()[-1])
-    check(seen["token_calls"] == 2, "the vendor saw exactly 2 token calls (code, refresh)", seen)
+    check(seen["token_calls"] == 3, "the vendor saw exactly 3 token calls (code, refresh, refresh)", seen)
     durations = ", ".join(f"{fn} {ms:.0f} ms" for fn, ms in REPORTS)
     say(f"REPORT durations: {durations}")
 

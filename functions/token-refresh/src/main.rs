@@ -1,5 +1,6 @@
-//! The `token-refresh` Lambda function, called by the EventBridge schedule: one refresh tick
-//! (renew every token that is due), answered and logged as a summary.
+//! The `token-refresh` Lambda function, called by the EventBridge schedule: one tick (fire the
+//! scheduled actions that are due, each once; renew every token that is due), answered and
+//! logged as a summary.
 
 use std::sync::Arc;
 
@@ -14,6 +15,9 @@ async fn tick(app: &App, _event: LambdaEvent<serde_json::Value>) -> Result<TickS
         skipped = summary.skipped,
         failed = summary.failed,
         failed_by_class = ?summary.failed_by_class,
+        scheduled_fired = summary.scheduled.fired,
+        scheduled_failed = summary.scheduled.failed,
+        scheduled_already_claimed = summary.scheduled.already_claimed,
         "refresh tick"
     );
     Ok(summary)

@@ -58,6 +58,8 @@ pub struct Action {
     pub run: Option<String>,
     /// What the action does, in a line.
     pub summary: Option<String>,
+    /// The parameters IFTTT-style `value1`, `value2`, `value3` fill, in that order.
+    pub ifttt: Vec<String>,
 }
 
 impl Action {
@@ -265,6 +267,7 @@ pub(super) struct RawAction {
     pin_hash: Option<String>,
     signing_secret: Option<String>,
     rate_limit: Option<RateLimit>,
+    ifttt: Option<Vec<String>>,
 }
 
 /// A value written as one string or a list of them (`key_hash = "..."` or, during a rotation,
@@ -638,6 +641,7 @@ pub(super) fn build_action(
             Ok(t)
         })
         .transpose()?;
+    let ifttt = ifttt_values(ra.ifttt.take(), &params, &field("ifttt"))?;
 
     Ok(Action {
         name: name.to_string(),
@@ -658,7 +662,59 @@ pub(super) fn build_action(
         builtin: ra.builtin,
         run: shape.run,
         summary: shape.summary,
+        ifttt,
     })
+}
+
+/// Which parameters `value1`..`value3` fill: the `ifttt` list, or the only caller parameter.
+fn ifttt_values(
+    written: Option<Vec<String>>,
+    params: &BTreeMap<String, ParamSpec>,
+    field: &str,
+) -> Result<Vec<String>, FieldError> {
+    let callers: Vec<&String> = params
+        .iter()
+        .filter(|(_, p)| !p.fixed)
+        .map(|(n, _)| n)
+        .collect();
+    let Some(list) = written else {
+        return Ok(match callers.as_slice() {
+            [only] => vec![(*only).clone()],
+            _ => vec![],
+        });
+    };
+    if list.len() > 3 {
+        return Err((
+            field.to_string(),
+            "IFTTT sends three values at most (value1, value2, value3)".into(),
+        ));
+    }
+    for (i, name) in list.iter().enumerate() {
+        if !callers.contains(&name) {
+            return Err((
+                format!("{field}[{i}]"),
+                format!(
+                    "\"{name}\" is not a parameter callers may send (they may send: {})",
+                    if callers.is_empty() {
+                        "none".to_string()
+                    } else {
+                        callers
+                            .iter()
+                            .map(|s| s.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    }
+                ),
+            ));
+        }
+        if list[..i].contains(name) {
+            return Err((
+                format!("{field}[{i}]"),
+                format!("\"{name}\" is listed twice"),
+            ));
+        }
+    }
+    Ok(list)
 }
 
 fn check_body_templates(

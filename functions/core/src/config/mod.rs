@@ -839,6 +839,13 @@ mod tests {
                 "providers.mine.api_base",
                 "required",
             ),
+            (
+                &format!(
+                    "[connections.c]\nprovider = \"netatmo\"\n[actions.x]\nconnection = \"c\"\npath = \"/d\"\nparams.a = {{ type = \"string\" }}\nifttt = [\"a\", \"b\"]\nkey_hash = \"{HASH}\""
+                ),
+                "actions.x.ifttt[1]",
+                "not a parameter callers may send",
+            ),
         ];
         for (text, field, problem) in cases {
             let e = parse(text).expect_err(text);

@@ -85,7 +85,10 @@ pub(super) fn build_schedule(
             "must be between 60 and 86400 seconds".into(),
         ));
     }
-    if cron.next_after(jiff::Timestamp::UNIX_EPOCH, &time_zone).is_none() {
+    if cron
+        .next_after(jiff::Timestamp::UNIX_EPOCH, &time_zone)
+        .is_none()
+    {
         return Err((field("cron"), "this expression never fires".into()));
     }
     Ok(Schedule {
@@ -98,4 +101,95 @@ pub(super) fn build_schedule(
         grace_secs,
         summary: raw.summary,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Config, ConfigError};
+
+    const HASH: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+
+    fn parse(schedule: &str) -> Result<Config, ConfigError> {
+        Config::parse(
+            &format!(
+                r#"
+                [connections.home]
+                provider = "netatmo"
+                [actions.away]
+                connection = "home"
+                builtin = "therm_mode"
+                with = {{ home_id = "h1", mode = "away" }}
+                key_hash = "{HASH}"
+                [schedules.s]
+                {schedule}
+                "#
+            ),
+            "homehook.toml",
+            None,
+        )
+    }
+
+    #[test]
+    fn a_schedule_names_an_action_a_cron_and_a_time_zone() {
+        let c = parse(
+            "action = \"away\"\ncron = \"0 8 * * mon-fri\"\ntime_zone = \"Europe/Paris\"\nparams = { minutes = 90 }",
+        )
+        .expect("valid");
+        let s = &c.schedules["s"];
+        assert_eq!(s.cron.to_string(), "0 8 * * mon-fri");
+        assert_eq!(s.time_zone_name, "Europe/Paris");
+        assert_eq!(s.grace_secs, super::DEFAULT_GRACE_SECS);
+        let utc = parse("action = \"away\"\ncron = \"@daily\"").expect("UTC by default");
+        assert_eq!(utc.schedules["s"].time_zone_name, "UTC");
+    }
+
+    #[test]
+    fn schedule_mistakes_name_the_field() {
+        for (text, field, problem) in [
+            (
+                "action = \"nope\"\ncron = \"@daily\"",
+                "schedules.s.action",
+                "unknown action",
+            ),
+            (
+                "action = \"away\"\ncron = \"0 25 * * *\"",
+                "schedules.s.cron",
+                "hour field",
+            ),
+            (
+                "action = \"away\"\ncron = \"0 0 30 2 *\"",
+                "schedules.s.cron",
+                "never fires",
+            ),
+            (
+                "action = \"away\"\ncron = \"@daily\"\ntime_zone = \"Europe/Pariss\"",
+                "schedules.s.time_zone",
+                "unknown time zone",
+            ),
+            (
+                "action = \"away\"\ncron = \"@daily\"\nparams = { mode = \"hg\" }",
+                "schedules.s.params",
+                "mode",
+            ),
+            (
+                "action = \"away\"\ncron = \"@daily\"\nparams = { minutes = \"soon\" }",
+                "schedules.s.params",
+                "minutes",
+            ),
+            (
+                "action = \"away\"\ncron = \"@daily\"\ngrace_secs = 5",
+                "schedules.s.grace_secs",
+                "between",
+            ),
+            (
+                "action = \"away\"\ncron = \"@daily\"\nat = \"23:00\"",
+                "schedules.s.at",
+                "unknown field",
+            ),
+        ] {
+            let e = parse(text).expect_err(text);
+            assert_eq!(e.field, field, "{text}: {e}");
+            assert!(e.problem.contains(problem), "{text}: {e}");
+        }
+    }
 }

@@ -15,6 +15,7 @@ use serde_json::Value;
 use super::AppState;
 use super::auth::{presented_key, split_query};
 use super::error::ApiError;
+use super::ifttt;
 use crate::action;
 use crate::clock::UnixTime;
 use crate::config::Action;
@@ -28,7 +29,44 @@ use crate::secret::SecretString;
 /// Largest request body an action accepts: parameters are small.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
-/// Runs an action for a caller holding a key that opens it.
+/// Which names the body's values go by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Values {
+    /// `/a/{action}`: parameters by name, and IFTTT's `value1`..`value3` for an action that
+    /// does not declare parameters with those names.
+    Named,
+    /// IFTTT's Webhooks shape: `value1`..`value3` fill the action's parameters.
+    Ifttt,
+    /// IFTTT's JSON variant: parameters by name only.
+    AsNamed,
+}
+
+/// What the URL of an action call says: the action, a key in the path (IFTTT's shape), and
+/// how to read the values.
+#[derive(Debug)]
+pub struct ActionCall {
+    name: String,
+    path_key: Option<String>,
+    values: Values,
+}
+
+impl ActionCall {
+    /// From `/trigger/{event}/…/with/key/{key}`. A path that does not decode names no action
+    /// and no key (answered like a missing key).
+    pub fn from_path(path: Result<Path<(String, String)>, PathRejection>, values: Values) -> Self {
+        let (name, path_key) = match path {
+            Ok(Path((name, key))) => (name, Some(key)),
+            Err(_) => (String::new(), None),
+        };
+        Self {
+            name,
+            path_key,
+            values,
+        }
+    }
+}
+
+/// `/a/{action}`: runs an action for a caller holding a key that opens it.
 #[allow(clippy::too_many_arguments)] // axum extractors, one per part of the request
 pub async fn run_action(
     State(app): State<AppState>,
@@ -41,7 +79,27 @@ pub async fn run_action(
     body: Body,
 ) -> Result<Response, ApiError> {
     // A name that does not even decode is just one more unknown action (same 401 below).
-    let name = name.map(|Path(n)| n).unwrap_or_default();
+    let call = ActionCall {
+        name: name.map(|Path(n)| n).unwrap_or_default(),
+        path_key: None,
+        values: Values::Named,
+    };
+    serve(app, call, method, headers, raw_query, source, peer, body).await
+}
+
+/// The gate and the run, for every URL shape of an action call.
+#[allow(clippy::too_many_arguments)] // the parts of the request, as the extractors gave them
+pub(super) async fn serve(
+    app: AppState,
+    call: ActionCall,
+    method: Method,
+    headers: HeaderMap,
+    raw_query: Option<String>,
+    source: Option<Extension<ClientSource>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let name = call.name;
     let source = source
         .map(|Extension(s)| s.0)
         .or(peer.map(|Extension(ConnectInfo(addr))| addr.ip()));
@@ -52,7 +110,12 @@ pub async fn run_action(
     }
 
     let (query_key, format, query_params) = split_query(raw_query.as_deref());
-    let key = presented_key(&headers, query_key.as_deref()).ok_or_else(ApiError::missing_key)?;
+    let key = call
+        .path_key
+        .as_deref()
+        .filter(|k| !k.is_empty())
+        .or_else(|| presented_key(&headers, query_key.as_deref()))
+        .ok_or_else(ApiError::missing_key)?;
     let now = app.clock.now();
     let admitted = app.config.keys.admit(key, &name, now);
     let (entry, action) = match (admitted, app.config.actions.get(&name)) {
@@ -123,6 +186,17 @@ pub async fn run_action(
         provided
             .entry(k.clone())
             .or_insert_with(|| Value::String(v.clone()));
+    }
+    let ifttt_values = match call.values {
+        Values::Ifttt => true,
+        // An action may name its own parameters value1..value3; then they are just names.
+        Values::Named => !ifttt::VALUE_NAMES
+            .iter()
+            .any(|v| action.params.contains_key(*v)),
+        Values::AsNamed => false,
+    };
+    if ifttt_values {
+        ifttt::map_values(action, &mut provided)?;
     }
 
     // Claimed before the parameters are checked, so a key reused for other parameters is

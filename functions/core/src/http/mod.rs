@@ -2,8 +2,8 @@
 //! `homehook serve` locally and by the Lambda functions.
 //!
 //! - [`oauth_router`]: `GET /connect/{connection}`, `GET /callback/{provider}`
-//! - [`actions_router`]: `/a/{action}`, `GET /status`, `GET /discover/{connection}`,
-//!   `GET /healthz`
+//! - [`actions_router`]: `/a/{action}` (and IFTTT's `/trigger/{event}/with/key/{key}` shapes),
+//!   `GET /status`, `GET /discover/{connection}`, `GET /healthz`
 //! - [`app`]: both, plus the root page and JSON answers for unknown paths and methods.
 
 use std::sync::Arc;
@@ -21,6 +21,7 @@ pub mod auth;
 pub mod connect;
 pub mod discover;
 pub mod error;
+pub mod ifttt;
 pub mod pages;
 pub mod status;
 
@@ -29,8 +30,8 @@ pub use error::ApiError;
 /// Every route [`app`] registers, as (path pattern in axum syntax, methods). It must list every
 /// route registered in [`app`] (and so in [`oauth_router`] and [`actions_router`]):
 /// `tests/tests/openapi.rs` checks both `docs/openapi.json` and the live router against it.
-/// `/a/{action}` takes any method; `GET` works only for actions that opt in, and every other
-/// method is refused with 405 without acting.
+/// `/a/{action}` and the `/trigger/…` shapes take any method; `GET` works only for actions that
+/// opt in, and every other method is refused with 405 without acting.
 pub const ROUTES: &[(&str, &[&str])] = &[
     ("/", &["GET"]),
     ("/healthz", &["GET"]),
@@ -39,6 +40,8 @@ pub const ROUTES: &[(&str, &[&str])] = &[
     ("/connect/{connection}", &["GET"]),
     ("/callback/{provider}", &["GET"]),
     ("/a/{action}", &["POST", "GET"]),
+    ("/trigger/{event}/with/key/{key}", &["POST", "GET"]),
+    ("/trigger/{event}/json/with/key/{key}", &["POST", "GET"]),
 ];
 
 /// Shared state of every handler.
@@ -75,6 +78,14 @@ fn oauth_routes(app: AppState) -> Router {
 fn actions_routes(app: AppState) -> Router {
     Router::new()
         .route("/a/{action}", axum::routing::any(actions::run_action))
+        .route(
+            "/trigger/{event}/with/key/{key}",
+            axum::routing::any(ifttt::trigger),
+        )
+        .route(
+            "/trigger/{event}/json/with/key/{key}",
+            axum::routing::any(ifttt::trigger_json),
+        )
         .route("/status", get(status::status))
         .route("/discover/{connection}", get(discover::discover))
         .route("/healthz", get(status::healthz))
@@ -93,12 +104,14 @@ fn with_json_fallbacks(router: Router) -> Router {
 
 /// axum answers `HEAD` on every GET route by running its handler. Only `/` and `/healthz` are
 /// free of side effects: anywhere else (a connect link stores a state, discover calls the
-/// vendor) `HEAD` runs nothing. `/a/{action}` refuses it itself, with the action's `Allow`.
+/// vendor) `HEAD` runs nothing. `/a/{action}` and `/trigger/…` refuse it themselves, with the
+/// action's `Allow`.
 async fn refuse_head(request: Request, next: Next) -> Response {
     let path = request.uri().path();
     if request.method() == axum::http::Method::HEAD
         && !matches!(path, "/" | "/healthz")
         && !path.starts_with("/a/")
+        && !path.starts_with("/trigger/")
     {
         return ApiError::method_not_allowed("GET").into_response();
     }

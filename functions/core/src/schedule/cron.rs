@@ -132,7 +132,10 @@ impl Field {
             let (range, step) = match item.split_once('/') {
                 Some((r, s)) => {
                     let step: u32 = s.parse().ok().filter(|s| *s > 0).ok_or_else(|| {
-                        format!("{} field: step \"{s}\" must be a whole number above 0", self.what)
+                        format!(
+                            "{} field: step \"{s}\" must be a whole number above 0",
+                            self.what
+                        )
                     })?;
                     (r, step)
                 }
@@ -143,10 +146,7 @@ impl Field {
             } else if let Some((a, b)) = range.split_once('-') {
                 let (a, b) = (self.value(a)?, self.value(b)?);
                 if a > b {
-                    return Err(format!(
-                        "{} field: range {a}-{b} runs backwards",
-                        self.what
-                    ));
+                    return Err(format!("{} field: range {a}-{b} runs backwards", self.what));
                 }
                 (a, b)
             } else {
@@ -316,17 +316,32 @@ mod tests {
             "2026-11-24T23:00:00+01:00"
         );
         // 0 and 7 are both Sunday.
-        assert_eq!(next("0 9 * * 0", "2026-11-24T08:00:00Z"), "2026-11-29T09:00:00+01:00");
-        assert_eq!(next("0 9 * * 7", "2026-11-24T08:00:00Z"), "2026-11-29T09:00:00+01:00");
+        assert_eq!(
+            next("0 9 * * 0", "2026-11-24T08:00:00Z"),
+            "2026-11-29T09:00:00+01:00"
+        );
+        assert_eq!(
+            next("0 9 * * 7", "2026-11-24T08:00:00Z"),
+            "2026-11-29T09:00:00+01:00"
+        );
     }
 
     #[test]
     fn restricted_day_fields_match_either_day() {
         // The 1st of the month or any Monday (Vixie cron), from Tuesday 2026-11-24.
-        assert_eq!(next("0 0 1 * mon", "2026-11-24T08:00:00Z"), "2026-11-30T00:00:00+01:00");
-        assert_eq!(next("0 0 1 * mon", "2026-11-30T08:00:00Z"), "2026-12-01T00:00:00+01:00");
+        assert_eq!(
+            next("0 0 1 * mon", "2026-11-24T08:00:00Z"),
+            "2026-11-30T00:00:00+01:00"
+        );
+        assert_eq!(
+            next("0 0 1 * mon", "2026-11-30T08:00:00Z"),
+            "2026-12-01T00:00:00+01:00"
+        );
         // `*` in one of them: both must match.
-        assert_eq!(next("0 0 * 12 mon", "2026-11-24T08:00:00Z"), "2026-12-07T00:00:00+01:00");
+        assert_eq!(
+            next("0 0 * 12 mon", "2026-11-24T08:00:00Z"),
+            "2026-12-07T00:00:00+01:00"
+        );
     }
 
     #[test]
@@ -339,21 +354,39 @@ mod tests {
             seen.push(t.to_zoned(paris()).strftime("%H:%M").to_string());
         }
         assert_eq!(seen, ["09:05", "09:20", "09:35", "09:50", "18:05"]);
-        assert_eq!(next("@daily", "2026-11-24T08:00:00Z"), "2026-11-25T00:00:00+01:00");
-        assert_eq!(next("*/20 * * * *", "2026-11-24T08:00:00Z"), "2026-11-24T09:20:00+01:00");
+        assert_eq!(
+            next("@daily", "2026-11-24T08:00:00Z"),
+            "2026-11-25T00:00:00+01:00"
+        );
+        assert_eq!(
+            next("*/20 * * * *", "2026-11-24T08:00:00Z"),
+            "2026-11-24T09:20:00+01:00"
+        );
     }
 
     #[test]
     fn a_time_skipped_by_daylight_saving_runs_after_the_jump_and_a_repeated_one_runs_once() {
         // Paris springs forward on 2026-03-29 at 02:00 → 03:00: 02:30 does not exist.
-        assert_eq!(next("30 2 * * *", "2026-03-28T23:00:00Z"), "2026-03-29T03:30:00+02:00");
-        assert_eq!(next("30 2 * * *", "2026-03-29T01:30:00Z"), "2026-03-30T02:30:00+02:00");
+        assert_eq!(
+            next("30 2 * * *", "2026-03-28T23:00:00Z"),
+            "2026-03-29T03:30:00+02:00"
+        );
+        assert_eq!(
+            next("30 2 * * *", "2026-03-29T01:30:00Z"),
+            "2026-03-30T02:30:00+02:00"
+        );
         // It falls back on 2026-10-25 at 03:00 → 02:00: 02:30 happens twice, fires once.
         let first = "2026-10-25T02:30:00+02:00";
         assert_eq!(next("30 2 * * *", "2026-10-24T22:00:00Z"), first);
-        assert_eq!(next("30 2 * * *", "2026-10-25T00:30:00Z"), "2026-10-26T02:30:00+01:00");
+        assert_eq!(
+            next("30 2 * * *", "2026-10-25T00:30:00Z"),
+            "2026-10-26T02:30:00+01:00"
+        );
         // From inside the second 02:00–03:00 hour, too.
-        assert_eq!(next("30 2 * * *", "2026-10-25T01:10:00Z"), "2026-10-26T02:30:00+01:00");
+        assert_eq!(
+            next("30 2 * * *", "2026-10-25T01:10:00Z"),
+            "2026-10-26T02:30:00+01:00"
+        );
     }
 
     #[test]

@@ -132,7 +132,12 @@ pub async fn fire_due(app: &App) -> ScheduleSummary {
         let until = due.plus_secs(schedule.grace_secs + 86_400);
         let claimed = app
             .store
-            .insert_item(&claim_key(&schedule.name, due), &now.0.to_string(), until, now)
+            .insert_item(
+                &claim_key(&schedule.name, due),
+                &now.0.to_string(),
+                until,
+                now,
+            )
             .await;
         match claimed {
             Ok(None) => {}

@@ -37,9 +37,45 @@ pub async fn run(store: &dyn Store) -> Result<(), String> {
     items_are_taken_once(store).await?;
     items_are_inserted_once(store).await?;
     items_are_read_without_being_taken(store).await?;
+    long_lived_items_leave_others_alone(store).await?;
     counters_count_and_restart(store).await?;
     concurrent_inserts_store_once(store).await?;
     concurrent_counts_are_distinct(store).await
+}
+
+/// An item kept for months (a schedule's last run) beside short-lived ones: storing it must
+/// not sweep away the others while they live.
+async fn long_lived_items_leave_others_alone(store: &dyn Store) -> Result<(), String> {
+    let e = |e: StoreError| e.to_string();
+    let now = UnixTime(1_000_000);
+    store
+        .insert_item("long:claim", "c", now.plus_secs(3_600), now)
+        .await
+        .map_err(e)?;
+    store
+        .put_item("long:kept", "k", now.plus_secs(400 * 86_400))
+        .await
+        .map_err(e)?;
+    check(
+        store.get_item("long:claim", now).await.map_err(e)? == Some("c".into()),
+        "a long-lived item does not sweep away a live one",
+    )?;
+    check(
+        store
+            .insert_item("long:claim", "again", now.plus_secs(3_600), now)
+            .await
+            .map_err(e)?
+            == Some("c".into()),
+        "the live claim still refuses a second insert",
+    )?;
+    check(
+        store
+            .get_item("long:kept", now.plus_secs(300 * 86_400))
+            .await
+            .map_err(e)?
+            == Some("k".into()),
+        "a long-lived item lives its whole life",
+    )
 }
 
 /// Awaits every future together (so a networked store sees the calls at the same time) and

@@ -248,9 +248,9 @@ impl ItemStore for SqliteStore {
     ) -> Result<(), StoreError> {
         let (key, value) = (key.to_string(), value.to_string());
         self.with(move |c| {
-            // Expired items are removed on the way, so the table never grows without bound
-            // (`expires_at` stands for now here: items live a day at most).
-            sweep_items(c, expires_at.0)?;
+            // No sweep here: without `now`, the expiry would have to stand for it, and an item
+            // kept for months (a schedule's last run) would sweep away every live one. The
+            // calls that know the time (take, insert, count) sweep.
             c.execute(
                 "INSERT INTO items (key, value, expires_at) VALUES (?1, ?2, ?3)
                  ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at",
@@ -265,6 +265,7 @@ impl ItemStore for SqliteStore {
     async fn take_item(&self, key: &str, now: UnixTime) -> Result<Taken, StoreError> {
         let key = key.to_string();
         self.with(move |c| {
+            sweep_items(c, now.0)?;
             // DELETE ... RETURNING is one statement: of two processes, only one gets the row.
             let row: Option<(String, i64)> = c
                 .query_row(
