@@ -93,17 +93,32 @@ fn print_next_steps(app: &App) {
 }
 
 async fn tick_forever(app: Arc<App>, every: Duration) {
-    let mut interval = tokio::time::interval(every);
+    let mut interval = if app.config.schedules.is_empty() {
+        tokio::time::interval(every)
+    } else {
+        // Scheduled actions fire on their minute: tick every minute (or more often), a second
+        // past each whole minute of the wall clock.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let to_next_minute = Duration::from_secs(60 - now.as_secs() % 60 + 1);
+        tokio::time::interval_at(
+            tokio::time::Instant::now() + to_next_minute,
+            every.min(Duration::from_secs(60)),
+        )
+    };
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;
         match app.tick().await {
-            Ok(s) if s.refreshed + s.failed > 0 => {
+            Ok(s) if s.refreshed + s.failed + s.scheduled.fired + s.scheduled.failed > 0 => {
                 tracing::info!(
                     refreshed = s.refreshed,
                     failed = s.failed,
                     skipped = s.skipped,
-                    "refresh tick"
+                    scheduled_fired = s.scheduled.fired,
+                    scheduled_failed = s.scheduled.failed,
+                    "tick"
                 );
             }
             Ok(_) => {}
