@@ -64,7 +64,11 @@ pub fn connected_page(c: &Connected<'_>) -> Response {
 </ul>"#,
         status = code("homehook status"),
     );
-    respond(StatusCode::OK, &format!("Connected {}", c.label), &main)
+    respond(
+        StatusCode::OK,
+        &format!("Connected {} · homehook", c.label),
+        &main,
+    )
 }
 
 /// What the "not connected" page says.
@@ -128,5 +132,5 @@ pub fn not_connected_page(n: &NotConnected<'_>) -> Response {
         error_code = code(n.error.code),
         status = n.error.status.as_u16(),
     );
-    respond(n.error.status, "Not connected", &main)
+    respond(n.error.status, "Not connected · homehook", &main)
 }

@@ -60,7 +60,7 @@ background:var(--code);padding:.1em .35em;border-radius:4px;overflow-wrap:anywhe
 ul.cards{list-style:none;padding:0}\
 .cards li{background:var(--card);border:1px solid var(--line);border-radius:10px;\
 padding:.7rem .9rem;margin:.6rem 0}\
-.cards .name{font-weight:600}.cards .state{font-weight:600;margin-left:.3rem}\
+.cards .name{font-weight:600}.cards .state{font-weight:600}\
 .cards p{margin:.25rem 0 0}\
 footer{margin-top:2rem;border-top:1px solid var(--line);padding-top:.75rem}";
 
@@ -75,7 +75,7 @@ pub static CONTENT_SECURITY_POLICY: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// A whole page around `main` (already HTML).
+/// A whole page titled `title` around `main` (already HTML).
 fn layout(title: &str, main: &str) -> String {
     format!(
         r#"<!doctype html>
@@ -85,7 +85,7 @@ fn layout(title: &str, main: &str) -> String {
 <meta name="referrer" content="no-referrer">
 <meta name="robots" content="noindex">
 <link rel="icon" href="data:,">
-<title>{title} · homehook</title>
+<title>{title}</title>
 <style>{STYLE}</style></head>
 <body><main>
 {main}

@@ -19,7 +19,8 @@ pub async fn root(State(app): State<AppState>) -> Response {
     } else {
         overview(&app).await
     };
-    respond(StatusCode::OK, "homehook", &main)
+    let title = "homehook";
+    respond(StatusCode::OK, title, &main)
 }
 
 fn config_file(app: &App) -> String {
@@ -37,13 +38,9 @@ fn has_admin_key(app: &App) -> bool {
 /// Nothing configured yet: the setup, step by step.
 fn first_steps(app: &App) -> String {
     let config = &app.config;
-    let actions = match config.actions.len() {
-        0 => String::new(),
-        n => format!(" and {n} action{}", plural(n)),
-    };
     format!(
         r#"<h1>homehook is running</h1>
-<p class="lead">It answers at {public_url}, with no connections{actions} configured yet.</p>
+<p class="lead">No connections are configured yet. This server answers at {public_url}.</p>
 <h2>Next steps</h2>
 <ol>
 <li>Run {key_new} once for the admin key and once per action: each run prints a key (shown once) and the hash to put in the config.</li>
@@ -195,8 +192,8 @@ fn connection_card(app: &App, c: &ConnectionStatus) -> String {
         other => ("warn", other, String::new()),
     };
     format!(
-        "<li><span class=\"name\">{label}</span> <span class=\"muted\">{provider} · {id}</span> \
-         <span class=\"state {class}\">{state}</span>\n<p>{detail}</p></li>\n",
+        "<li><span class=\"name\">{label}</span> <span class=\"muted\">{provider} · {id}</span>\n\
+         <p><span class=\"state {class}\">{state}.</span> {detail}</p></li>\n",
         label = escape(&c.label),
         provider = provider_html,
         id = code(&c.id),
