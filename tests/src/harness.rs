@@ -389,13 +389,19 @@ pub fn discovered_ids(found: &serde_json::Value, key: &str) -> Vec<String> {
         .collect()
 }
 
+/// `$CARGO_TARGET_DIR/reports` (the workspace's `target/reports` without it): where tests leave
+/// what `infra/test` prints or points to.
+pub fn reports_dir() -> std::path::PathBuf {
+    std::env::var("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
+        .join("reports")
+}
+
 /// Writes a figures report to `$CARGO_TARGET_DIR/reports/<name>.md` (the workspace's
 /// `target/` without it), where `infra/test` prints it from.
 pub fn write_report(name: &str, text: &str) {
-    let dir = std::env::var("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
-        .join("reports");
+    let dir = reports_dir();
     std::fs::create_dir_all(&dir).expect("reports dir");
     std::fs::write(dir.join(format!("{name}.md")), text).expect("write report");
 }

@@ -5,6 +5,8 @@
 //!
 //! # Layout
 //!
+//! - [`browser`]: headless Chromium at phone size for the page tests: a screenshot and the
+//!   visible text of a page.
 //! - [`fake_vendor`]: an OAuth2 vendor (authorize, token with expiry and refresh-token
 //!   rotation, an API that rejects expired tokens the way the real vendors do), with counters.
 //! - [`fakes`]: the four vendors' APIs (Netatmo, Somfy Protect, Myfox, Homey) on top of it.
@@ -17,6 +19,7 @@
 //!   and fixtures issue, so `scan-logs` can check that no secret reached a log.
 //! - [`openapi_check`]: checks answers against `docs/openapi.json`.
 
+pub mod browser;
 pub mod fake_vendor;
 pub mod fakes;
 pub mod faulty_store;

@@ -5,7 +5,7 @@
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
@@ -13,6 +13,8 @@ use super::auth::{presented_key, require_admin, split_query};
 use super::error::ApiError;
 use super::pages;
 use crate::catalog::Grant;
+use crate::clock::UnixTime;
+use crate::config::Connection;
 use crate::oauth::{OAuthFlow, TokenEndpointError};
 use crate::store::Taken;
 
@@ -28,10 +30,10 @@ struct PendingConnect {
     redirect_uri: Option<String>,
 }
 
-/// The callback URL for this connect request: `{public_url}/callback/{provider}`, or, where
-/// the public URL follows the request (Lambda behind API Gateway), `https://{Host}/callback/…`
-/// when the host is a plain host name.
-fn redirect_uri(app: &crate::App, headers: &HeaderMap, provider: &str) -> String {
+/// Where people and vendors reach this server for this request: `public_url`, or, where the
+/// public URL follows the request (Lambda behind API Gateway), `https://{Host}` when the host is
+/// a plain host name.
+fn public_base(app: &crate::App, headers: &HeaderMap) -> String {
     let host = headers
         .get(axum::http::header::HOST)
         .and_then(|h| h.to_str().ok())
@@ -42,11 +44,14 @@ fn redirect_uri(app: &crate::App, headers: &HeaderMap, provider: &str) -> String
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':'))
         });
     match host {
-        Some(host) if app.config.server.public_url_from_host => {
-            format!("https://{host}/callback/{provider}")
-        }
-        _ => app.config.callback_url(provider),
+        Some(host) if app.config.server.public_url_from_host => format!("https://{host}"),
+        _ => app.config.base_url(),
     }
+}
+
+/// The callback URL for this connect request: `{public base}/callback/{provider}`.
+fn redirect_uri(app: &crate::App, headers: &HeaderMap, provider: &str) -> String {
+    format!("{}/callback/{provider}", public_base(app, headers))
 }
 
 fn state_key(state: &str) -> String {
@@ -79,12 +84,7 @@ pub async fn start(
     if conn.grant == Grant::Password {
         // Nothing to consent to: the credentials are in the secret. Connect now.
         let record = app.keeper.fresh_token(conn).await?;
-        return Ok(respond_ok(
-            &headers,
-            &conn.label,
-            &spec.display_name,
-            record.expires_at.map(|t| t.to_rfc3339()),
-        ));
+        return Ok(respond_ok(&app, &headers, conn, record.expires_at));
     }
     let creds = app.secrets.client_credentials(&conn.secret).await?;
     let redirect = redirect_uri(&app, &headers, &conn.provider);
@@ -131,32 +131,62 @@ pub async fn callback(
     query: Result<Query<CallbackQuery>, QueryRejection>,
 ) -> Response {
     match finish(&app, &provider, query.ok().map(|q| q.0)).await {
-        Ok((label, provider_name, expires)) => {
-            respond_ok(&headers, &label, &provider_name, expires)
-        }
-        Err(e) => {
+        Ok((conn, expires_at)) => respond_ok(&app, &headers, conn, expires_at),
+        Err((e, conn)) => {
             tracing::info!(provider = %truncate(&provider), error = e.code, "connect failed");
-            if wants_html(&headers) {
-                let page = pages::result_page(false, "Not connected", &e.message);
-                (e.status, Html(page)).into_response()
-            } else {
-                e.into_response()
+            if !wants_html(&headers) {
+                return e.into_response();
             }
+            let connect_url = format!(
+                "{}/connect/{}",
+                public_base(&app, &headers),
+                conn.map_or("<connection>", |c| c.id.as_str())
+            );
+            let vendor = conn
+                .and_then(|c| app.config.provider_of(c))
+                .or_else(|| app.config.providers.get(&provider))
+                .map(|spec| spec.display_name.as_str());
+            pages::not_connected_page(&pages::NotConnected {
+                error: &e,
+                connect_url: &connect_url,
+                provider: vendor,
+                link_lifetime_secs: app.config.server.state_ttl_secs,
+            })
         }
     }
 }
 
-async fn finish(
-    app: &AppState,
+/// The callback's work: the connection and its new token's expiry, or what went wrong and,
+/// once the state named it, for which connection.
+async fn finish<'a>(
+    app: &'a AppState,
     provider: &str,
     query: Option<CallbackQuery>,
-) -> Result<(String, String, Option<String>), ApiError> {
+) -> Result<(&'a Connection, Option<UnixTime>), (ApiError, Option<&'a Connection>)> {
     let query = query.ok_or_else(|| {
-        ApiError::bad_request(
-            "malformed_callback",
-            "The callback's query string could not be read.",
+        (
+            ApiError::bad_request(
+                "malformed_callback",
+                "The callback's query string could not be read.",
+            ),
+            None,
         )
     })?;
+    let (conn, pending) = take_state(app, provider, &query)
+        .await
+        .map_err(|e| (e, None))?;
+    let expires_at = exchange(app, conn, query, pending)
+        .await
+        .map_err(|e| (e, Some(conn)))?;
+    Ok((conn, expires_at))
+}
+
+/// Consumes the callback's state: the connection it was issued for.
+async fn take_state<'a>(
+    app: &'a AppState,
+    provider: &str,
+    query: &CallbackQuery,
+) -> Result<(&'a Connection, PendingConnect), ApiError> {
     let state = query
         .state
         .as_deref()
@@ -190,8 +220,18 @@ async fn finish(
         .connections
         .get(&pending.connection)
         .ok_or_else(invalid_state)?;
-    let spec = app.config.provider_of(conn).ok_or_else(invalid_state)?;
+    Ok((conn, pending))
+}
 
+/// The vendor's answer for a known connection: its error, or the code to exchange for tokens,
+/// which are then stored.
+async fn exchange(
+    app: &AppState,
+    conn: &Connection,
+    query: CallbackQuery,
+    pending: PendingConnect,
+) -> Result<Option<UnixTime>, ApiError> {
+    let spec = app.config.provider_of(conn).ok_or_else(invalid_state)?;
     if let Some(error) = query.error.as_deref() {
         let code: String = error
             .chars()
@@ -261,11 +301,7 @@ async fn finish(
     })?;
     let record = app.keeper.store_connected(conn, grant).await?;
     tracing::info!(connection = %conn.id, "connected");
-    Ok((
-        conn.label.clone(),
-        spec.display_name.clone(),
-        record.expires_at.map(|t| t.to_rfc3339()),
-    ))
+    Ok(record.expires_at)
 }
 
 fn invalid_state() -> ApiError {
@@ -286,24 +322,35 @@ fn wants_html(headers: &HeaderMap) -> bool {
         .is_some_and(|a| a.contains("text/html"))
 }
 
+/// The answer to a connection made: a page for a browser, JSON for anything else.
 fn respond_ok(
+    app: &AppState,
     headers: &HeaderMap,
-    label: &str,
-    provider: &str,
-    expires_at: Option<String>,
+    conn: &Connection,
+    expires_at: Option<UnixTime>,
 ) -> Response {
+    let provider = app
+        .config
+        .provider_of(conn)
+        .map_or(conn.provider.as_str(), |spec| spec.display_name.as_str());
     if wants_html(headers) {
-        let page = pages::result_page(
-            true,
-            &format!("Connected {label}"),
-            &format!("homehook can now reach {provider} for {label}. You can close this page."),
-        );
-        Html(page).into_response()
+        pages::connected_page(&pages::Connected {
+            connection: &conn.id,
+            label: &conn.label,
+            provider,
+            expires_in_secs: expires_at.map(|t| app.clock.now().secs_until(t)),
+            actions: app
+                .config
+                .actions
+                .values()
+                .filter(|a| a.connection == conn.id)
+                .count(),
+        })
     } else {
         axum::Json(serde_json::json!({
-            "connected": label,
+            "connected": conn.label,
             "provider": provider,
-            "expires_at": expires_at,
+            "expires_at": expires_at.map(UnixTime::to_rfc3339),
         }))
         .into_response()
     }
