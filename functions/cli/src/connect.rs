@@ -191,6 +191,16 @@ fn reason(health: &Health) -> &str {
     }
 }
 
+/// "Home at Netatmo", or just "Netatmo" when the label is the vendor's name.
+fn naming(app: &App, conn: &Connection) -> String {
+    let vendor = display_name(app, conn);
+    if conn.label == vendor {
+        vendor
+    } else {
+        format!("{} at {vendor}", conn.label)
+    }
+}
+
 fn display_name(app: &App, conn: &Connection) -> String {
     app.config
         .provider_of(conn)
@@ -221,9 +231,8 @@ fn report(app: &App, conn: &Connection, record: &TokenRecord, say: &Say) {
         None => String::new(),
     };
     say.line(format!(
-        "Connected {} ({}): {}{expiry}.",
-        conn.label,
-        display_name(app, conn),
+        "Connected {}: {}{expiry}.",
+        naming(app, conn),
         record.health.label()
     ));
     let has_actions = app.config.actions.values().any(|a| a.connection == conn.id);
