@@ -79,6 +79,11 @@ pub(crate) fn run(config_path: Option<&Path>, opts: &Options<'_>) -> Result<()> 
         println!("`homehook actions --qr` shows a QR code of each URL to scan with your phone.");
         return Ok(());
     }
+    if settings::is_loopback(&config.server.public_url) {
+        eprintln!(
+            "note: these URLs are on {base}, which a phone cannot reach; set server.public_url to the address your phone uses (behind a TLS reverse proxy) first."
+        );
+    }
     let with_key = actions.iter().filter(|a| opens(a)).count();
     if with_key > 0 {
         eprintln!(

@@ -114,16 +114,18 @@ async fn with_consent(
     let ttl = config.server.state_ttl_secs.max(1) as u64;
     let wait = opts.timeout_secs.unwrap_or(ttl).min(ttl);
 
-    say.line(format!(
-        "Open this link to connect {} at {vendor}:",
-        conn.label
-    ));
+    say.line(format!("Open this link to connect {}:", naming(app, conn)));
     say.line("");
     say.line(format!("  {}", link.url));
     say.line("");
     if !opts.no_qr {
         say.line("or scan it with your phone:");
         say.line(qr::render(&link.url, opts.light)?);
+        if settings::is_loopback(&config.server.public_url) {
+            say.line(format!(
+                "(From a phone this works only if it can reach {callback}: with server.public_url on this machine, open the link here.)"
+            ));
+        }
     }
     say.line(format!(
         "{vendor} sends you back to {callback}, where `homehook serve` finishes connecting. The link works for {}.",

@@ -81,3 +81,13 @@ pub(crate) fn connection<'a>(config: &'a Config, id: &str) -> Result<&'a Connect
         )
     })
 }
+
+/// Whether `url` points at this machine (then a phone cannot open it).
+pub(crate) fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost" || d.ends_with(".localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}

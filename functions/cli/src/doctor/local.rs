@@ -9,7 +9,7 @@ use homehook_core::token::Health;
 use homehook_core::{App, Config};
 
 use super::Check;
-use crate::{starter, when};
+use crate::{settings, starter, when};
 
 /// Loads the config; `None` (after a FAIL) when it cannot be used.
 pub(super) fn config(path: Option<&Path>, checks: &mut Vec<Check>) -> Option<Config> {
@@ -269,7 +269,7 @@ pub(super) fn public_url(config: &Config, checks: &mut Vec<Check>) {
     let base = config.base_url();
     if url.scheme() == "https" {
         checks.push(Check::ok("public url", format!("{base} (https)")));
-    } else if is_loopback(url) {
+    } else if settings::is_loopback(url) {
         checks.push(Check::ok(
             "public url",
             format!("{base}: plain http on this machine only (phones elsewhere cannot reach it)"),
@@ -280,16 +280,6 @@ pub(super) fn public_url(config: &Config, checks: &mut Vec<Check>) {
             format!("{base} is plain http on the network: keys and tokens travel unencrypted"),
             "put a TLS reverse proxy in front of homehook and set server.public_url to its https:// address",
         ));
-    }
-}
-
-/// Whether `url` points at this machine.
-pub(super) fn is_loopback(url: &url::Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(d)) => d == "localhost" || d.ends_with(".localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
     }
 }
 
