@@ -28,7 +28,8 @@ pub(crate) async fn run(
     Ok(())
 }
 
-/// The readable report: the connections table, then what needs attention, row by row.
+/// The readable report: the connections table, then what needs attention, row by row. Other
+/// tables (scheduled actions) go through [`table::render`] the same way.
 pub(crate) fn render(report: &StatusReport, now: jiff::Timestamp) -> String {
     if report.connections.is_empty() {
         return "no connections configured\n".into();

@@ -229,6 +229,39 @@ async fn first_run_init_serve_connect_actions_status_doctor() {
             .iter()
             .any(|c| c["check"] == "connection netatmo" && c["status"] == "ok")
     );
+
+    // The owner revokes homehook's access at Netatmo: the next vendor call finds out, and
+    // status and doctor say to connect again; connecting again heals it.
+    fake.vendor.revoke_refresh_tokens();
+    fake.vendor.expire_access_tokens();
+    let discover = run(&dir, &["discover", "netatmo"]).await;
+    assert!(!discover.ok, "{discover}");
+    let status = run(&dir, &["status"]).await;
+    let table = support::table(&status.stdout);
+    assert_eq!(table[1][2], "reauth needed", "{status}");
+    assert!(
+        status.stdout.contains(&format!(
+            "netatmo: reconnect: http://127.0.0.1:{port}/connect/netatmo?key=<admin key> (or run `homehook connect netatmo`)"
+        )),
+        "{status}"
+    );
+    let doctor = run(&dir, &["doctor"]).await;
+    assert_eq!(doctor.code, Some(1), "{doctor}");
+    assert!(
+        doctor
+            .stdout
+            .contains("FAIL  connection netatmo: needs you to connect again: ")
+            && doctor
+                .stdout
+                .contains("      fix: reconnect: `homehook connect netatmo`"),
+        "{doctor}"
+    );
+    let (mut connect, link) = start_connect(&dir, "netatmo", &["--no-qr"]);
+    assert_eq!(allow_in_browser(&link).await.status(), 200);
+    let (status, output) = connect.finish(Duration::from_secs(20));
+    assert!(status.success(), "{output}");
+    assert!(output.contains("Connected Netatmo: healthy"), "{output}");
+    assert_eq!(run(&dir, &["doctor"]).await.code, Some(0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
