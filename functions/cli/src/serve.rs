@@ -68,8 +68,11 @@ fn print_next_steps(app: &App) {
     match &config.source {
         None => {
             say!("no config file: running with defaults and no connections.");
-            say!("next: copy homehook.example.toml to homehook.toml, run `homehook key new`");
-            say!("      for the admin key and each action, then restart `homehook serve`.");
+            say!("next: `homehook init` writes a starter homehook.toml and secrets file for your");
+            say!(
+                "      vendors (or copy homehook.example.toml and make keys with `homehook key new`),"
+            );
+            say!("      then restart `homehook serve`.");
         }
         Some(path) => say!(
             "config: {} ({} connections, {} actions)",
@@ -82,8 +85,17 @@ fn print_next_steps(app: &App) {
         say!("no admin key: /connect and /status are disabled until server.admin_key_hash is set.");
     }
     for conn in config.connections.values() {
+        if conn.grant == homehook_core::catalog::Grant::Password {
+            say!(
+                "connect {}: on first use, or now with `homehook connect {}`",
+                conn.id,
+                conn.id
+            );
+            continue;
+        }
         say!(
-            "connect {}: {}/connect/{}?key=<admin key>   (redirect URI: {})",
+            "connect {}: `homehook connect {}` or {}/connect/{}?key=<admin key>   (redirect URI: {})",
+            conn.id,
             conn.id,
             config.base_url(),
             conn.id,

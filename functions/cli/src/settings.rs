@@ -2,8 +2,13 @@
 
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
 use anyhow::{Context, Result};
 use homehook_core::Config;
+use homehook_core::clock::SystemClock;
+use homehook_core::config::Connection;
+use homehook_core::secrets::LocalSecrets;
 use homehook_core::store::SqliteStore;
 
 /// The config file used when none is named.
@@ -38,4 +43,51 @@ pub(crate) fn open_store(flag: Option<&Path>, config: &Config) -> Result<(Sqlite
     let dir = data_dir(flag, config)?;
     let store = SqliteStore::open_in(&dir)?;
     Ok((store, dir))
+}
+
+/// The application over the embedded store in the data directory, as `homehook serve` builds
+/// it: the CLI and a running server share the store (tokens, connect links). Without
+/// `with_secrets`, no secret is read (commands that never call a vendor).
+pub(crate) fn open_app(
+    data_dir: Option<&Path>,
+    config: Config,
+    with_secrets: bool,
+) -> Result<homehook_core::App> {
+    let (store, _) = open_store(data_dir, &config)?;
+    let secrets = if with_secrets {
+        LocalSecrets::load(config.server.secrets_file.as_deref())?
+    } else {
+        LocalSecrets::from_entries(Default::default())
+    };
+    Ok(homehook_core::App::new(
+        config,
+        Arc::new(store),
+        Arc::new(secrets),
+        Arc::new(SystemClock),
+    )?)
+}
+
+/// The connection named `id`, or an error listing the configured ones.
+pub(crate) fn connection<'a>(config: &'a Config, id: &str) -> Result<&'a Connection> {
+    config.connections.get(id).ok_or_else(|| {
+        let known: Vec<_> = config.connections.keys().cloned().collect();
+        anyhow::anyhow!(
+            "no connection \"{id}\" in the config (it has: {})",
+            if known.is_empty() {
+                "none".into()
+            } else {
+                known.join(", ")
+            }
+        )
+    })
+}
+
+/// Whether `url` points at this machine (then a phone cannot open it).
+pub(crate) fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost" || d.ends_with(".localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
 }

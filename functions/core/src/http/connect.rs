@@ -16,7 +16,7 @@ use crate::catalog::Grant;
 use crate::clock::UnixTime;
 use crate::config::Connection;
 use crate::oauth::{OAuthFlow, TokenEndpointError};
-use crate::store::Taken;
+use crate::store::{StoreError, Taken};
 
 /// What is kept under a `state` until the owner comes back.
 #[derive(Debug, Serialize, Deserialize)]
@@ -77,18 +77,45 @@ pub async fn start(
             ),
         )
     })?;
-    let spec = app
-        .config
-        .provider_of(conn)
-        .ok_or_else(|| ApiError::misconfigured(format!("unknown provider {}", conn.provider)))?;
     if conn.grant == Grant::Password {
         // Nothing to consent to: the credentials are in the secret. Connect now.
         let record = app.keeper.fresh_token(conn).await?;
         return Ok(respond_ok(&app, &headers, conn, record.expires_at));
     }
-    let creds = app.secrets.client_credentials(&conn.secret).await?;
     let redirect = redirect_uri(&app, &headers, &conn.provider);
-    let flow = OAuthFlow::new(spec, &creds, Some(&redirect), &app.http)
+    let link = begin(&app, conn, &redirect).await?;
+    // 302, the status OAuth2 (RFC 6749 §4.1.1) and every vendor expect.
+    Ok((StatusCode::FOUND, [(header::LOCATION, link.url)]).into_response())
+}
+
+/// A connect link that was just issued: the vendor's authorize URL, and the single-use
+/// `state` it carries, kept in the store until the owner comes back or it expires.
+#[derive(Debug, Clone)]
+pub struct ConnectLink {
+    /// The vendor's authorize URL to open in a browser.
+    pub url: String,
+    /// The `state` parameter of `url`.
+    pub state: String,
+    /// When the link stops working.
+    pub expires_at: UnixTime,
+}
+
+/// Starts an authorization-code connect of `conn`: builds the vendor's authorize URL (with
+/// PKCE where the provider wants it) and stores the single-use state and verifier under the
+/// state for [`callback`] to consume. `redirect_uri` is where the vendor sends the owner back;
+/// the code exchange repeats it. Shared by `GET /connect/{connection}` and `homehook connect`
+/// (which writes into the same store the server reads).
+pub async fn begin(
+    app: &crate::App,
+    conn: &Connection,
+    redirect_uri: &str,
+) -> Result<ConnectLink, ApiError> {
+    let spec = app
+        .config
+        .provider_of(conn)
+        .ok_or_else(|| ApiError::misconfigured(format!("unknown provider {}", conn.provider)))?;
+    let creds = app.secrets.client_credentials(&conn.secret).await?;
+    let flow = OAuthFlow::new(spec, &creds, Some(redirect_uri), &app.http)
         .map_err(|e| ApiError::misconfigured(e.to_string()))?;
     let started = flow
         .start(&conn.scopes, spec.pkce)
@@ -97,21 +124,26 @@ pub async fn start(
         connection: conn.id.clone(),
         provider: conn.provider.clone(),
         pkce_verifier: started.pkce_verifier,
-        redirect_uri: Some(redirect.clone()),
+        redirect_uri: Some(redirect_uri.to_string()),
     };
     let value = serde_json::to_string(&pending)
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
-    let expires = app.clock.now().plus_secs(app.config.server.state_ttl_secs);
+    let expires_at = app.clock.now().plus_secs(app.config.server.state_ttl_secs);
     app.store
-        .put_item(&state_key(&started.state), &value, expires)
+        .put_item(&state_key(&started.state), &value, expires_at)
         .await?;
     tracing::info!(connection = %conn.id, "connect started");
-    // 302, the status OAuth2 (RFC 6749 §4.1.1) and every vendor expect.
-    Ok((
-        StatusCode::FOUND,
-        [(header::LOCATION, started.url.to_string())],
-    )
-        .into_response())
+    Ok(ConnectLink {
+        url: started.url.to_string(),
+        state: started.state,
+        expires_at,
+    })
+}
+
+/// Whether the link with this `state` still waits for the owner (not used yet, not expired).
+pub async fn link_pending(app: &crate::App, state: &str) -> Result<bool, StoreError> {
+    let now = app.clock.now();
+    Ok(app.store.get_item(&state_key(state), now).await?.is_some())
 }
 
 /// Query of the callback.

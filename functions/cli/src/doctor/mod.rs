@@ -1,0 +1,146 @@
+//! `homehook doctor`: checks the config, the secrets, the admin key, the public URL and the
+//! server behind it, the redirect URIs to register, the clock against each vendor's, and each
+//! connection's token; one line per check (`ok`, `warn`, `FAIL`) and, for each problem, a
+//! `fix:` line saying exactly what to do. Exits 1 when any check fails.
+
+mod local;
+mod network;
+
+use std::path::Path;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::progress::Spinner;
+use crate::settings;
+
+/// How a check came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Status {
+    /// Fine.
+    Ok,
+    /// Works, but something deserves attention.
+    Warn,
+    /// Broken: homehook cannot do its job until it is fixed.
+    Fail,
+}
+
+/// One check's outcome.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Check {
+    /// What was checked ("config", "secret netatmo", "connection home").
+    pub(crate) check: String,
+    /// The outcome.
+    pub(crate) status: Status,
+    /// What was found.
+    pub(crate) detail: String,
+    /// What to do, for a problem.
+    pub(crate) fix: Option<String>,
+}
+
+impl Check {
+    pub(crate) fn ok(check: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self {
+            check: check.into(),
+            status: Status::Ok,
+            detail: detail.into(),
+            fix: None,
+        }
+    }
+
+    pub(crate) fn warn(
+        check: impl Into<String>,
+        detail: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Self {
+        Self {
+            check: check.into(),
+            status: Status::Warn,
+            detail: detail.into(),
+            fix: Some(fix.into()),
+        }
+    }
+
+    pub(crate) fn fail(
+        check: impl Into<String>,
+        detail: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Self {
+        Self {
+            check: check.into(),
+            status: Status::Fail,
+            detail: detail.into(),
+            fix: Some(fix.into()),
+        }
+    }
+}
+
+/// Runs every check; `Ok(true)` when none failed.
+pub(crate) async fn run(
+    config_path: Option<&Path>,
+    data_dir: Option<&Path>,
+    json: bool,
+) -> Result<bool> {
+    let mut checks = Vec::new();
+    let Some(config) = local::config(config_path, &mut checks) else {
+        return finish(&checks, json);
+    };
+    let secrets = local::secrets_file(&config, &mut checks);
+    local::secret_entries(&config, &secrets, &mut checks).await;
+    local::admin_key(&config, &mut checks);
+    local::public_url(&config, &mut checks);
+    local::redirect_uris(&config, &mut checks);
+
+    let spinner = Spinner::start("asking the server and the vendors");
+    let (server_up, clocks) = tokio::join!(network::server(&config), network::clocks(&config));
+    spinner.finish();
+    let server_running = server_up.status == Status::Ok;
+    checks.push(server_up);
+    checks.extend(clocks);
+
+    match settings::open_app(data_dir, config, false) {
+        Ok(app) => local::connections(&app, server_running, &mut checks).await,
+        Err(e) => checks.push(Check::fail(
+            "store",
+            format!("cannot open the store: {e:#}"),
+            "pass --data-dir (or set server.data_dir) to a directory you can write",
+        )),
+    }
+    finish(&checks, json)
+}
+
+fn finish(checks: &[Check], json: bool) -> Result<bool> {
+    let failed = checks.iter().filter(|c| c.status == Status::Fail).count();
+    let warned = checks.iter().filter(|c| c.status == Status::Warn).count();
+    if json {
+        println!("{}", serde_json::to_string_pretty(checks)?);
+        return Ok(failed == 0);
+    }
+    for c in checks {
+        let word = match c.status {
+            Status::Ok => "ok",
+            Status::Warn => "warn",
+            Status::Fail => "FAIL",
+        };
+        println!("{word:<5} {}: {}", c.check, c.detail);
+        if let Some(fix) = &c.fix {
+            println!("      fix: {fix}");
+        }
+    }
+    println!();
+    match (failed, warned) {
+        (0, 0) => println!("All {} checks passed.", checks.len()),
+        (0, w) => println!("No failures; {w} warning{}.", plural(w)),
+        (f, w) => println!(
+            "{f} check{} failed, {w} warning{}: fix the FAIL lines first.",
+            plural(f),
+            plural(w)
+        ),
+    }
+    Ok(failed == 0)
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
