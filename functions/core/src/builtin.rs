@@ -119,6 +119,9 @@ pub fn recipes(quirk: Quirk) -> Result<&'static Recipes, String> {
 }
 
 #[cfg(test)]
+mod spoken_defaults;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::Config;
