@@ -709,3 +709,30 @@ fn the_example_config_answers_read_well() {
         "Living room 20.5 °C, Bedroom 18.3 °C"
     );
 }
+
+/// Every one-line `answer = "..."` the README and the vendor pages show compiles.
+#[test]
+fn the_documented_answer_examples_compile() {
+    let pages = [
+        include_str!("../../../../README.md"),
+        include_str!("../../../../docs/providers/netatmo.md"),
+        include_str!("../../../../docs/providers/somfy-protect.md"),
+        include_str!("../../../../docs/providers/myfox.md"),
+        include_str!("../../../../docs/providers/homey.md"),
+    ];
+    let mut seen = 0;
+    for page in pages {
+        for (start, _) in page.match_indices("answer = \"") {
+            let rest = &page[start + "answer = \"".len()..];
+            if rest.starts_with("\"\"") {
+                continue; // a multi-line example: homehook.example.toml's, tested above
+            }
+            let Some(end) = rest.find('"') else { continue };
+            let source = &rest[..end];
+            crate::answer::AnswerTemplate::compile(source, ["mode"])
+                .unwrap_or_else(|e| panic!("{source}: {e}"));
+            seen += 1;
+        }
+    }
+    assert!(seen >= 5, "{seen} examples");
+}
