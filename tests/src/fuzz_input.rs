@@ -338,16 +338,16 @@ params.temp = {{ type = "number", min = 7, max = 30, optional = true }}
 params.count = {{ type = "integer", min = -5, max = 10, optional = true }}
 params.note = {{ type = "string", max_len = 16, optional = true }}
 params.on = {{ type = "boolean", default = true }}
-answer = "Heating set to {{mode}}"
+answer = "Heating set to {{{{ mode }}}}"
 key_hash = ["{action}", "{old_action}"]
 rate_limit = {{ burst = 100000, per_minute = 60000 }}
 
-# A read action: GET too, an answer with JSON pointers.
+# A read action: GET too, an answer reading the vendor's JSON.
 [actions.temperature]
 connection = "home"
 method = "GET"
 path = "/api/getstationsdata"
-answer = "Living room {{/body/devices/0/dashboard_data/Temperature}} °C"
+answer = "Living room {{{{ data.body.devices[0].dashboard_data.Temperature }}}} °C"
 methods = ["GET", "POST"]
 key_hash = "{action}"
 rate_limit = {{ burst = 100000, per_minute = 60000 }}

@@ -115,7 +115,7 @@ connection = "home"
 path = "/api/setthermmode"
 query = {{ home_id = "h1", mode = "{{mode}}" }}
 params.mode = {{ type = "enum", values = ["schedule", "away", "hg"], default = "away" }}
-answer = "Heating set to {{mode}}"
+answer = "Heating set to {{{{ mode }}}}"
 key_hash = "{action}"
 # Tests fire a dozen of these at once.
 rate_limit = {{ burst = 100, per_minute = 6000 }}
@@ -139,7 +139,7 @@ key_hash = "{action}"
 connection = "home"
 method = "GET"
 path = "/api/getstationsdata"
-answer = "Living room {{/body/devices/0/dashboard_data/Temperature}} °C"
+answer = "Living room {{{{ data.body.devices[0].dashboard_data.Temperature }}}} °C"
 methods = ["GET", "POST"]
 key_hash = "{action}"
 

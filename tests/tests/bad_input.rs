@@ -73,7 +73,7 @@ connection = "home"
 method = "GET"
 path = "/api/peek"
 methods = ["GET", "POST"]
-answer = "Peek {{/method}}"
+answer = "Peek {{{{ data.method }}}}"
 key_hash = "{{key}}"
 rate_limit = {{ burst = 100000, per_minute = 60000 }}
 

@@ -23,7 +23,8 @@ fn config(vendor: &str, homey: Option<&str>) -> String {
             "[actions.{name}]\nconnection = \"homey\"\nbuiltin = \"{builtin}\"\nwith = {{ {with} }}\nkey_hash = \"{{key}}\"\n"
         )
     };
-    let lamp = format!("device_id = \"{LAMP}\"");
+    // `name` is what the spoken answer calls the device.
+    let lamp = format!("device_id = \"{LAMP}\", name = \"Living lamp\"");
     [
         format!(
             r#"
@@ -63,7 +64,7 @@ label = "Homey"
         action(
             "guests",
             "variable_boolean",
-            &format!("variable_id = \"{GUESTS}\""),
+            &format!("variable_id = \"{GUESTS}\", name = \"Guests\""),
         ),
         action("missing_flow", "flow", "flow_id = \"no-such-flow\""),
     ]
@@ -93,20 +94,23 @@ async fn world_with(homey: Option<&str>, second_homey: bool) -> World<FakeHomey>
 #[tokio::test]
 async fn devices_flows_and_variables_through_one_session() {
     let w = world_with(None, false).await;
-    assert_eq!(w.act_text("lamp_on", json!({})).await, (200, "On".into()));
+    assert_eq!(
+        w.act_text("lamp_on", json!({})).await,
+        (200, "Living lamp on".into())
+    );
     assert_eq!(w.vendor.state().capabilities[LAMP]["onoff"], json!(true));
     assert_eq!(
         w.act_text("lamp_dim", json!({"level": 0.4})).await,
-        (200, "Dimmed to 0.4".into())
+        (200, "Living lamp dimmed to 40 %".into())
     );
     assert_eq!(w.vendor.state().capabilities[LAMP]["dim"], json!(0.4));
     assert_eq!(
         w.act_text("lamp_state", json!({})).await,
-        (200, "Living lamp: Dim level 0.4, on".into())
+        (200, "Living lamp: dimmed to 40 %, on".into())
     );
     assert_eq!(
         w.act_text("thermostat", json!({"temperature": 21.5})).await,
-        (200, "Set to 21.5 °C".into())
+        (200, "Thermostat set to 21.5 °C".into())
     );
     assert_eq!(
         w.vendor.state().capabilities[THERMOSTAT]["target_temperature"],
@@ -120,7 +124,7 @@ async fn devices_flows_and_variables_through_one_session() {
     assert_eq!(w.vendor.state().triggered, [FLOW, ADVANCED_FLOW]);
     assert_eq!(
         w.act_text("guests", json!({"value": true})).await,
-        (200, "Set to true".into())
+        (200, "Guests set to yes".into())
     );
     assert_eq!(w.vendor.state().variables[GUESTS], json!(true));
 
@@ -155,7 +159,10 @@ async fn a_refused_session_is_renewed_once_and_an_expired_cloud_token_refreshed_
 
     // The Homey forgot its sessions: one new login, the action still works.
     w.vendor.expire_sessions();
-    assert_eq!(w.act_text("lamp_off", json!({})).await, (200, "Off".into()));
+    assert_eq!(
+        w.act_text("lamp_off", json!({})).await,
+        (200, "Living lamp off".into())
+    );
     assert_eq!(w.vendor.logins(), 2);
     assert_eq!(
         w.vendor.vendor.token_calls(),
@@ -168,7 +175,10 @@ async fn a_refused_session_is_renewed_once_and_an_expired_cloud_token_refreshed_
     w.clock.advance(1_800);
     w.vendor.expire_sessions();
     w.vendor.vendor.expire_access_tokens();
-    assert_eq!(w.act_text("lamp_on", json!({})).await, (200, "On".into()));
+    assert_eq!(
+        w.act_text("lamp_on", json!({})).await,
+        (200, "Living lamp on".into())
+    );
     assert_eq!(w.vendor.logins(), 3);
     assert_eq!(w.vendor.vendor.token_calls(), 2);
     assert_eq!(w.vendor.state().capabilities[LAMP]["onoff"], json!(true));
@@ -188,7 +198,10 @@ async fn a_refused_session_is_renewed_once_and_an_expired_cloud_token_refreshed_
 async fn a_session_refused_right_after_login_is_replaced_once_and_posts_are_not_repeated() {
     let w = world_with(None, false).await;
     w.vendor.forget_next_login();
-    assert_eq!(w.act_text("lamp_on", json!({})).await, (200, "On".into()));
+    assert_eq!(
+        w.act_text("lamp_on", json!({})).await,
+        (200, "Living lamp on".into())
+    );
     assert_eq!(
         w.vendor.logins(),
         2,
@@ -256,7 +269,7 @@ async fn an_account_with_several_homeys_must_say_which() {
     let chosen = world_with(Some("Holiday Homey"), true).await;
     assert_eq!(
         chosen.act_text("lamp_on", json!({})).await,
-        (200, "On".into())
+        (200, "Living lamp on".into())
     );
     let stored = chosen
         .hh

@@ -53,13 +53,24 @@ secret = "myfox"
             "good_night",
             "myfox",
             "scenario_play",
-            &format!(", scenario_id = \"{SCENARIO}\""),
+            &format!(", scenario_id = \"{SCENARIO}\", name = \"Good night\""),
         ),
-        action("lamp_on", "myfox", "socket_on", &device(SOCKET)),
+        // `name` is what the spoken answer calls the device.
+        action(
+            "lamp_on",
+            "myfox",
+            "socket_on",
+            &format!("{}, name = \"Lamp socket\"", device(SOCKET)),
+        ),
         action("lamp_off", "myfox", "socket_off", &device(SOCKET)),
         action("shutter_open", "myfox", "shutter_open", &device(SHUTTER)),
         action("gate", "myfox", "gate", &device(GATE)),
-        action("heater", "myfox", "heater", &device(HEATER)),
+        action(
+            "heater",
+            "myfox",
+            "heater",
+            &format!("{}, name = \"Bathroom heater\"", device(HEATER)),
+        ),
         action("ghost", "myfox", "socket_on", &device("404404")),
     ]
     .concat()
@@ -90,12 +101,12 @@ async fn security_scenarios_and_devices_through_the_envelope() {
     assert_eq!(w.vendor.home().security, 4);
     assert_eq!(
         w.act_text("status", json!({})).await,
-        (200, "Alarm armed".into())
+        (200, "The alarm is armed".into())
     );
     assert_eq!(w.act_text("partial", json!({})).await.0, 200);
     assert_eq!(
         w.act_text("status", json!({})).await,
-        (200, "Alarm partial".into())
+        (200, "The alarm is partially armed".into())
     );
     assert_eq!(
         w.act_text("disarmed", json!({})).await,
@@ -105,12 +116,12 @@ async fn security_scenarios_and_devices_through_the_envelope() {
 
     assert_eq!(
         w.act_text("good_night", json!({})).await,
-        (200, "Scenario started".into())
+        (200, "Good night started".into())
     );
     assert_eq!(w.vendor.home().played, [SCENARIO]);
     assert_eq!(
         w.act_text("lamp_on", json!({})).await,
-        (200, "Socket on".into())
+        (200, "Lamp socket on".into())
     );
     assert_eq!(w.vendor.home().devices[SOCKET], "socket/on");
     assert_eq!(w.act_text("lamp_off", json!({})).await.0, 200);
@@ -119,12 +130,12 @@ async fn security_scenarios_and_devices_through_the_envelope() {
     assert_eq!(w.vendor.home().devices[SHUTTER], "shutter/open");
     assert_eq!(
         w.act_text("gate", json!({"command": "two"})).await,
-        (200, "Gate command sent".into())
+        (200, "Gate: command two sent".into())
     );
     assert_eq!(w.vendor.home().devices[GATE], "gate/perform/two");
     assert_eq!(
         w.act_text("heater", json!({"mode": "eco"})).await,
-        (200, "Heater set to eco".into())
+        (200, "Bathroom heater set to eco".into())
     );
     assert_eq!(w.vendor.home().devices[HEATER], "heater/eco");
     let (status, body) = w.act_json("heater", json!({"mode": "sauna"})).await;
@@ -221,7 +232,7 @@ async fn a_commercial_app_connects_with_the_authorization_code() {
     assert_eq!(w.connect("commercial").await.status(), 200);
     assert_eq!(
         w.act_text("commercial_status", json!({})).await,
-        (200, "Alarm disarmed".into())
+        (200, "The alarm is disarmed".into())
     );
 }
 

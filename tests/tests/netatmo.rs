@@ -23,7 +23,9 @@ fn config(vendor: &str) -> String {
         )
     };
     let home = format!("home_id = \"{HOME}\"");
-    let light = format!("{home}, module_id = \"{LIGHT}\", bridge = \"{BRIDGE}\"");
+    // `name` is what the spoken answer calls the light.
+    let light =
+        format!("{home}, module_id = \"{LIGHT}\", bridge = \"{BRIDGE}\", name = \"Kitchen light\"");
     [
         format!(
             r#"
@@ -67,7 +69,7 @@ key_hash = "{{key}}"
         action(
             "living",
             "room_setpoint",
-            &format!("{home}, room_id = \"{LIVING}\""),
+            &format!("{home}, room_id = \"{LIVING}\", name = \"Living room\""),
         ),
         action("light_on", "light_on", &light),
         action("light_dim", "light_brightness", &light),
@@ -124,7 +126,7 @@ async fn heating_lights_shutters_persons_and_readings() {
 
     assert_eq!(
         w.act_text("heating_away", json!({"minutes": 120})).await,
-        (200, "Heating mode away".into())
+        (200, "Heating set to away".into())
     );
     assert_eq!(
         w.vendor.home().therm_mode,
@@ -132,7 +134,7 @@ async fn heating_lights_shutters_persons_and_readings() {
     );
     assert_eq!(
         w.act_text("heating", json!({"mode": "schedule"})).await,
-        (200, "Heating mode schedule".into())
+        (200, "Heating back on schedule".into())
     );
     assert_eq!(
         w.vendor.home().therm_mode,
@@ -148,7 +150,7 @@ async fn heating_lights_shutters_persons_and_readings() {
     assert_eq!(
         w.act_text("living", json!({"temp": 22, "minutes": 60}))
             .await,
-        (200, "Room set to 22 °C".into())
+        (200, "Living room set to 22 °C".into())
     );
     assert_eq!(
         w.vendor.home().rooms[LIVING],
@@ -157,22 +159,22 @@ async fn heating_lights_shutters_persons_and_readings() {
 
     assert_eq!(
         w.act_text("light_on", json!({})).await,
-        (200, "Light on".into())
+        (200, "Kitchen light on".into())
     );
     assert_eq!(
         w.act_text("light_dim", json!({"brightness": 40})).await,
-        (200, "Light at 40 %".into())
+        (200, "Kitchen light at 40 %".into())
     );
     assert_eq!(w.vendor.home().lights[LIGHT], (true, Some(40)));
     assert_eq!(
         w.act_text("shutter", json!({"position": 50})).await,
-        (200, "Shutter at 50 %".into())
+        (200, "Shutter 50 % open".into())
     );
     assert_eq!(w.vendor.home().shutters[SHUTTER], 50);
 
     assert_eq!(
         w.act_text("away", json!({})).await,
-        (200, "Marked away".into())
+        (200, "Everybody marked away".into())
     );
     assert_eq!(
         w.vendor.home().away.len(),
@@ -186,13 +188,16 @@ async fn heating_lights_shutters_persons_and_readings() {
 
     assert_eq!(
         w.act_text("station", json!({})).await,
-        (200, "Living room 21.4 °C, 48 %, CO2 640 ppm".into())
+        (
+            200,
+            "Living room 21.4 °C, humidity 48 %, CO2 640 ppm. Garden 7.5 °C, humidity 81 %.".into()
+        )
     );
     assert_eq!(
         w.act_text("home_status", json!({})).await,
         (
             200,
-            "Home: heating schedule. Living room 20.5 °C (set 22 °C), Bedroom 18.5 °C (set 18 °C). home: Alice"
+            "Home: heating on schedule. Living room 20.5 °C, set to 22 °C. Bedroom 18.5 °C, set to 18 °C. Alice is home."
                 .into()
         )
     );
@@ -280,7 +285,7 @@ async fn partial_failures_outages_and_rejected_refresh_tokens_are_explained() {
     w.vendor.faults().fail_next(503, 2);
     assert_eq!(
         w.act_text("light_on", json!({})).await,
-        (200, "Light on".into())
+        (200, "Kitchen light on".into())
     );
     w.vendor.faults().fail_next(503, 3);
     let (status, body) = w.act_json("light_on", json!({})).await;
@@ -324,7 +329,8 @@ async fn legrand_shares_the_api_and_discover_lists_every_id() {
     );
     assert_eq!(
         w.act_text("legrand_light_on", json!({})).await,
-        (200, "Light on".into())
+        (200, "Light on".into()),
+        "without a `name`, the light is a light"
     );
     assert!(w.vendor.home().lights[LIGHT].0);
 

@@ -47,7 +47,7 @@ failing_after = 2
 [actions.temperature]
 connection = "home"
 path = "/api/getstationsdata"
-answer = "Living room {{/body/devices/0/dashboard_data/Temperature}} °C"
+answer = "Living room {{{{ data.body.devices[0].dashboard_data.Temperature }}}} °C"
 key_hash = "{{key}}"
 rate_limit = {{ burst = 5000, per_minute = 60000 }}
 "#

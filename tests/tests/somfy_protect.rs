@@ -110,7 +110,7 @@ async fn the_seed_vocabulary_drives_the_alarm_with_one_token() {
     );
     assert_eq!(w.vendor.alarm().security_level, "armed");
 
-    // The status answers GET too (a bookmark), in the same words.
+    // The status answers GET too (a bookmark), as a sentence to speak.
     let status = w
         .client
         .get(format!("{}/a/status", w.hh.base))
@@ -119,7 +119,7 @@ async fn the_seed_vocabulary_drives_the_alarm_with_one_token() {
         .await
         .unwrap();
     assert_eq!(status.status(), 200);
-    assert_eq!(status.text().await.unwrap(), "Alarm armed");
+    assert_eq!(status.text().await.unwrap(), "The alarm is armed");
 
     assert_eq!(
         w.act_text("partial", json!({})).await,
@@ -148,7 +148,7 @@ async fn the_seed_vocabulary_drives_the_alarm_with_one_token() {
     assert_eq!(w.vendor.alarm().security_level, "disarmed");
     assert_eq!(
         w.act_text("status", json!({})).await,
-        (200, "Alarm disarmed".into())
+        (200, "The alarm is disarmed".into())
     );
 
     // The password grant ran once, on first use; every other action reused its token.
@@ -204,7 +204,7 @@ async fn the_jwt_token_path_and_http_basic_work_and_expiry_comes_from_the_exp_cl
     assert_eq!(summary.refreshed, 1);
     assert_eq!(
         w.act_text("status", json!({})).await,
-        (200, "Alarm armed".into())
+        (200, "The alarm is armed".into())
     );
 }
 
@@ -263,7 +263,7 @@ async fn a_rejected_refresh_token_falls_back_to_the_password_then_to_reauth() {
     w.vendor.vendor.revoke_refresh_tokens();
     assert_eq!(
         w.act_text("status", json!({})).await,
-        (200, "Alarm armed".into())
+        (200, "The alarm is armed".into())
     );
     assert_eq!(
         w.vendor.vendor.token_calls(),

@@ -5,14 +5,15 @@
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::Value;
 
+use crate::answer::AnswerContext;
 use crate::api::ApiClient;
 use crate::app::App;
 use crate::config::Action;
 use crate::params::{ParamError, Params, as_text};
 use crate::providers;
 use crate::refresh::TokenError;
-use crate::template::{Part, Template};
-use crate::vendor::{VendorBody, VendorRequest, VendorResponse};
+use crate::template::Template;
+use crate::vendor::{VendorBody, VendorRequest};
 
 pub use crate::params::check_value;
 
@@ -36,7 +37,8 @@ pub struct ActionOutcome {
     pub vendor_status: u16,
     /// Short text answer (for phone shortcuts).
     pub answer: String,
-    /// The vendor's JSON answer, if any.
+    /// The vendor's JSON answer, or a code step's structured result: what the answer template
+    /// saw as `data`.
     pub data: Option<Value>,
 }
 
@@ -93,18 +95,17 @@ pub fn render_request(action: &Action, params: &Params) -> Result<VendorRequest,
             });
         }
     }
-    let path = action.path.render(|part| match part {
-        Part::Param(name) => params
+    let path = action.path.render(|name| {
+        params
             .get(name)
             .map(|v| path_segment(&as_text(v)))
-            .unwrap_or_default(),
-        _ => String::new(),
+            .unwrap_or_default()
     });
     let fields = |pairs: &[(String, Template)]| -> Vec<(String, String)> {
         pairs
             .iter()
             .filter(|(_, t)| t.params().all(|p| params.contains_key(p)))
-            .map(|(k, t)| (k.clone(), t.render(|part| fill_param(part, params))))
+            .map(|(k, t)| (k.clone(), t.render(|name| fill_param(name, params))))
             .collect()
     };
     let body = if let Some(body) = &action.body {
@@ -122,11 +123,8 @@ pub fn render_request(action: &Action, params: &Params) -> Result<VendorRequest,
     })
 }
 
-fn fill_param(part: &Part, params: &Params) -> String {
-    match part {
-        Part::Param(name) => params.get(name).map(as_text).unwrap_or_default(),
-        _ => String::new(),
-    }
+fn fill_param(name: &str, params: &Params) -> String {
+    params.get(name).map(as_text).unwrap_or_default()
 }
 
 /// Fills string templates inside a JSON body. A string that is exactly one `{param}` takes the
@@ -138,7 +136,7 @@ fn render_json(value: &Value, params: &Params) -> Option<Value> {
             Ok(t) if t.params().any(|p| !params.contains_key(p)) => return None,
             Ok(t) => match t.sole_param().and_then(|p| params.get(p)) {
                 Some(v) => v.clone(),
-                None => Value::String(t.render(|part| fill_param(part, params))),
+                None => Value::String(t.render(|name| fill_param(name, params))),
             },
             Err(_) => value.clone(),
         },
@@ -157,25 +155,41 @@ fn render_json(value: &Value, params: &Params) -> Option<Value> {
     })
 }
 
-/// The text answer: the action's `answer` template, or "OK".
-pub fn render_answer(action: &Action, params: &Params, response: &VendorResponse) -> String {
-    match &action.answer {
-        None => "OK".into(),
-        Some(t) => t.render(|part| match part {
-            Part::Param(name) => params.get(name).map(as_text).unwrap_or_default(),
-            Part::Pointer(p) => response
-                .json
-                .as_ref()
-                .and_then(|j| j.pointer(p))
-                .map(as_text)
-                .unwrap_or_else(|| "?".into()),
-            Part::Literal(_) => String::new(),
-        }),
+/// The spoken answer: the action's `answer` template rendered with its parameters and `data`,
+/// or "OK" when it has none, renders nothing, or fails (logged with the action's name only:
+/// the vendor's values stay out of logs).
+pub fn render_answer(
+    action: &Action,
+    connection_label: &str,
+    params: &Params,
+    data: Option<&Value>,
+) -> String {
+    let Some(template) = &action.answer else {
+        return "OK".into();
+    };
+    let context = AnswerContext {
+        action: &action.name,
+        connection: connection_label,
+        params,
+        data,
+    };
+    match template.render(&context) {
+        Ok(text) if !text.is_empty() => text,
+        Ok(_) => "OK".into(),
+        Err(e) => {
+            tracing::warn!(
+                action = %action.name,
+                problem = %e.kind(),
+                line = e.line().unwrap_or_default(),
+                "the answer template failed; answered OK"
+            );
+            "OK".into()
+        }
     }
 }
 
 /// Runs `action` with checked `params`: one request (or the provider's code step) through the
-/// connection's [`ApiClient`].
+/// connection's [`ApiClient`], then the spoken answer.
 pub async fn run(
     app: &App,
     action: &Action,
@@ -183,14 +197,17 @@ pub async fn run(
 ) -> Result<ActionOutcome, ActionError> {
     let client = ApiClient::new(app, &action.connection)?;
     let request = render_request(action, params)?;
-    if action.run.is_some() {
-        return providers::run_step(&client, action, &request).await;
-    }
-    let response = client.device(&request).await?;
+    let (vendor_status, data) = if action.run.is_some() {
+        let step = providers::run_step(&client, action, &request).await?;
+        (step.vendor_status, Some(step.data))
+    } else {
+        let response = client.device(&request).await?;
+        (response.status, response.json)
+    };
     Ok(ActionOutcome {
-        vendor_status: response.status,
-        answer: render_answer(action, params, &response),
-        data: response.json,
+        vendor_status,
+        answer: render_answer(action, &client.conn.label, params, data.as_ref()),
+        data,
     })
 }
 

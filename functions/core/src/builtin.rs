@@ -36,7 +36,8 @@ pub struct Recipe {
     /// Values callers may send (config may fix them too).
     #[serde(default)]
     pub(crate) params: BTreeMap<String, RawParam>,
-    /// Text answer.
+    /// The spoken default answer: a minijinja template (see [`crate::answer`]); config's
+    /// `answer` replaces it.
     pub answer: Option<String>,
     /// A step of the provider's quirk module that replaces the single request.
     pub run: Option<String>,
@@ -117,6 +118,9 @@ pub fn recipes(quirk: Quirk) -> Result<&'static Recipes, String> {
         None => Ok(EMPTY.get_or_init(BTreeMap::new)),
     }
 }
+
+#[cfg(test)]
+mod spoken_defaults;
 
 #[cfg(test)]
 mod tests {

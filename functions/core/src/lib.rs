@@ -19,7 +19,7 @@
 //!   implementations.
 //! - [`secrets`]: the secrets port and its local implementation.
 //! - [`params`], [`action`], [`template`]: checking caller parameters, rendering the vendor
-//!   request, answering.
+//!   request; [`answer`]: the spoken answer (minijinja templates).
 //! - [`api`]: **where a vendor is called** — [`api::ApiClient`] (fresh token, quirks, one
 //!   renewal, bounded retries); [`vendor`]: one HTTP call.
 //! - [`keys`]: key generation, hashing and constant-time checks.
@@ -31,6 +31,7 @@
 //!   [`secret`]: a string type that never prints.
 
 pub mod action;
+pub mod answer;
 pub mod api;
 pub mod app;
 pub mod builtin;

@@ -1,6 +1,6 @@
-//! `{placeholder}` templates used in action config: request paths, query values and bodies
-//! (`{param}`), and text answers (`{param}` or `{/json/pointer}` into the vendor's answer).
-//! `{{` and `}}` stand for literal braces.
+//! `{param}` templates of the vendor request an action makes: its path, query values, form
+//! fields and JSON body. `{{` and `}}` stand for literal braces. (Spoken answers are minijinja
+//! templates: see [`crate::answer`].)
 //!
 //! Parsed once when config loads, so a typo is a start-up error, not a failed action.
 
@@ -11,8 +11,6 @@ pub enum Part {
     Literal(String),
     /// `{name}`: a declared parameter.
     Param(String),
-    /// `{/a/b}`: a JSON pointer into the vendor's answer (answer templates only).
-    Pointer(String),
 }
 
 /// A parsed template.
@@ -78,11 +76,6 @@ impl Template {
         })
     }
 
-    /// Whether the template uses JSON pointers.
-    pub fn has_pointers(&self) -> bool {
-        self.parts.iter().any(|p| matches!(p, Part::Pointer(_)))
-    }
-
     /// If the whole template is one `{param}`, its name: such a value keeps its JSON type
     /// (a number stays a number) when it fills a body field.
     pub fn sole_param(&self) -> Option<&str> {
@@ -92,13 +85,13 @@ impl Template {
         }
     }
 
-    /// Renders the template, asking `fill` for each placeholder.
-    pub fn render(&self, mut fill: impl FnMut(&Part) -> String) -> String {
+    /// Renders the template, asking `fill` for each parameter's text.
+    pub fn render(&self, mut fill: impl FnMut(&str) -> String) -> String {
         let mut out = String::new();
         for part in &self.parts {
             match part {
                 Part::Literal(text) => out.push_str(text),
-                other => out.push_str(&fill(other)),
+                Part::Param(name) => out.push_str(&fill(name)),
             }
         }
         out
@@ -107,14 +100,11 @@ impl Template {
 
 fn placeholder(name: String) -> Result<Part, String> {
     let trimmed = name.trim();
-    if trimmed.starts_with('/') {
-        return Ok(Part::Pointer(trimmed.to_string()));
-    }
     if is_identifier(trimmed) {
         Ok(Part::Param(trimmed.to_string()))
     } else {
         Err(format!(
-            "\"{{{name}}}\" is not a parameter name (letters, digits, _) nor a JSON pointer (/a/b)"
+            "\"{{{name}}}\" is not a parameter name (letters, digits, _)"
         ))
     }
 }
@@ -135,23 +125,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_params_pointers_and_escapes() {
-        let t = Template::parse("{{x}} {room} is {/body/temp} °C").expect("parses");
+    fn parses_params_and_escapes() {
+        let t = Template::parse("{{x}} /rooms/{room}/set").expect("parses");
         assert_eq!(
             t.parts(),
             &[
-                Part::Literal("{x} ".into()),
+                Part::Literal("{x} /rooms/".into()),
                 Part::Param("room".into()),
-                Part::Literal(" is ".into()),
-                Part::Pointer("/body/temp".into()),
-                Part::Literal(" °C".into()),
+                Part::Literal("/set".into()),
             ]
         );
-        let out = t.render(|p| match p {
-            Part::Param(_) => "Living".into(),
-            _ => "21.4".into(),
-        });
-        assert_eq!(out, "{x} Living is 21.4 °C");
+        assert_eq!(t.render(|_| "Living".into()), "{x} /rooms/Living/set");
         assert_eq!(
             Template::parse("{mode}").expect("ok").sole_param(),
             Some("mode")
@@ -160,7 +144,7 @@ mod tests {
 
     #[test]
     fn refuses_broken_templates() {
-        for bad in ["{open", "close}", "{a b}", "{}", "{a{b}"] {
+        for bad in ["{open", "close}", "{a b}", "{}", "{a{b}", "{/json/pointer}"] {
             assert!(Template::parse(bad).is_err(), "{bad}");
         }
     }

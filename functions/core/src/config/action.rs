@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Deserialize;
 
 use super::{Connection, FieldError};
+use crate::answer::AnswerTemplate;
 use crate::builtin;
 use crate::catalog::ProviderSpec;
 use crate::guard::limits::RateLimit;
@@ -36,8 +37,8 @@ pub struct Action {
     pub form: Vec<(String, Template)>,
     /// Parameters: the ones callers may send, and the ones fixed by config.
     pub params: BTreeMap<String, ParamSpec>,
-    /// Text answer; `None` answers "OK".
-    pub answer: Option<Template>,
+    /// Spoken answer (a minijinja template, see [`crate::answer`]); `None` answers "OK".
+    pub answer: Option<AnswerTemplate>,
     /// Hashes of the action's own keys (several during a rotation); keys scoped to several
     /// actions are in [`crate::config::Config::keys`].
     pub key_hashes: Vec<KeyHash>,
@@ -375,12 +376,6 @@ fn builtin_shape(
             ),
         ));
     }
-    if ra.answer.is_some() && recipe.run.is_some() {
-        return Err((
-            field("answer"),
-            "this built-in action composes its own answer".into(),
-        ));
-    }
     let mut params = recipe.params.clone();
     params.extend(recipe.setup.clone());
     Ok(Shape {
@@ -566,9 +561,6 @@ pub(super) fn build_action(
     }
 
     let check_params = |t: &Template, f: String| -> Result<(), FieldError> {
-        if t.has_pointers() {
-            return Err((f, "JSON pointers are allowed only in `answer`".into()));
-        }
         for p in t.params() {
             if !params.contains_key(p) {
                 return Err((
@@ -629,16 +621,8 @@ pub(super) fn build_action(
         .answer
         .as_deref()
         .map(|a| {
-            let t = Template::parse(a).map_err(|p| (field("answer"), p))?;
-            for p in t.params() {
-                if !params.contains_key(p) {
-                    return Err((
-                        field("answer"),
-                        format!("{{{p}}} is not a declared parameter"),
-                    ));
-                }
-            }
-            Ok(t)
+            AnswerTemplate::compile(a, params.keys().map(String::as_str))
+                .map_err(|p| (field("answer"), p))
         })
         .transpose()?;
     let ifttt = ifttt_values(ra.ifttt.take(), &params, &field("ifttt"))?;

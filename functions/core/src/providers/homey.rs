@@ -7,8 +7,8 @@
 
 use serde_json::{Value, json};
 
-use super::{Section, Verdict, items, standard, text};
-use crate::action::{ActionError, ActionOutcome};
+use super::{Section, StepResult, Verdict, items, standard, text};
+use crate::action::ActionError;
 use crate::api::{ApiClient, Endpoint};
 use crate::catalog::{
     ClientAuth, ExpiredTokenSignal, Grant, ProviderSpec, Quirk, RefreshPolicy, TokenPlacement,
@@ -244,21 +244,22 @@ async fn login(client: &ApiClient<'_>) -> Result<ApiSession, ActionError> {
     })
 }
 
-/// `device_state`: "Living lamp: on, Dim level 0.4".
+/// `device_state`: the device's name and capabilities, as data for the answer template.
 pub(crate) async fn device_state(
     client: &ApiClient<'_>,
     request: &VendorRequest,
-) -> Result<ActionOutcome, ActionError> {
+) -> Result<StepResult, ActionError> {
     let response = client.device(request).await?;
     let device = response.json.clone().unwrap_or(Value::Null);
-    Ok(ActionOutcome {
+    Ok(StepResult {
         vendor_status: response.status,
-        answer: describe_device(&device),
-        data: Some(device),
+        data: device_summary(&device),
     })
 }
 
-fn describe_device(device: &Value) -> String {
+/// The device in one object: `id`, `name`, `class`, `capabilities` (in Homey's display order,
+/// those with a value: `id`, `title`, `value`, `units`) and `values` (capability id → value).
+pub(crate) fn device_summary(device: &Value) -> Value {
     let caps = device.get("capabilitiesObj").and_then(Value::as_object);
     // Homey lists capabilities in display order in `capabilities`.
     let order: Vec<String> = match device.get("capabilities").and_then(Value::as_array) {
@@ -267,39 +268,30 @@ fn describe_device(device: &Value) -> String {
             .map(|c| c.keys().cloned().collect())
             .unwrap_or_default(),
     };
-    let parts: Vec<String> = order
+    let capabilities: Vec<Value> = order
         .iter()
         .filter_map(|id| {
             let cap = caps?.get(id)?;
-            let value = cap.get("value")?;
-            let title = cap.get("title").map(text).unwrap_or_else(|| id.clone());
-            Some(match (id.as_str(), value) {
-                ("onoff", Value::Bool(on)) => if *on { "on" } else { "off" }.to_string(),
-                (_, Value::Bool(b)) => format!("{title} {}", if *b { "yes" } else { "no" }),
-                (_, v) => {
-                    let units = cap.get("units").map(text).unwrap_or_default();
-                    format!(
-                        "{title} {}{}",
-                        text(v),
-                        if units.is_empty() {
-                            String::new()
-                        } else {
-                            format!(" {units}")
-                        }
-                    )
-                }
-            })
+            let value = cap.get("value").filter(|v| !v.is_null())?;
+            Some(json!({
+                "id": id,
+                "title": cap.get("title").map(text).unwrap_or_else(|| id.clone()),
+                "value": value,
+                "units": cap.get("units").map(text).unwrap_or_default(),
+            }))
         })
         .collect();
-    let name = device
-        .get("name")
-        .map(text)
-        .unwrap_or_else(|| "Device".into());
-    if parts.is_empty() {
-        name
-    } else {
-        format!("{name}: {}", parts.join(", "))
-    }
+    let values: serde_json::Map<String, Value> = capabilities
+        .iter()
+        .map(|c| (text(&c["id"]), c["value"].clone()))
+        .collect();
+    json!({
+        "id": device.get("id"),
+        "name": device.get("name"),
+        "class": device.get("class"),
+        "capabilities": capabilities,
+        "values": values,
+    })
 }
 
 /// Values of a Homey listing, which is an object keyed by id (or, in older versions, an array).
@@ -368,15 +360,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn describes_a_device_in_words() {
-        let lamp = json!({"name": "Living lamp", "capabilities": ["onoff", "dim", "measure_temperature", "alarm_motion"],
+    fn sums_a_device_up_in_display_order() {
+        let lamp = json!({"id": "d1", "name": "Living lamp", "class": "light",
+            "capabilities": ["onoff", "dim", "button"],
             "capabilitiesObj": {"onoff": {"value": true, "title": "Turned on"},
-                                "dim": {"value": 0.4, "title": "Dim level"},
-                                "measure_temperature": {"value": 21.5, "title": "Temperature", "units": "°C"},
-                                "alarm_motion": {"value": false, "title": "Motion"}}});
+                                "dim": {"value": 0.4, "title": "Dim level", "units": null},
+                                "button": {"value": null, "title": "Button"}}});
         assert_eq!(
-            describe_device(&lamp),
-            "Living lamp: on, Dim level 0.4, Temperature 21.5 °C, Motion no"
+            device_summary(&lamp),
+            json!({"id": "d1", "name": "Living lamp", "class": "light",
+                "capabilities": [
+                    {"id": "onoff", "title": "Turned on", "value": true, "units": ""},
+                    {"id": "dim", "title": "Dim level", "value": 0.4, "units": ""}],
+                "values": {"onoff": true, "dim": 0.4}})
         );
     }
 }

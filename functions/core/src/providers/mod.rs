@@ -11,7 +11,7 @@
 
 use serde_json::Value;
 
-use crate::action::{ActionError, ActionOutcome};
+use crate::action::ActionError;
 use crate::api::{ApiClient, Endpoint};
 use crate::catalog::{ProviderSpec, Quirk};
 use crate::config::Action;
@@ -117,13 +117,23 @@ pub fn has_step(quirk: Quirk, name: &str) -> bool {
     }
 }
 
+/// What a code step found: the structured `data` its answer template reads (and JSON callers
+/// get), with the status of its first vendor call.
+#[derive(Debug, Clone)]
+pub struct StepResult {
+    /// The vendor's HTTP status.
+    pub vendor_status: u16,
+    /// What the step found, shaped for answers.
+    pub data: Value,
+}
+
 /// Runs a built-in action's code step (`run = "..."` in its recipe). `request` is the recipe's
 /// rendered request, which the step may use as its first call.
 pub async fn run_step(
     client: &ApiClient<'_>,
     action: &Action,
     request: &VendorRequest,
-) -> Result<ActionOutcome, ActionError> {
+) -> Result<StepResult, ActionError> {
     let name = action.run.as_deref().unwrap_or_default();
     match client.spec.quirk {
         Quirk::Netatmo if name == "home_status" => netatmo::home_status(client, request).await,

@@ -4,10 +4,10 @@
 //! scope, 26 usage limit, 11 concurrency limit; a 200 can still carry `body.errors` for the
 //! modules that did not obey.
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
-use super::{Section, Verdict, items, text};
-use crate::action::{ActionError, ActionOutcome};
+use super::{Section, StepResult, Verdict, items, text};
+use crate::action::ActionError;
 use crate::api::{ApiClient, Endpoint};
 use crate::catalog::{
     CallBudget, ClientAuth, ExpiredTokenSignal, Grant, ProviderSpec, Quirk, RefreshPolicy,
@@ -136,11 +136,11 @@ pub(crate) fn classify(r: &VendorResponse) -> Option<Verdict> {
 }
 
 /// `home_status`: the home's heating mode, each room's temperature (with the names from
-/// `homesdata`, which `homestatus` lacks) and who is home, in a sentence.
+/// `homesdata`, which `homestatus` lacks) and who is home, as data for the answer template.
 pub(crate) async fn home_status(
     client: &ApiClient<'_>,
     request: &VendorRequest,
-) -> Result<ActionOutcome, ActionError> {
+) -> Result<StepResult, ActionError> {
     let status = client.device(request).await?;
     let status_json = status.json.clone().unwrap_or(Value::Null);
     let home_id = request
@@ -157,15 +157,16 @@ pub(crate) async fn home_status(
         .find(|h| h.get("id").map(text).as_deref() == Some(home_id))
         .cloned()
         .unwrap_or(Value::Null);
-    let answer = describe_home(&home, &status_json);
-    Ok(ActionOutcome {
+    Ok(StepResult {
         vendor_status: status.status,
-        answer,
-        data: Some(status_json),
+        data: home_summary(&home, &status_json),
     })
 }
 
-fn describe_home(home: &Value, status: &Value) -> String {
+/// The home in one object: `name`, `therm_mode`, `rooms` (those with a thermometer: `name`,
+/// `temperature`, `setpoint`, `setpoint_mode`), `persons` (`name`, `home`) and `at_home` (the
+/// names of who is home). Names come from `homesdata` (`home`), values from `homestatus`.
+pub(crate) fn home_summary(home: &Value, status: &Value) -> Value {
     let name_of = |list: &str, id: &str, field: &str| {
         items(home, list)
             .iter()
@@ -174,42 +175,44 @@ fn describe_home(home: &Value, status: &Value) -> String {
             .map(text)
             .unwrap_or_else(|| id.to_string())
     };
-    let mut parts = Vec::new();
-    let title = home.get("name").map(text).unwrap_or_else(|| "Home".into());
-    match home.get("therm_mode").map(text) {
-        Some(mode) if !mode.is_empty() => parts.push(format!("{title}: heating {mode}")),
-        _ => parts.push(title),
-    }
-    let rooms: Vec<String> = items(status, "/body/home/rooms")
+    let rooms: Vec<Value> = items(status, "/body/home/rooms")
         .iter()
         .filter_map(|room| {
             let id = room.get("id").map(text)?;
-            let measured = room.get("therm_measured_temperature").map(text)?;
-            let mut line = format!("{} {measured} °C", name_of("/rooms", &id, "name"));
-            if let Some(set) = room.get("therm_setpoint_temperature").map(text) {
-                line.push_str(&format!(" (set {set} °C)"));
-            }
-            Some(line)
+            let measured = room.get("therm_measured_temperature")?;
+            Some(json!({
+                "id": id,
+                "name": name_of("/rooms", &id, "name"),
+                "temperature": measured,
+                "setpoint": room.get("therm_setpoint_temperature"),
+                "setpoint_mode": room.get("therm_setpoint_mode"),
+            }))
         })
         .collect();
-    if !rooms.is_empty() {
-        parts.push(rooms.join(", "));
-    }
-    let persons = items(status, "/body/home/persons");
-    if !persons.is_empty() {
-        let home_now: Vec<String> = persons
-            .iter()
-            .filter(|p| p.get("out_of_sight") == Some(&Value::Bool(false)))
-            .filter_map(|p| p.get("id").map(text))
-            .map(|id| name_of("/persons", &id, "pseudo"))
-            .collect();
-        parts.push(if home_now.is_empty() {
-            "nobody home".into()
-        } else {
-            format!("home: {}", home_now.join(", "))
-        });
-    }
-    parts.join(". ")
+    let persons: Vec<Value> = items(status, "/body/home/persons")
+        .iter()
+        .filter_map(|p| {
+            let id = p.get("id").map(text)?;
+            Some(json!({
+                "id": id,
+                "name": name_of("/persons", &id, "pseudo"),
+                "home": p.get("out_of_sight") == Some(&Value::Bool(false)),
+            }))
+        })
+        .collect();
+    let at_home: Vec<&Value> = persons
+        .iter()
+        .filter(|p| p["home"] == Value::Bool(true))
+        .map(|p| &p["name"])
+        .collect();
+    json!({
+        "id": home.get("id"),
+        "name": home.get("name"),
+        "therm_mode": home.get("therm_mode"),
+        "rooms": rooms,
+        "persons": persons,
+        "at_home": at_home,
+    })
 }
 
 /// Homes, rooms, modules and persons (`homesdata`), and weather stations (`getstationsdata`).
@@ -304,16 +307,20 @@ mod tests {
     }
 
     #[test]
-    fn describes_a_home_in_a_sentence() {
+    fn sums_a_home_up_with_the_names_from_homesdata() {
         let home = json!({"id": "h1", "name": "Home", "therm_mode": "schedule",
             "rooms": [{"id": "r1", "name": "Living room"}],
             "persons": [{"id": "p1", "pseudo": "Alice"}, {"id": "p2", "pseudo": "Bob"}]});
         let status = json!({"body": {"home": {"rooms": [
-            {"id": "r1", "therm_measured_temperature": 20.5, "therm_setpoint_temperature": 21}],
+            {"id": "r1", "therm_measured_temperature": 20.5, "therm_setpoint_temperature": 21},
+            {"id": "r2", "reachable": false}],
             "persons": [{"id": "p1", "out_of_sight": false}, {"id": "p2", "out_of_sight": true}]}}});
         assert_eq!(
-            describe_home(&home, &status),
-            "Home: heating schedule. Living room 20.5 °C (set 21 °C). home: Alice"
+            home_summary(&home, &status),
+            json!({"id": "h1", "name": "Home", "therm_mode": "schedule",
+                "rooms": [{"id": "r1", "name": "Living room", "temperature": 20.5, "setpoint": 21, "setpoint_mode": null}],
+                "persons": [{"id": "p1", "name": "Alice", "home": true}, {"id": "p2", "name": "Bob", "home": false}],
+                "at_home": ["Alice"]})
         );
     }
 }
