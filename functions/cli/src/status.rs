@@ -5,11 +5,15 @@ use std::path::Path;
 
 use anyhow::Result;
 use homehook_core::http::status::{ConnectionStatus, StatusReport};
+use homehook_core::schedule::ScheduleStatus;
 
 use crate::{settings, table, when};
 
 /// Columns of the connections table.
 const CONNECTION_COLUMNS: &[&str] = &["CONNECTION", "PROVIDER", "HEALTH", "EXPIRES", "REFRESHED"];
+
+/// Columns of the scheduled actions table.
+const SCHEDULE_COLUMNS: &[&str] = &["SCHEDULE", "ACTION", "WHEN", "NEXT RUN", "LAST RUN"];
 
 /// `homehook status [--json]`.
 pub(crate) async fn run(
@@ -48,7 +52,56 @@ pub(crate) fn render(report: &StatusReport, now: jiff::Timestamp) -> String {
             out.push('\n');
         }
     }
+    if !report.schedules.is_empty() {
+        let rows: Vec<Vec<String>> = report.schedules.iter().map(schedule_row).collect();
+        out.push('\n');
+        out.push_str(&table::render(SCHEDULE_COLUMNS, &rows));
+        for s in &report.schedules {
+            if let Some(last) = s.last_run.as_ref().filter(|l| !l.ok) {
+                out.push_str(&format!(
+                    "{}: the run due {} failed: {}\n",
+                    s.name,
+                    last.due,
+                    last.message.as_deref().unwrap_or("unknown error")
+                ));
+            }
+        }
+    }
     out
+}
+
+/// One scheduled action: its cron in its time zone, the next run (local time there, and how
+/// soon), the last run's outcome.
+fn schedule_row(s: &ScheduleStatus) -> Vec<String> {
+    let next = match (&s.next_run, s.next_run_in_secs) {
+        // "2026-11-24T23:00:00+01:00" → "2026-11-24 23:00 (in 9 h 12 min)"
+        (Some(at), Some(secs)) => format!(
+            "{} ({})",
+            at.get(..16).unwrap_or(at).replace('T', " "),
+            when::expires(secs)
+        ),
+        _ => "never".into(),
+    };
+    let last = match &s.last_run {
+        None => "-".to_string(),
+        Some(l) if l.ok => format!(
+            "ok {}: {}",
+            l.due.get(..16).unwrap_or(&l.due).replace('T', " "),
+            l.answer.as_deref().unwrap_or("")
+        ),
+        Some(l) => format!(
+            "FAILED {}: {}",
+            l.due.get(..16).unwrap_or(&l.due).replace('T', " "),
+            l.error.as_deref().unwrap_or("error")
+        ),
+    };
+    vec![
+        s.name.clone(),
+        s.action.clone(),
+        format!("{} {}", s.cron, s.time_zone),
+        next,
+        last,
+    ]
 }
 
 fn connection_row(c: &ConnectionStatus, now: jiff::Timestamp) -> Vec<String> {
@@ -100,4 +153,93 @@ fn notes(c: &ConnectionStatus) -> Vec<String> {
         ));
     }
     notes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use homehook_core::schedule::LastRun;
+
+    fn schedule(last_run: Option<LastRun>) -> ScheduleStatus {
+        ScheduleStatus {
+            name: "night".into(),
+            action: "armed".into(),
+            cron: "0 23 * * mon-fri".into(),
+            time_zone: "Europe/Paris".into(),
+            summary: None,
+            next_run: Some("2026-11-24T23:00:00+01:00".into()),
+            next_run_in_secs: Some(3 * 3600 + 600),
+            last_run,
+        }
+    }
+
+    fn report(schedules: Vec<ScheduleStatus>) -> StatusReport {
+        StatusReport {
+            connections: vec![ConnectionStatus {
+                id: "alarm".into(),
+                label: "Alarm".into(),
+                provider: "somfy_protect".into(),
+                connected: true,
+                health: "healthy".into(),
+                reason: None,
+                retry_at: None,
+                failures: 0,
+                renewing: false,
+                reconnect_url: None,
+                expires_at: Some("2026-11-24T21:00:00Z".into()),
+                expires_in_secs: Some(3000),
+                refreshed_at: None,
+            }],
+            actions: vec!["armed".into()],
+            schedules,
+        }
+    }
+
+    #[test]
+    fn schedules_show_their_next_run_and_last_result() {
+        let now: jiff::Timestamp = "2026-11-24T19:10:00Z".parse().expect("time");
+        let ok = LastRun {
+            answer: Some("Alarm armed".into()),
+            ..schedule_last()
+        };
+        let text = render(&report(vec![schedule(Some(ok))]), now);
+        let row = text
+            .lines()
+            .find(|l| l.starts_with("night"))
+            .expect("a row");
+        assert!(row.contains("2026-11-24 23:00 (in 3 h 10 min)"), "{row}");
+        assert!(row.contains("ok 2026-11-23 23:00: Alarm armed"), "{row}");
+
+        let failed = LastRun {
+            ok: false,
+            answer: None,
+            error: Some("vendor_unavailable".into()),
+            message: Some("the vendor is unavailable: HTTP 503".into()),
+            ..schedule_last()
+        };
+        let text = render(&report(vec![schedule(Some(failed))]), now);
+        assert!(
+            text.contains("FAILED 2026-11-23 23:00: vendor_unavailable"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "night: the run due 2026-11-23T23:00:00+01:00 failed: the vendor is unavailable"
+            ),
+            "{text}"
+        );
+        // No schedules: no second table.
+        assert!(!render(&report(vec![]), now).contains("SCHEDULE"));
+    }
+
+    fn schedule_last() -> LastRun {
+        LastRun {
+            due: "2026-11-23T23:00:00+01:00".into(),
+            ran_at: "2026-11-23T22:00:01Z".into(),
+            ok: true,
+            answer: None,
+            error: None,
+            message: None,
+        }
+    }
 }

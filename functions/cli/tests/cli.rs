@@ -245,6 +245,16 @@ fn actions_and_status_read_the_example_config() {
         .collect();
     assert_eq!(healths.len(), 3);
     assert!(healths.iter().all(|h| h == "not_connected"));
+    let schedules = v["schedules"].as_array().unwrap();
+    assert_eq!(schedules.len(), 2);
+    let night = schedules
+        .iter()
+        .find(|s| s["name"] == "arm_at_night")
+        .unwrap();
+    let next = night["next_run"].as_str().unwrap();
+    assert!(next.contains("T23:00:00+0"), "{next}");
+    assert!(night["next_run_in_secs"].as_i64().unwrap() > 0);
+    assert_eq!(night["last_run"], serde_json::Value::Null);
 
     // The readable table says where to connect the account that needs its owner.
     let out = homehook(dir.path())
@@ -260,6 +270,14 @@ fn actions_and_status_read_the_example_config() {
         text.contains("reconnect: http://127.0.0.1:8080/connect/home?key=<admin key>"),
         "{text}"
     );
+    // Then the scheduled actions, each with its next run in its own time zone.
+    assert!(text.contains("SCHEDULE"), "{text}");
+    let night = text
+        .lines()
+        .find(|l| l.starts_with("arm_at_night"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(night.contains("0 23 * * mon-fri Europe/Paris"), "{night}");
+    assert!(night.contains(" 23:00 (in "), "{night}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
