@@ -214,6 +214,7 @@ async fn the_root_page_with_no_config_lists_the_setup_steps() {
             "homehook is running",
             "No connections are configured yet.",
             "Next steps",
+            "homehook init --vendors netatmo,somfy_protect",
             "homehook key new",
             "homehook.example.toml",
             &format!("{}/callback/<provider>", hh.base),
@@ -236,7 +237,20 @@ async fn the_root_page_shows_each_connections_health_and_nothing_secret() {
     let home = w.connection_status("home").await;
     assert_eq!(home["health"], "healthy", "{home}");
 
-    let root = format!("{}/", w.hh.base);
+    // Without the admin key: counts and next steps, not which accounts exist or need their
+    // owner.
+    let public = format!("{}/", w.hh.base);
+    let (status, html) = fetch_page(&w.client, &public).await;
+    assert_eq!(status, 200);
+    for private in ["Cottage", "cottage", "garage", "Needs you", "Connected."] {
+        assert!(!html.contains(private), "shown without the key: {private}");
+    }
+    assert!(html.contains("3 connections and 3 actions"), "{html}");
+    assert!(html.contains("/?key=&lt;admin key&gt;"), "{html}");
+    let wrong = format!("{}/?key=hh_wrong", w.hh.base);
+    assert!(!fetch_page(&w.client, &wrong).await.1.contains("Cottage"));
+
+    let root = format!("{}/?key={}", w.hh.base, w.keys.admin.expose());
     let (status, html) = fetch_page(&w.client, &root).await;
     assert_eq!(status, 200);
     let page = render_both(&browser, || root.clone(), "root-connections").await;

@@ -1,23 +1,34 @@
 //! `GET /`: what this server is, how each connection is doing, and what to do next. Anyone
-//! who reaches the server can read it, so it shows no key, token, URL query or vendor message:
-//! names, counts, health in words and the commands that tell more.
+//! who reaches the server can read it, so without the admin key it shows counts and next steps
+//! only; with it (`/?key=<admin key>`), each connection's name and health in words. Never a
+//! key, token, URL query or vendor message.
 
-use axum::extract::State;
-use axum::http::StatusCode;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
 use super::{code, duration_in_words, escape, respond};
 use crate::app::App;
 use crate::catalog::Grant;
 use crate::http::AppState;
+use crate::http::auth::{presented_key, require_admin, split_query};
 use crate::http::status::{ConnectionStatus, report};
 
 /// `GET /`.
-pub async fn root(State(app): State<AppState>) -> Response {
+pub async fn root(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
     let main = if app.config.connections.is_empty() {
         first_steps(&app)
     } else {
-        overview(&app).await
+        // Which accounts exist and which need their owner is the owner's business.
+        let (key, _, _) = split_query(raw.as_deref());
+        let owner = require_admin(&app, presented_key(&headers, key.as_deref()))
+            .await
+            .is_ok();
+        overview(&app, owner).await
     };
     let title = "homehook";
     respond(StatusCode::OK, title, &main)
@@ -43,14 +54,15 @@ fn first_steps(app: &App) -> String {
 <p class="lead">No connections are configured yet. This server answers at {public_url}.</p>
 <h2>Next steps</h2>
 <ol>
-<li>Run {key_new} once for the admin key and once per action: each run prints a key (shown once) and the hash to put in the config.</li>
-<li>Copy {example} to {file} and keep the connections and actions you need, with the hashes.</li>
+<li>Run {init} (for example {init_example}): it writes {file} for your vendors with an admin key, and a secrets file to fill. By hand instead: copy {example} and make keys with {key_new}.</li>
 <li>Put each vendor's client id and secret in a secrets file (<code>chmod 600</code>) named by {secrets_file}.</li>
 <li>Register {callback} as the redirect URI of each vendor app.</li>
 <li>Restart {serve}, then open {connect} in a browser.</li>
 </ol>
 <footer class="muted">This page lists nothing secret. Details: {status} and {actions_cmd}.</footer>"#,
         public_url = code(&config.base_url()),
+        init = code("homehook init"),
+        init_example = code("homehook init --vendors netatmo,somfy_protect"),
         key_new = code("homehook key new"),
         example = code("homehook.example.toml"),
         file = code(&config_file(app)),
@@ -66,12 +78,19 @@ fn first_steps(app: &App) -> String {
     )
 }
 
-/// Connections configured: counts, each connection's health, next steps.
-async fn overview(app: &App) -> String {
+/// Connections configured: counts, each connection's health (for the owner), next steps.
+async fn overview(app: &App, owner: bool) -> String {
     let config = &app.config;
     let connections = config.connections.len();
     let actions = config.actions.len();
-    let cards = match report(app).await {
+    let cards = if !owner {
+        format!(
+            "<p>Each connection's health shows here with the admin key: open {}, or run {}.</p>",
+            code(&format!("{}/?key=<admin key>", config.base_url())),
+            code("homehook status"),
+        )
+    } else {
+        match report(app).await {
         Ok(report) => {
             let cards: String = report
                 .connections
@@ -83,6 +102,7 @@ async fn overview(app: &App) -> String {
         Err(_) => "<p class=\"bad\">The store cannot be read right now, so the connections' \
                    health is unknown. Reload in a minute; the console says more.</p>"
             .to_string(),
+        }
     };
     let mut next = Vec::new();
     if !has_admin_key(app) {
