@@ -91,17 +91,17 @@ async fn overview(app: &App, owner: bool) -> String {
         )
     } else {
         match report(app).await {
-        Ok(report) => {
-            let cards: String = report
-                .connections
-                .iter()
-                .map(|c| connection_card(app, c))
-                .collect();
-            format!("<ul class=\"cards\">\n{cards}</ul>")
-        }
-        Err(_) => "<p class=\"bad\">The store cannot be read right now, so the connections' \
+            Ok(report) => {
+                let cards: String = report
+                    .connections
+                    .iter()
+                    .map(|c| connection_card(app, c))
+                    .collect();
+                format!("<ul class=\"cards\">\n{cards}</ul>")
+            }
+            Err(_) => "<p class=\"bad\">The store cannot be read right now, so the connections' \
                    health is unknown. Reload in a minute; the console says more.</p>"
-            .to_string(),
+                .to_string(),
         }
     };
     let mut next = Vec::new();
