@@ -218,7 +218,7 @@ grace_secs = 3600
         # 3. an action calls the vendor with that token.
         r = invoke("ActionsFunction", http_event(
             "POST", "/a/station", headers={"authorization": f"Bearer {action}"}))
-        check(r["statusCode"] == 200 and r["body"] == "Living room 21.4 °C, 48 %, CO2 640 ppm",
+        check(r["statusCode"] == 200 and r["body"] == "Living room 21.4 °C, humidity 48 %, CO2 640 ppm. Garden 7.5 °C, humidity 81 %.",
               "actions /a/station answers from the vendor", r)
 
         # 4. the scheduled tick renews the due token (60-second tokens are always due).
