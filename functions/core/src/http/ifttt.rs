@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use axum::Extension;
 use axum::body::Body;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{ConnectInfo, Path, RawQuery, State};
+use axum::extract::{ConnectInfo, MatchedPath, Path, RawQuery, State};
 use axum::http::{HeaderMap, Method};
 use axum::response::Response;
 use serde_json::Value;
@@ -28,10 +28,15 @@ use crate::params::ParamError;
 /// The names IFTTT gives its three values.
 pub const VALUE_NAMES: [&str; 3] = ["value1", "value2", "value3"];
 
-/// `/trigger/{event}/with/key/{key}`: `value1`..`value3` fill the action's parameters.
+/// The JSON variant's route, whose body members are the parameters by name.
+pub const JSON_ROUTE: &str = "/trigger/{event}/json/with/key/{key}";
+
+/// `/trigger/{event}/with/key/{key}`, where `value1`..`value3` fill the action's parameters,
+/// and [`JSON_ROUTE`], where the body's members are the parameters as named.
 #[allow(clippy::too_many_arguments)] // axum extractors, one per part of the request
 pub async fn trigger(
     State(app): State<AppState>,
+    route: MatchedPath,
     path: Result<Path<(String, String)>, PathRejection>,
     method: Method,
     headers: HeaderMap,
@@ -40,23 +45,12 @@ pub async fn trigger(
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let call = ActionCall::from_path(path, Values::Ifttt);
-    serve(app, call, method, headers, raw_query, source, peer, body).await
-}
-
-/// `/trigger/{event}/json/with/key/{key}`: the body's members are the parameters, as named.
-#[allow(clippy::too_many_arguments)] // axum extractors, one per part of the request
-pub async fn trigger_json(
-    State(app): State<AppState>,
-    path: Result<Path<(String, String)>, PathRejection>,
-    method: Method,
-    headers: HeaderMap,
-    RawQuery(raw_query): RawQuery,
-    source: Option<Extension<ClientSource>>,
-    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
-    body: Body,
-) -> Result<Response, ApiError> {
-    let call = ActionCall::from_path(path, Values::AsNamed);
+    let values = if route.as_str() == JSON_ROUTE {
+        Values::AsNamed
+    } else {
+        Values::Ifttt
+    };
+    let call = ActionCall::from_path(path, values);
     serve(app, call, method, headers, raw_query, source, peer, body).await
 }
 

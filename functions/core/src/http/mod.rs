@@ -82,10 +82,7 @@ fn actions_routes(app: AppState) -> Router {
             "/trigger/{event}/with/key/{key}",
             axum::routing::any(ifttt::trigger),
         )
-        .route(
-            "/trigger/{event}/json/with/key/{key}",
-            axum::routing::any(ifttt::trigger_json),
-        )
+        .route(ifttt::JSON_ROUTE, axum::routing::any(ifttt::trigger))
         .route("/status", get(status::status))
         .route("/discover/{connection}", get(discover::discover))
         .route("/healthz", get(status::healthz))
