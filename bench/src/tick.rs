@@ -228,11 +228,11 @@ pub async fn measure(
     let summary = app.tick().await?;
     let tick = t.elapsed();
     let due = connections.div_ceil(10);
-    if summary.refreshed != due || due_now.len() != due {
+    if summary.tokens.refreshed != due || due_now.len() != due {
         bail!(
             "{name}: {} due by the index, {} refreshed; expected {due}",
             due_now.len(),
-            summary.refreshed
+            summary.tokens.refreshed
         );
     }
     Ok(Tick {

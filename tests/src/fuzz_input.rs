@@ -53,7 +53,7 @@ use homehook_core::App;
 use homehook_core::clock::{ManualClock, UnixTime};
 use homehook_core::config::Config;
 use homehook_core::guard::pin::PinHash;
-use homehook_core::guard::{ClientSource, Guard, signature};
+use homehook_core::guard::{ClientSource, action_limiter, key_limiter, signature};
 use homehook_core::keys::KeyHash;
 use homehook_core::secret::SecretString;
 use homehook_core::secrets::{ClientCredentials, LocalSecrets};
@@ -109,12 +109,12 @@ pub fn config_text(data: &[u8]) -> bool {
     let text = String::from_utf8_lossy(data);
     match Config::parse(&text, "fuzz.toml", Some(Path::new("/fuzz/homehook.toml"))) {
         Ok(config) => {
-            let guard = Guard::new(&config);
+            let guard = homehook_core::app::guard_of(&config);
             for entry in config.keys.entries() {
-                let _ = guard.limits.check(&format!("key:{}", entry.id));
+                let _ = guard.limits.check(&key_limiter(&entry.id));
             }
             for action in config.actions.values() {
-                let _ = guard.limits.check(&format!("action:{}", action.name));
+                let _ = guard.limits.check(&action_limiter(&action.name));
                 let _ = config.keys.opens(&action.name);
             }
             for connection in config.connections.values() {

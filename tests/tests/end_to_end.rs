@@ -166,7 +166,7 @@ async fn the_tick_refreshes_ahead_of_expiry_so_actions_never_wait() {
 
     let summary = w.hh.app.tick().await.expect("tick");
     assert_eq!(
-        (summary.due, summary.refreshed),
+        (summary.tokens.due, summary.tokens.refreshed),
         (0, 0),
         "nothing due yet: the index gives no record"
     );
@@ -174,7 +174,7 @@ async fn the_tick_refreshes_ahead_of_expiry_so_actions_never_wait() {
     // Four minutes before expiry: inside the 5-minute margin.
     w.clock.advance(10_800 - 240);
     let summary = w.hh.app.tick().await.expect("tick");
-    assert_eq!((summary.due, summary.refreshed), (2, 2));
+    assert_eq!((summary.tokens.due, summary.tokens.refreshed), (2, 2));
     assert_eq!(w.vendor.token_calls(), 4);
     // Filed again under the new token's renewal time (expiry less the 5-minute margin).
     let home =
@@ -188,7 +188,7 @@ async fn the_tick_refreshes_ahead_of_expiry_so_actions_never_wait() {
     assert_eq!(home.due_at, Some(expires.plus_secs(-300)));
     let summary = w.hh.app.tick().await.expect("tick");
     assert_eq!(
-        (summary.due, summary.refreshed),
+        (summary.tokens.due, summary.tokens.refreshed),
         (0, 0),
         "nothing due right after"
     );

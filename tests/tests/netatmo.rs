@@ -299,8 +299,11 @@ async fn partial_failures_outages_and_rejected_refresh_tokens_are_explained() {
     w.clock.advance(3 * 3600);
     // The tick finds out first, and its summary says what kind of failure it is.
     let summary = w.hh.app.tick().await.unwrap();
-    assert_eq!(summary.failed, 1);
-    assert_eq!(summary.failed_by_class.get("reauth_needed"), Some(&1));
+    assert_eq!(summary.tokens.failed, 1);
+    assert_eq!(
+        summary.tokens.failed_by_class.get("reauth_needed"),
+        Some(&1)
+    );
     let (status, body) = w.act_json("station", json!({})).await;
     assert_eq!(
         (status, body["error"].as_str()),

@@ -359,7 +359,7 @@ async fn invalid_grant() -> Outcome {
     let ts: i64 = n.header("x-homehook-timestamp").unwrap().parse().unwrap();
     assert_eq!(
         n.header("x-homehook-signature").unwrap(),
-        homehook_core::notify::signature(b"whsec-test", ts, &n.body),
+        homehook_core::guard::signature::sign(b"whsec-test", ts, &n.body),
         "signed over timestamp and body"
     );
     assert!(!String::from_utf8_lossy(&n.body).contains("t0pic-s3cret"));

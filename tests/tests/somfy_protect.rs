@@ -201,7 +201,7 @@ async fn the_jwt_token_path_and_http_basic_work_and_expiry_comes_from_the_exp_cl
     // An hour later the tick renews it before anyone waits.
     w.clock.advance(3_500);
     let summary = w.hh.app.tick().await.unwrap();
-    assert_eq!(summary.refreshed, 1);
+    assert_eq!(summary.tokens.refreshed, 1);
     assert_eq!(
         w.act_text("status", json!({})).await,
         (200, "The alarm is armed".into())

@@ -79,7 +79,7 @@ async fn a_cold_start_reads_no_secret_and_serves_the_same_routers() {
 
     // The tick has nothing to do yet.
     let summary = app.tick().await.unwrap();
-    assert_eq!((summary.refreshed, summary.failed), (0, 0));
+    assert_eq!((summary.tokens.refreshed, summary.tokens.failed), (0, 0));
 
     // Without a public URL the callback follows the API Gateway host of the request.
     let by_host = app_with(
@@ -227,7 +227,10 @@ async fn a_connection_needing_its_owner_is_published_to_the_sns_topic() {
         .unwrap();
     homehook_tests::leak_watch::issued("refresh_token", "rt-revoked");
     let summary = app.tick().await.unwrap();
-    assert_eq!(summary.failed_by_class.get("reauth_needed"), Some(&1));
+    assert_eq!(
+        summary.tokens.failed_by_class.get("reauth_needed"),
+        Some(&1)
+    );
     let received = sink.received();
     assert_eq!(received.len(), 1, "one message on the topic");
     let envelope = received[0].json();

@@ -123,11 +123,17 @@ async fn tick_forever(app: Arc<App>, every: Duration) {
     loop {
         interval.tick().await;
         match app.tick().await {
-            Ok(s) if s.refreshed + s.failed + s.scheduled.fired + s.scheduled.failed > 0 => {
+            Ok(s)
+                if s.tokens.refreshed
+                    + s.tokens.failed
+                    + s.scheduled.fired
+                    + s.scheduled.failed
+                    > 0 =>
+            {
                 tracing::info!(
-                    refreshed = s.refreshed,
-                    failed = s.failed,
-                    skipped = s.skipped,
+                    refreshed = s.tokens.refreshed,
+                    failed = s.tokens.failed,
+                    skipped = s.tokens.skipped,
                     scheduled_fired = s.scheduled.fired,
                     scheduled_failed = s.scheduled.failed,
                     "tick"

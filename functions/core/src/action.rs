@@ -2,33 +2,17 @@
 //! one renewal on an expired-token answer, bounded retries; see [`crate::api`]) → an answer for
 //! the caller.
 
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::Value;
 
 use crate::answer::AnswerContext;
 use crate::api::ApiClient;
 use crate::app::App;
 use crate::config::Action;
+use crate::error::ActionError;
 use crate::params::{ParamError, Params, as_text};
 use crate::providers;
-use crate::refresh::TokenError;
 use crate::template::Template;
-use crate::vendor::{VendorBody, VendorRequest};
-
-pub use crate::params::check_value;
-
-/// Characters left as they are in a path segment (RFC 3986 unreserved): a parameter can never
-/// add a `/`, `?`, `#` or `..` to a vendor path.
-const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
-
-/// `text` as one path segment: only unreserved characters stay as they are.
-pub fn path_segment(text: &str) -> String {
-    utf8_percent_encode(text, PATH_SEGMENT).to_string()
-}
+use crate::vendor::{VendorBody, VendorRequest, path_segment};
 
 /// What the caller gets back after the vendor answered 2xx.
 #[derive(Debug, Clone)]
@@ -40,46 +24,6 @@ pub struct ActionOutcome {
     /// The vendor's JSON answer, or a code step's structured result: what the answer template
     /// saw as `data`.
     pub data: Option<Value>,
-}
-
-/// Why an action did not succeed.
-#[derive(Debug, thiserror::Error)]
-pub enum ActionError {
-    /// No usable token.
-    #[error(transparent)]
-    Token(#[from] TokenError),
-    /// The vendor refused the request (4xx other than an expired token).
-    #[error("the vendor refused the request (HTTP {status}){}", .reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default())]
-    VendorRejected {
-        /// Vendor status.
-        status: u16,
-        /// The vendor's words.
-        reason: Option<String>,
-    },
-    /// The vendor is rate limiting.
-    #[error("the vendor asks to slow down; try again in {retry_after_secs} s")]
-    VendorBusy {
-        /// Seconds to wait.
-        retry_after_secs: u64,
-    },
-    /// homehook held the call back: the connection's vendor budget (Netatmo: 50 per 10 s,
-    /// 500 per hour) is spent for now.
-    #[error(
-        "this vendor account's call budget is spent for now; try again in {retry_after_secs} s"
-    )]
-    OverBudget {
-        /// Seconds to wait.
-        retry_after_secs: u64,
-    },
-    /// The vendor failed (5xx) or could not be reached.
-    #[error("the vendor is unavailable: {0}")]
-    VendorUnavailable(String),
-    /// A parameter value cannot be used.
-    #[error(transparent)]
-    Param(#[from] ParamError),
-    /// The action's config produced an unusable request.
-    #[error("the action is misconfigured: {0}")]
-    Misconfigured(String),
 }
 
 /// Renders the vendor request of `action` with checked `params`. A value placed in the path
@@ -243,7 +187,7 @@ mod tests {
         .expect("config");
         let action = &config.actions["a"];
         let params = crate::params::check(
-            action,
+            &action.params,
             [
                 ("dev".to_string(), json!("../x?y#\"z")),
                 ("temp".to_string(), json!(19.5)),
@@ -293,7 +237,7 @@ mod tests {
         let now = crate::clock::UnixTime(1_000);
         let check = |body: Value| {
             crate::params::check(
-                away,
+                &away.params,
                 body.as_object()
                     .cloned()
                     .unwrap_or_default()
@@ -331,7 +275,7 @@ mod tests {
         ));
 
         let lamp = &config.actions["lamp"];
-        let params = crate::params::check(lamp, BTreeMap::new(), now).expect("no params");
+        let params = crate::params::check(&lamp.params, BTreeMap::new(), now).expect("no params");
         assert_eq!(
             render_request(lamp, &params).expect("renders").body,
             VendorBody::Json(json!({"home": {"id": "h1", "modules": [{"id": "m1", "on": true}]}}))

@@ -5,10 +5,10 @@
 
 use std::time::Duration;
 
-use crate::action::ActionError;
 use crate::app::App;
 use crate::catalog::{ProviderSpec, Quirk};
 use crate::config::Connection;
+use crate::error::ActionError;
 use crate::providers::{self, Verdict};
 use crate::secret::SecretString;
 use crate::token::TokenRecord;

@@ -6,10 +6,13 @@ use std::time::Duration;
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::guard::Guard;
+use crate::error::TokenError;
+use crate::guard::limits::CallLimits;
+use crate::guard::{Guard, action_limiter, key_limiter};
 use crate::notify::{Notifiers, Notify, Webhook};
 use crate::pace::VendorPace;
-use crate::refresh::{TickSummary, TokenError, TokenKeeper};
+use crate::refresh::{RefreshSummary, TokenKeeper};
+use crate::schedule::ScheduleSummary;
 use crate::secrets::Secrets;
 use crate::store::Store;
 
@@ -83,7 +86,7 @@ impl App {
             Arc::clone(&clock),
             notifiers.clone(),
         ));
-        let guard = Arc::new(Guard::new(&config));
+        let guard = Arc::new(guard_of(&config));
         let pace = Arc::new(VendorPace::new(Arc::clone(&clock)));
         Ok(Self {
             config,
@@ -125,10 +128,32 @@ impl App {
     pub async fn tick(&self) -> Result<TickSummary, TokenError> {
         // Schedules first: their time is the owner's, while renewals have a margin.
         let scheduled = crate::schedule::fire_due(self).await;
-        let mut summary = self.keeper.refresh_due().await?;
-        summary.scheduled = scheduled;
-        Ok(summary)
+        let tokens = self.keeper.refresh_due().await?;
+        Ok(TickSummary { tokens, scheduled })
     }
+}
+
+/// The gate of `config`: a rate limiter for every key and action, and the default lockout.
+pub fn guard_of(config: &Config) -> Guard {
+    let mut limits = CallLimits::default();
+    for entry in config.keys.entries() {
+        limits.add(key_limiter(&entry.id), entry.rate_limit);
+    }
+    for action in config.actions.values() {
+        limits.add(action_limiter(&action.name), action.rate_limit);
+    }
+    Guard::new(limits)
+}
+
+/// What one tick did: the token renewals' counts, and the scheduled actions under `scheduled`
+/// (the JSON the `token-refresh` function answers).
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TickSummary {
+    /// The renewals.
+    #[serde(flatten)]
+    pub tokens: RefreshSummary,
+    /// The scheduled actions (see [`crate::schedule`]).
+    pub scheduled: ScheduleSummary,
 }
 
 /// The outbound HTTP client: rustls, `timeout` on every call, and redirects followed only within

@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use serde::Deserialize;
 
 use crate::catalog::Quirk;
-use crate::config::RawParam;
+use crate::params::ParamDecl;
 
 /// One built-in action, as written in a provider's recipe file.
 #[derive(Debug, Clone, Deserialize)]
@@ -32,10 +32,10 @@ pub struct Recipe {
     pub form: BTreeMap<String, String>,
     /// Values config must give under `with` (site, home, device ids).
     #[serde(default)]
-    pub(crate) setup: BTreeMap<String, RawParam>,
+    pub(crate) setup: BTreeMap<String, ParamDecl>,
     /// Values callers may send (config may fix them too).
     #[serde(default)]
-    pub(crate) params: BTreeMap<String, RawParam>,
+    pub(crate) params: BTreeMap<String, ParamDecl>,
     /// The spoken default answer: a minijinja template (see [`crate::answer`]); config's
     /// `answer` replaces it.
     pub answer: Option<String>,

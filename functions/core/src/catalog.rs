@@ -151,36 +151,3 @@ pub enum Quirk {
     /// Homey: OAuth token → delegation token → per-Homey session.
     Homey,
 }
-
-/// The built-in provider catalog: one entry per module of [`crate::providers`].
-pub fn builtin() -> Vec<ProviderSpec> {
-    crate::providers::specs()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn netatmo_expired_signal_needs_code_3() {
-        let spec = builtin()
-            .into_iter()
-            .find(|p| p.id == "netatmo")
-            .expect("netatmo");
-        let signal = &spec.expired_token[0];
-        let expired = serde_json::json!({"error": {"code": 3, "message": "Access token expired"}});
-        let scope = serde_json::json!({"error": {"code": 13, "message": "Missing scope"}});
-        assert!(signal.matches(403, Some(&expired)));
-        assert!(!signal.matches(403, Some(&scope)));
-        assert!(!signal.matches(401, Some(&expired)));
-    }
-
-    #[test]
-    fn builtin_ids_are_unique() {
-        let mut ids: Vec<_> = builtin().into_iter().map(|p| p.id).collect();
-        let n = ids.len();
-        ids.sort();
-        ids.dedup();
-        assert_eq!(ids.len(), n);
-    }
-}

@@ -38,6 +38,8 @@ pub mod builtin;
 pub mod catalog;
 pub mod clock;
 pub mod config;
+pub mod cron;
+pub mod error;
 pub mod guard;
 pub mod http;
 pub mod keys;

@@ -19,11 +19,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::catalog::Grant;
 use crate::clock::{Clock, UnixTime};
-use crate::config::{Config, Connection};
+use crate::config::{Config, Connection, WebhookFormat};
 use crate::secrets::{Secrets, SecretsError};
 
 /// What happened to a connection.
@@ -260,21 +260,6 @@ impl Notifiers {
     }
 }
 
-/// The body a webhook gets.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum WebhookFormat {
-    /// The [`Notification`] as JSON.
-    #[default]
-    Json,
-    /// Slack (and Mattermost, Discord's `/slack` URLs): `{"text": …}`.
-    Slack,
-    /// ntfy: the message as the body, with `Title`, `Tags`, `Priority` and `Click` headers.
-    Ntfy,
-    /// Pushover's `messages.json`: token, user, title, message, url.
-    Pushover,
-}
-
 /// POSTs notifications to a URL kept in a secret.
 pub struct Webhook {
     secret: String,
@@ -302,9 +287,6 @@ impl Webhook {
         }
     }
 }
-
-/// `sha256=<hex>` of `"<timestamp>.<body>"` (see [`crate::guard::signature`]).
-pub use crate::guard::signature::sign as signature;
 
 #[async_trait]
 impl Notify for Webhook {
@@ -373,7 +355,7 @@ impl Notify for Webhook {
                 .header("x-homehook-timestamp", ts.to_string())
                 .header(
                     "x-homehook-signature",
-                    signature(key.expose().as_bytes(), ts, &body),
+                    crate::guard::signature::sign(key.expose().as_bytes(), ts, &body),
                 );
         }
         for (name, value) in headers {

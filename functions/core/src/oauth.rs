@@ -25,6 +25,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use crate::catalog::{ClientAuth, ProviderSpec};
 use crate::secret::SecretString;
 use crate::secrets::ClientCredentials;
+use crate::vendor::retry_after_secs;
 
 /// Tokens from a successful token-endpoint call.
 #[derive(Debug, Clone)]
@@ -351,13 +352,6 @@ impl<'a> OAuthFlow<'a> {
 struct Seen {
     status: u16,
     retry_after_secs: Option<u64>,
-}
-
-/// Parses `Retry-After` (seconds) or Somfy's `X-RateLimit-Retry-After`.
-pub fn retry_after_secs(headers: &http::HeaderMap) -> Option<u64> {
-    ["retry-after", "x-ratelimit-retry-after"]
-        .iter()
-        .find_map(|h| headers.get(*h)?.to_str().ok()?.trim().parse().ok())
 }
 
 /// The `oauth2` crate's HTTP hook: sends with homehook's client and remembers the status and

@@ -2,10 +2,10 @@
 //! credential in its place, bounded answers. What an answer *means* (expired token, envelope
 //! errors) is the provider's business: see [`crate::providers::classify`].
 
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::Value;
 
 use crate::catalog::{ProviderSpec, TokenPlacement};
-use crate::oauth::retry_after_secs;
 use crate::secret::SecretString;
 
 /// Where a request goes and how it is authorised: usually the provider's API base with the
@@ -52,6 +52,26 @@ impl ApiTarget {
             headers: Vec::new(),
         }
     }
+}
+
+/// Characters left as they are in a path segment (RFC 3986 unreserved): a parameter can never
+/// add a `/`, `?`, `#` or `..` to a vendor path.
+const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// `text` as one path segment: only unreserved characters stay as they are.
+pub fn path_segment(text: &str) -> String {
+    utf8_percent_encode(text, PATH_SEGMENT).to_string()
+}
+
+/// Parses `Retry-After` (seconds) or Somfy's `X-RateLimit-Retry-After`.
+pub fn retry_after_secs(headers: &http::HeaderMap) -> Option<u64> {
+    ["retry-after", "x-ratelimit-retry-after"]
+        .iter()
+        .find_map(|h| headers.get(*h)?.to_str().ok()?.trim().parse().ok())
 }
 
 /// Largest vendor answer homehook reads: action answers are small; anything bigger is cut.

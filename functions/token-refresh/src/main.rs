@@ -5,16 +5,16 @@
 use std::sync::Arc;
 
 use homehook_core::App;
-use homehook_core::refresh::TickSummary;
+use homehook_core::app::TickSummary;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
 
 async fn tick(app: &App, _event: LambdaEvent<serde_json::Value>) -> Result<TickSummary, Error> {
     let summary = app.tick().await?;
     tracing::info!(
-        refreshed = summary.refreshed,
-        skipped = summary.skipped,
-        failed = summary.failed,
-        failed_by_class = ?summary.failed_by_class,
+        refreshed = summary.tokens.refreshed,
+        skipped = summary.tokens.skipped,
+        failed = summary.tokens.failed,
+        failed_by_class = ?summary.tokens.failed_by_class,
         scheduled_fired = summary.scheduled.fired,
         scheduled_failed = summary.scheduled.failed,
         scheduled_already_claimed = summary.scheduled.already_claimed,

@@ -66,8 +66,12 @@ fn spoken(provider: &str, c: &Case) -> String {
         .unwrap_or_default()
         .into_iter()
         .collect();
-    let params = crate::params::check(action, provided, crate::clock::UnixTime(1_700_000_000))
-        .unwrap_or_else(|e| panic!("{provider}.{}: {e}", c.builtin));
+    let params = crate::params::check(
+        &action.params,
+        provided,
+        crate::clock::UnixTime(1_700_000_000),
+    )
+    .unwrap_or_else(|e| panic!("{provider}.{}: {e}", c.builtin));
     crate::action::render_answer(action, "Home", &params, c.data.as_ref())
 }
 
@@ -640,7 +644,7 @@ fn config_overrides_a_builtin_answer() {
     );
     let config = Config::parse(&toml, "t.toml", None).expect("config");
     let params = crate::params::check(
-        &config.actions["a"],
+        &config.actions["a"].params,
         BTreeMap::new(),
         crate::clock::UnixTime(0),
     )
@@ -663,7 +667,7 @@ fn the_example_config_answers_read_well() {
     let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
     let say = |action: &str, params: Value, data: Option<Value>| {
         let params = crate::params::check(
-            &config.actions[action],
+            &config.actions[action].params,
             params
                 .as_object()
                 .cloned()

@@ -13,10 +13,8 @@ use crate::catalog::ProviderSpec;
 use crate::guard::limits::RateLimit;
 use crate::guard::pin::PinHash;
 use crate::keys::KeyHash;
+use crate::params::{ParamDecl, ParamSpec};
 use crate::template::{Template, is_identifier};
-
-/// Longest `end_time` a parameter may accept: a year, in minutes.
-const MAX_END_TIME_MINUTES: i64 = 366 * 24 * 60;
 
 /// `[actions.<name>]`: one secret URL.
 #[derive(Debug, Clone)]
@@ -70,179 +68,6 @@ impl Action {
     }
 }
 
-/// A declared action parameter.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ParamSpec {
-    /// Its type and constraints.
-    pub kind: ParamKind,
-    /// Value used when the caller sends none; without one, the parameter is required.
-    pub default: Option<serde_json::Value>,
-    /// The caller may leave it out; the field that uses it is then left out of the request.
-    pub optional: bool,
-    /// Set by config (`with`), not by callers.
-    pub fixed: bool,
-    /// What it is, for listings and errors.
-    pub doc: Option<String>,
-}
-
-/// Parameter types.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ParamKind {
-    /// Text up to `max_len` characters (default 128), no control characters.
-    String {
-        /// Longest accepted value, in characters.
-        max_len: usize,
-    },
-    /// A whole number within bounds.
-    Integer {
-        /// Smallest accepted value.
-        min: Option<i64>,
-        /// Largest accepted value.
-        max: Option<i64>,
-    },
-    /// A number within bounds.
-    Number {
-        /// Smallest accepted value.
-        min: Option<f64>,
-        /// Largest accepted value.
-        max: Option<f64>,
-    },
-    /// `true` or `false`.
-    Boolean,
-    /// One of a fixed list of words.
-    Enum {
-        /// The accepted words.
-        values: Vec<String>,
-    },
-    /// A duration in minutes from now, sent to the vendor as the Unix time it ends
-    /// (Netatmo's `endtime`).
-    EndTime {
-        /// Longest accepted duration, in minutes.
-        max_minutes: i64,
-    },
-}
-
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum RawParamType {
-    String,
-    Integer,
-    Number,
-    Boolean,
-    Enum,
-    EndTime,
-}
-
-/// A parameter as written (in config or in a built-in recipe): one flat table, so unknown
-/// fields can be refused.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawParam {
-    #[serde(rename = "type")]
-    ty: RawParamType,
-    max_len: Option<usize>,
-    min: Option<f64>,
-    max: Option<f64>,
-    values: Option<Vec<String>>,
-    default: Option<serde_json::Value>,
-    #[serde(default)]
-    pub(crate) optional: bool,
-    doc: Option<String>,
-}
-
-impl RawParam {
-    /// What the parameter is, for error messages about a missing setup value.
-    pub(crate) fn doc(&self) -> Option<&str> {
-        self.doc.as_deref()
-    }
-
-    fn resolve(self, field: &str) -> Result<ParamSpec, FieldError> {
-        let misplaced = |name: &str| {
-            (
-                format!("{field}.{name}"),
-                "not used by this type".to_string(),
-            )
-        };
-        let whole = |v: Option<f64>, name: &str| -> Result<Option<i64>, FieldError> {
-            match v {
-                Some(f) if f.fract() != 0.0 => {
-                    Err((format!("{field}.{name}"), "must be a whole number".into()))
-                }
-                Some(f) => Ok(Some(f as i64)),
-                None => Ok(None),
-            }
-        };
-        let bounds_unused = self.min.is_some() || self.max.is_some();
-        let kind = match self.ty {
-            RawParamType::String => {
-                if bounds_unused {
-                    return Err(misplaced(if self.min.is_some() { "min" } else { "max" }));
-                }
-                ParamKind::String {
-                    max_len: self.max_len.unwrap_or(128),
-                }
-            }
-            RawParamType::Integer => ParamKind::Integer {
-                min: whole(self.min, "min")?,
-                max: whole(self.max, "max")?,
-            },
-            RawParamType::Number => ParamKind::Number {
-                min: self.min,
-                max: self.max,
-            },
-            RawParamType::Boolean => {
-                if bounds_unused {
-                    return Err(misplaced("min"));
-                }
-                ParamKind::Boolean
-            }
-            RawParamType::Enum => {
-                let values = self.values.clone().unwrap_or_default();
-                if values.is_empty() {
-                    return Err((
-                        format!("{field}.values"),
-                        "an enum needs at least one value".into(),
-                    ));
-                }
-                ParamKind::Enum { values }
-            }
-            RawParamType::EndTime => {
-                if self.min.is_some() {
-                    return Err(misplaced("min"));
-                }
-                let max_minutes = whole(self.max, "max")?.unwrap_or(7 * 24 * 60);
-                // A year at most: no vendor keeps a temporary mode longer.
-                if !(1..=MAX_END_TIME_MINUTES).contains(&max_minutes) {
-                    return Err((
-                        format!("{field}.max"),
-                        format!("must be between 1 and {MAX_END_TIME_MINUTES} minutes"),
-                    ));
-                }
-                ParamKind::EndTime { max_minutes }
-            }
-        };
-        if self.values.is_some() && !matches!(kind, ParamKind::Enum { .. }) {
-            return Err(misplaced("values"));
-        }
-        if self.max_len.is_some() && !matches!(kind, ParamKind::String { .. }) {
-            return Err(misplaced("max_len"));
-        }
-        if self.optional && self.default.is_some() {
-            return Err((
-                format!("{field}.optional"),
-                "a parameter with a default is never missing; drop `optional` or `default`".into(),
-            ));
-        }
-        Ok(ParamSpec {
-            kind,
-            default: self.default,
-            optional: self.optional,
-            fixed: false,
-            doc: self.doc,
-        })
-    }
-}
-
 /// An action as written in the file.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -259,7 +84,7 @@ pub(super) struct RawAction {
     #[serde(default)]
     form: BTreeMap<String, String>,
     #[serde(default)]
-    params: BTreeMap<String, RawParam>,
+    params: BTreeMap<String, ParamDecl>,
     answer: Option<String>,
     summary: Option<String>,
     key_hash: Option<OneOrMany>,
@@ -296,7 +121,7 @@ struct Shape {
     query: BTreeMap<String, String>,
     body: Option<serde_json::Value>,
     form: BTreeMap<String, String>,
-    params: BTreeMap<String, RawParam>,
+    params: BTreeMap<String, ParamDecl>,
     /// Parameters whose value config must give under `with`.
     setup: BTreeSet<String>,
     answer: Option<String>,

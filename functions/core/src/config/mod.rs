@@ -24,8 +24,7 @@ use crate::template::is_identifier;
 mod action;
 mod schedule;
 
-pub(crate) use action::RawParam;
-pub use action::{Action, ParamKind, ParamSpec};
+pub use action::Action;
 use action::{RawAction, build_action};
 pub use schedule::{DEFAULT_GRACE_SECS, Schedule};
 use schedule::{RawSchedule, build_schedule};
@@ -72,9 +71,24 @@ pub struct NotifyConfig {
     /// A webhook: the name of the secret entry holding its `url` (and `signing_key`).
     pub webhook_secret: Option<String>,
     /// The webhook's body format.
-    pub format: crate::notify::WebhookFormat,
+    pub format: WebhookFormat,
     /// Renewals failing this many times in a row make a "keeps failing" notification.
     pub failing_after: u32,
+}
+
+/// The body a webhook gets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookFormat {
+    /// The notification as JSON.
+    #[default]
+    Json,
+    /// Slack (and Mattermost, Discord's `/slack` URLs): `{"text": …}`.
+    Slack,
+    /// ntfy: the message as the body, with `Title`, `Tags`, `Priority` and `Click` headers.
+    Ntfy,
+    /// Pushover's `messages.json`: token, user, title, message, url.
+    Pushover,
 }
 
 /// `[server]`.
@@ -164,7 +178,7 @@ struct RawKey {
 #[serde(deny_unknown_fields)]
 struct RawNotify {
     secret: Option<String>,
-    format: Option<crate::notify::WebhookFormat>,
+    format: Option<WebhookFormat>,
     failing_after: Option<u32>,
 }
 
@@ -355,7 +369,7 @@ impl Config {
         };
 
         // [providers]: the catalog, with overrides merged in and new providers added.
-        let mut providers: BTreeMap<String, ProviderSpec> = catalog::builtin()
+        let mut providers: BTreeMap<String, ProviderSpec> = crate::providers::specs()
             .into_iter()
             .map(|p| (p.id.clone(), p))
             .collect();

@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::{Action, FieldError};
 use crate::clock::UnixTime;
-use crate::schedule::Cron;
+use crate::cron::Cron;
 
 /// Default of `grace_secs`: a tick up to 10 minutes late still fires the run it owes.
 pub const DEFAULT_GRACE_SECS: i64 = 600;
@@ -76,7 +76,7 @@ pub(super) fn build_schedule(
     })?;
     // The same check a caller's parameters get; the time only matters for end times,
     // which are relative anyway.
-    crate::params::check(action, raw.params.clone(), UnixTime(0))
+    crate::params::check(&action.params, raw.params.clone(), UnixTime(0))
         .map_err(|e| (field("params"), e.to_string()))?;
     let grace_secs = raw.grace_secs.unwrap_or(DEFAULT_GRACE_SECS);
     if !(60..=86_400).contains(&grace_secs) {

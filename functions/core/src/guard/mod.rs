@@ -16,8 +16,6 @@
 
 use std::net::IpAddr;
 
-use crate::config::Config;
-
 pub mod idempotency;
 pub mod keyring;
 pub mod limits;
@@ -41,18 +39,22 @@ pub struct Guard {
 }
 
 impl Guard {
-    /// The limiters of every key and action in `config`.
-    pub fn new(config: &Config) -> Self {
-        let mut limits = CallLimits::default();
-        for entry in config.keys.entries() {
-            limits.add(format!("key:{}", entry.id), entry.rate_limit);
-        }
-        for action in config.actions.values() {
-            limits.add(format!("action:{}", action.name), action.rate_limit);
-        }
+    /// A gate with these limiters (named by [`key_limiter`] and [`action_limiter`]) and the
+    /// default lockout.
+    pub fn new(limits: CallLimits) -> Self {
         Self {
             limits,
             lockout: SourceLockout::default(),
         }
     }
+}
+
+/// The name of a key's limiter.
+pub fn key_limiter(key_id: &str) -> String {
+    format!("key:{key_id}")
+}
+
+/// The name of an action's limiter.
+pub fn action_limiter(action: &str) -> String {
+    format!("action:{action}")
 }

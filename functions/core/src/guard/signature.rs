@@ -70,19 +70,6 @@ pub enum SignatureRefusal {
     Replayed,
 }
 
-impl SignatureRefusal {
-    /// The stable error code.
-    pub fn code(&self) -> &'static str {
-        match self {
-            Self::Missing => "signature_required",
-            Self::Malformed => "signature_malformed",
-            Self::Stale { .. } => "signature_stale",
-            Self::Mismatch => "signature_mismatch",
-            Self::Replayed => "signature_replayed",
-        }
-    }
-}
-
 /// A signature that checked out: its hex digest, to remember against replays.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verified {

@@ -15,14 +15,14 @@ use serde_json::Value;
 use super::AppState;
 use super::auth::{presented_key, split_query};
 use super::error::ApiError;
-use super::ifttt;
 use crate::action;
 use crate::clock::UnixTime;
 use crate::config::Action;
+use crate::error::ErrorCode;
 use crate::guard::idempotency::{self, Claimed, KeptAnswer};
 use crate::guard::keyring::KeyEntry;
 use crate::guard::limits::retry_secs;
-use crate::guard::{ClientSource, pin, signature};
+use crate::guard::{ClientSource, action_limiter, key_limiter, pin, signature};
 use crate::params;
 use crate::secret::SecretString;
 
@@ -149,10 +149,7 @@ pub(super) async fn serve(
         let allow: Vec<_> = action.methods.iter().map(Method::as_str).collect();
         return Err(ApiError::method_not_allowed(&allow.join(", ")));
     }
-    for limiter in [
-        format!("key:{}", entry.id),
-        format!("action:{}", action.name),
-    ] {
+    for limiter in [key_limiter(&entry.id), action_limiter(&action.name)] {
         if let Err(wait) = app.guard.limits.check(&limiter) {
             tracing::info!(action = %action.name, key_id = %entry.id, limiter, "rate limited");
             return Err(ApiError::rate_limited(retry_secs(wait)));
@@ -190,13 +187,13 @@ pub(super) async fn serve(
     let ifttt_values = match call.values {
         Values::Ifttt => true,
         // An action may name its own parameters value1..value3; then they are just names.
-        Values::Named => !ifttt::VALUE_NAMES
+        Values::Named => !params::IFTTT_VALUES
             .iter()
             .any(|v| action.params.contains_key(*v)),
         Values::AsNamed => false,
     };
     if ifttt_values {
-        ifttt::map_values(action, &mut provided)?;
+        params::map_ifttt_values(&action.name, &action.ifttt, &mut provided)?;
     }
 
     // Claimed before the parameters are checked, so a key reused for other parameters is
@@ -215,7 +212,7 @@ pub(super) async fn serve(
             }
         }
     };
-    let params = match params::check(action, provided, now) {
+    let params = match params::check(&action.params, provided, now) {
         Ok(params) => params,
         Err(e) => {
             let response = ApiError::from(e).into_response();
@@ -326,8 +323,8 @@ async fn check_signature(
     now: UnixTime,
 ) -> Result<(), ApiError> {
     if !query_params.is_empty() {
-        return Err(ApiError::bad_request(
-            "unsigned_parameters",
+        return Err(ApiError::coded(
+            ErrorCode::UnsignedParameters,
             "A signed action takes its parameters in the body only: the signature covers the body, not the URL.",
         ));
     }
@@ -394,9 +391,8 @@ const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
     let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
+        ApiError::coded(
+            ErrorCode::BodyTooLarge,
             format!("The body is over {MAX_BODY_BYTES} bytes."),
         )
     };
@@ -411,9 +407,8 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
     match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, MAX_BODY_BYTES)).await {
         Ok(Ok(bytes)) => Ok(bytes),
         Ok(Err(_)) => Err(too_large()),
-        Err(_) => Err(ApiError::new(
-            StatusCode::REQUEST_TIMEOUT,
-            "body_timeout",
+        Err(_) => Err(ApiError::coded(
+            ErrorCode::BodyTimeout,
             "The body took too long to arrive.",
         )),
     }
@@ -431,8 +426,8 @@ fn body_params(
         Some(Value::String(s)) => Some(SecretString::new(s)),
         Some(Value::Number(n)) => Some(SecretString::new(n.to_string())),
         Some(_) => {
-            return Err(ApiError::bad_request(
-                "invalid_pin",
+            return Err(ApiError::coded(
+                ErrorCode::InvalidPin,
                 "\"pin\" must be text or a number.",
             ));
         }
@@ -455,20 +450,19 @@ fn parse_body(headers: &HeaderMap, bytes: &[u8]) -> Result<BTreeMap<String, Valu
             .collect());
     }
     if !(content_type.starts_with("application/json") || content_type.starts_with("text/plain")) {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+        return Err(ApiError::coded(
+            ErrorCode::UnsupportedMediaType,
             "Send parameters as a JSON object or a form.",
         ));
     }
     match serde_json::from_slice::<Value>(bytes) {
         Ok(Value::Object(map)) => Ok(map.into_iter().collect()),
-        Ok(_) => Err(ApiError::bad_request(
-            "malformed_body",
+        Ok(_) => Err(ApiError::coded(
+            ErrorCode::MalformedBody,
             "The body must be a JSON object of parameters, like {\"mode\": \"away\"}.",
         )),
-        Err(e) => Err(ApiError::bad_request(
-            "malformed_body",
+        Err(e) => Err(ApiError::coded(
+            ErrorCode::MalformedBody,
             format!(
                 "The body is not valid JSON (line {}, column {}).",
                 e.line(),

@@ -15,6 +15,7 @@ use super::pages;
 use crate::catalog::Grant;
 use crate::clock::UnixTime;
 use crate::config::Connection;
+use crate::error::ErrorCode;
 use crate::oauth::{OAuthFlow, TokenEndpointError};
 use crate::store::{StoreError, Taken};
 
@@ -68,9 +69,8 @@ pub async fn start(
     let (key, _, _) = split_query(raw.as_deref());
     require_admin(&app, presented_key(&headers, key.as_deref())).await?;
     let conn = app.config.connections.get(&connection).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown_connection",
+        ApiError::coded(
+            ErrorCode::UnknownConnection,
             format!(
                 "No connection named \"{}\" in the config.",
                 truncate(&connection)
@@ -127,7 +127,7 @@ pub async fn begin(
         redirect_uri: Some(redirect_uri.to_string()),
     };
     let value = serde_json::to_string(&pending)
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+        .map_err(|e| ApiError::coded(ErrorCode::Internal, e.to_string()))?;
     let expires_at = app.clock.now().plus_secs(app.config.server.state_ttl_secs);
     app.store
         .put_item(&state_key(&started.state), &value, expires_at)
@@ -197,8 +197,8 @@ async fn finish<'a>(
 ) -> Result<(&'a Connection, Option<UnixTime>), (ApiError, Option<&'a Connection>)> {
     let query = query.ok_or_else(|| {
         (
-            ApiError::bad_request(
-                "malformed_callback",
+            ApiError::coded(
+                ErrorCode::MalformedCallback,
                 "The callback's query string could not be read.",
             ),
             None,
@@ -224,8 +224,8 @@ async fn take_state<'a>(
         .as_deref()
         .filter(|s| !s.is_empty())
         .ok_or_else(|| {
-            ApiError::bad_request(
-                "missing_state",
+            ApiError::coded(
+                ErrorCode::MissingState,
                 "This link has no state: start again from the connect link.",
             )
         })?;
@@ -234,8 +234,8 @@ async fn take_state<'a>(
     let pending: PendingConnect = match taken {
         Taken::Value(v) => serde_json::from_str(&v).map_err(|_| invalid_state())?,
         Taken::Expired => {
-            return Err(ApiError::bad_request(
-                "expired_state",
+            return Err(ApiError::coded(
+                ErrorCode::ExpiredState,
                 format!(
                     "This connect link expired (links last {} minutes). Start again from the connect link.",
                     app.config.server.state_ttl_secs / 60
@@ -271,9 +271,8 @@ async fn exchange(
             .take(64)
             .collect();
         if code == "access_denied" {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "access_denied",
+            return Err(ApiError::coded(
+                ErrorCode::AccessDenied,
                 format!(
                     "Access was declined at {}. Nothing changed; to connect {}, start again and choose Allow.",
                     spec.display_name, conn.label
@@ -287,8 +286,8 @@ async fn exchange(
             .filter(|c| !c.is_control())
             .take(200)
             .collect();
-        return Err(ApiError::bad_request(
-            "vendor_error",
+        return Err(ApiError::coded(
+            ErrorCode::VendorError,
             format!(
                 "{} answered with an error: {code} {description}",
                 spec.display_name
@@ -300,8 +299,8 @@ async fn exchange(
         .as_deref()
         .filter(|c| !c.is_empty())
         .ok_or_else(|| {
-            ApiError::bad_request(
-                "missing_code",
+            ApiError::coded(
+                ErrorCode::MissingCode,
                 "The vendor sent no authorization code. Start again from the connect link.",
             )
         })?;
@@ -314,8 +313,8 @@ async fn exchange(
     let flow = OAuthFlow::new(spec, &creds, Some(&redirect), &app.http)
         .map_err(|e| ApiError::misconfigured(e.to_string()))?;
     let grant = flow.exchange_code(code, pending.pkce_verifier).await.map_err(|e| match &e {
-        e if e.is_invalid_grant() => ApiError::bad_request(
-            "invalid_code",
+        e if e.is_invalid_grant() => ApiError::coded(
+            ErrorCode::InvalidCode,
             format!("{} refused the authorization code (expired or already used). Start again from the connect link.", spec.display_name),
         ),
         e if e.is_misconfiguration() => ApiError::misconfigured(format!(
@@ -323,13 +322,12 @@ async fn exchange(
                 spec.display_name, conn.secret
             ),
         ),
-        TokenEndpointError::RateLimited { retry_after_secs } => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "vendor_busy",
+        TokenEndpointError::RateLimited { retry_after_secs } => ApiError::coded(
+            ErrorCode::TokenEndpointBusy,
             e.to_string(),
         )
         .retry_after(*retry_after_secs),
-        _ => ApiError::new(StatusCode::BAD_GATEWAY, "vendor_unavailable", e.to_string()),
+        _ => ApiError::coded(ErrorCode::TokenEndpointFailed, e.to_string()),
     })?;
     let record = app.keeper.store_connected(conn, grant).await?;
     tracing::info!(connection = %conn.id, "connected");
@@ -337,8 +335,8 @@ async fn exchange(
 }
 
 fn invalid_state() -> ApiError {
-    ApiError::bad_request(
-        "invalid_state",
+    ApiError::coded(
+        ErrorCode::InvalidState,
         "This connect link was already used or was not issued by this server. Start again from the connect link.",
     )
 }

@@ -3,12 +3,13 @@
 
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 
 use super::AppState;
 use super::auth::{presented_key, require_admin, split_query};
 use super::error::ApiError;
 use crate::api::ApiClient;
+use crate::error::ErrorCode;
 use crate::providers::{self, Discovery};
 
 /// `GET /discover/{connection}`.
@@ -21,9 +22,8 @@ pub async fn discover(
     let (key, _, _) = split_query(raw.as_deref());
     require_admin(&app, presented_key(&headers, key.as_deref())).await?;
     if !app.config.connections.contains_key(&connection) {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown_connection",
+        return Err(ApiError::coded(
+            ErrorCode::UnknownConnection,
             "No connection of that name in homehook.toml.",
         ));
     }

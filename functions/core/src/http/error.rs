@@ -1,17 +1,59 @@
 //! The one error type of the HTTP surface: a status, a stable `error` code and a human message,
 //! answered as `{"error": "...", "message": "..."}`. Nothing in it comes from a secret.
+//!
+//! The core says what went wrong as a [`Problem`] with an [`ErrorCode`]; [`status_of`] is the
+//! one table that gives each code its HTTP status.
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::action::ActionError;
+use crate::error::{ActionError, ErrorCode, Problem, TokenError};
 use crate::guard::pin::PinRefusal;
 use crate::guard::signature::SignatureRefusal;
 use crate::params::ParamError;
-use crate::refresh::TokenError;
 use crate::secrets::SecretsError;
 use crate::store::StoreError;
+
+/// The HTTP status of every code homehook answers.
+pub fn status_of(code: ErrorCode) -> StatusCode {
+    use ErrorCode::*;
+    match code {
+        Unauthorized | MissingKey | SignatureRequired | SignatureMalformed | SignatureStale
+        | SignatureMismatch | SignatureReplayed | PinRequired | WrongPin => {
+            StatusCode::UNAUTHORIZED
+        }
+        AdminDisabled | AccessDenied => StatusCode::FORBIDDEN,
+        NotFound | UnknownConnection => StatusCode::NOT_FOUND,
+        MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+        IdempotencyInProgress | NotConnected | ReauthNeeded => StatusCode::CONFLICT,
+        BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+        SourceLocked | RateLimited | PinLocked | VendorBusy | VendorBudget => {
+            StatusCode::TOO_MANY_REQUESTS
+        }
+        UnsignedParameters
+        | InvalidPin
+        | InvalidIdempotencyKey
+        | BadRequest
+        | MalformedBody
+        | UnknownParameter
+        | MissingParameter
+        | InvalidParameter
+        | MalformedCallback
+        | MissingState
+        | ExpiredState
+        | InvalidState
+        | VendorError
+        | MissingCode
+        | InvalidCode => StatusCode::BAD_REQUEST,
+        Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        Misconfigured | VendorRejected | TokenEndpointFailed => StatusCode::BAD_GATEWAY,
+        StoreUnavailable | VendorUnavailable | TokenEndpointBusy => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
 
 /// An HTTP error answer.
 #[derive(Debug, Clone)]
@@ -31,7 +73,8 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    /// An error with a status, code and message.
+    /// An error with a status, code and message: for what axum itself refused, whose status
+    /// is axum's. Everything else comes from a [`Problem`].
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
@@ -43,39 +86,33 @@ impl ApiError {
         }
     }
 
-    /// 400 with a code.
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, code, message)
+    /// An error with a code and message, at the code's status.
+    pub fn coded(code: ErrorCode, message: impl Into<String>) -> Self {
+        Problem::new(code, message).into()
     }
 
     /// 401: no key, wrong key, or (answered the same way) no such action.
     pub fn unauthorized() -> Self {
-        Self::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "Unknown action or wrong key.",
-        )
+        Self::coded(ErrorCode::Unauthorized, "Unknown action or wrong key.")
     }
 
     /// 401: no key at all.
     pub fn missing_key() -> Self {
-        Self::new(
-            StatusCode::UNAUTHORIZED,
-            "missing_key",
+        Self::coded(
+            ErrorCode::MissingKey,
             "Send the key as `Authorization: Bearer <key>` or `?key=<key>`.",
         )
     }
 
     /// 404 for paths homehook does not serve.
     pub fn not_found() -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", "Nothing here.")
+        Self::coded(ErrorCode::NotFound, "Nothing here.")
     }
 
     /// 405 with the allowed methods.
     pub fn method_not_allowed(allow: &str) -> Self {
-        let mut e = Self::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
+        let mut e = Self::coded(
+            ErrorCode::MethodNotAllowed,
             format!("This URL accepts only {allow}."),
         );
         e.allow = Some(allow.to_string());
@@ -84,14 +121,13 @@ impl ApiError {
 
     /// 502: homehook's own settings for a vendor are wrong; the message names what to fix.
     pub fn misconfigured(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_GATEWAY, "misconfigured", message)
+        Problem::misconfigured(message).into()
     }
 
     /// 429: this key or action is calling faster than its rate limit.
     pub fn rate_limited(retry_after_secs: u64) -> Self {
-        Self::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
+        Self::coded(
+            ErrorCode::RateLimited,
             format!("Too many calls: try again in {retry_after_secs} s."),
         )
         .retry_after(retry_after_secs)
@@ -99,9 +135,8 @@ impl ApiError {
 
     /// 429: this address presented too many wrong keys and is refused for a while.
     pub fn source_locked(retry_after_secs: u64) -> Self {
-        Self::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "source_locked",
+        Self::coded(
+            ErrorCode::SourceLocked,
             format!("Too many wrong keys from this address: try again in {retry_after_secs} s."),
         )
         .retry_after(retry_after_secs)
@@ -109,17 +144,16 @@ impl ApiError {
 
     /// 400: the `Idempotency-Key` header cannot be used.
     pub fn invalid_idempotency_key() -> Self {
-        Self::bad_request(
-            "invalid_idempotency_key",
+        Self::coded(
+            ErrorCode::InvalidIdempotencyKey,
             "Idempotency-Key must be 1 to 255 visible ASCII characters.",
         )
     }
 
     /// 409: the first call with this `Idempotency-Key` is still running.
     pub fn idempotency_in_progress() -> Self {
-        Self::new(
-            StatusCode::CONFLICT,
-            "idempotency_in_progress",
+        Self::coded(
+            ErrorCode::IdempotencyInProgress,
             "The first call with this Idempotency-Key is still running: repeat it in a moment.",
         )
         .retry_after(1)
@@ -127,9 +161,8 @@ impl ApiError {
 
     /// 422: the `Idempotency-Key` was used for a different request.
     pub fn idempotency_key_reused() -> Self {
-        Self::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "idempotency_key_reused",
+        Self::coded(
+            ErrorCode::IdempotencyKeyReused,
             "This Idempotency-Key was used for a different request in the last 24 hours: use a new key for a new request.",
         )
     }
@@ -164,111 +197,36 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "store_unavailable",
-            e.to_string(),
-        )
-        .retry_after(5)
-    }
-}
-
-impl From<SignatureRefusal> for ApiError {
-    fn from(e: SignatureRefusal) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, e.code(), e.to_string())
-    }
-}
-
-impl From<PinRefusal> for ApiError {
-    fn from(e: PinRefusal) -> Self {
-        let message = e.to_string();
-        match e {
-            PinRefusal::Required => Self::new(StatusCode::UNAUTHORIZED, "pin_required", message),
-            PinRefusal::Wrong { .. } => Self::new(StatusCode::UNAUTHORIZED, "wrong_pin", message),
-            PinRefusal::Locked { retry_after_secs } => {
-                Self::new(StatusCode::TOO_MANY_REQUESTS, "pin_locked", message)
-                    .retry_after(retry_after_secs)
-            }
-            PinRefusal::Store(e) => e.into(),
+impl From<Problem> for ApiError {
+    fn from(p: Problem) -> Self {
+        Self {
+            status: status_of(p.code),
+            code: p.code.as_str(),
+            message: p.message,
+            retry_after_secs: p.retry_after_secs,
+            allow: p.allow,
+            vendor_status: p.vendor_status,
         }
     }
 }
 
-impl From<SecretsError> for ApiError {
-    fn from(e: SecretsError) -> Self {
-        Self::misconfigured(e.to_string())
-    }
-}
-
-impl From<ParamError> for ApiError {
-    fn from(e: ParamError) -> Self {
-        let code = match e {
-            ParamError::Unknown { .. } => "unknown_parameter",
-            ParamError::Missing(_) => "missing_parameter",
-            ParamError::Invalid { .. } => "invalid_parameter",
-        };
-        Self::bad_request(code, e.to_string())
-    }
-}
-
-impl From<TokenError> for ApiError {
-    fn from(e: TokenError) -> Self {
-        let message = e.to_string();
-        match e {
-            TokenError::NotConnected(_) => Self::new(
-                StatusCode::CONFLICT,
-                "not_connected",
-                format!("{message}: the owner opens /connect/<connection> with the admin key."),
-            ),
-            TokenError::ReauthNeeded { .. } => Self::new(
-                StatusCode::CONFLICT,
-                "reauth_needed",
-                format!("{message}. The owner opens /connect/<connection> again."),
-            ),
-            TokenError::Misconfigured { .. } => Self::misconfigured(message),
-            TokenError::Secrets(e) => e.into(),
-            TokenError::Unavailable {
-                retry_after_secs, ..
-            } => Self::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "vendor_unavailable",
-                message,
-            )
-            .retry_after(retry_after_secs),
-            TokenError::Store(e) => e.into(),
+/// `From` each core error, through its [`Problem`].
+macro_rules! from_problem {
+    ($($error:ty),*) => {$(
+        impl From<$error> for ApiError {
+            fn from(e: $error) -> Self {
+                Problem::from(e).into()
+            }
         }
-    }
+    )*};
 }
 
-impl From<ActionError> for ApiError {
-    fn from(e: ActionError) -> Self {
-        let message = e.to_string();
-        match e {
-            ActionError::Token(t) => t.into(),
-            ActionError::Param(p) => p.into(),
-            ActionError::VendorRejected { status, .. } => {
-                let mut err = Self::new(StatusCode::BAD_GATEWAY, "vendor_rejected", message);
-                err.vendor_status = Some(status);
-                err
-            }
-            // Both are "too many calls for this vendor account": the caller should slow down.
-            ActionError::VendorBusy { retry_after_secs } => {
-                Self::new(StatusCode::TOO_MANY_REQUESTS, "vendor_busy", message)
-                    .retry_after(retry_after_secs)
-            }
-            ActionError::OverBudget { retry_after_secs } => {
-                Self::new(StatusCode::TOO_MANY_REQUESTS, "vendor_budget", message)
-                    .retry_after(retry_after_secs)
-            }
-            ActionError::VendorUnavailable(_) => Self::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "vendor_unavailable",
-                message,
-            )
-            .retry_after(30),
-            ActionError::Misconfigured(_) => Self::misconfigured(message),
-        }
-    }
-}
+from_problem!(
+    StoreError,
+    SecretsError,
+    SignatureRefusal,
+    PinRefusal,
+    ParamError,
+    TokenError,
+    ActionError
+);

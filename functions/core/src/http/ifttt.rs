@@ -7,7 +7,6 @@
 //! or the action's only caller parameter. IFTTT sends every value, empty when unused, so an
 //! empty value counts as not sent.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use axum::Extension;
@@ -16,17 +15,11 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{ConnectInfo, MatchedPath, Path, RawQuery, State};
 use axum::http::{HeaderMap, Method};
 use axum::response::Response;
-use serde_json::Value;
 
 use super::AppState;
 use super::actions::{ActionCall, Values, serve};
 use super::error::ApiError;
-use crate::config::Action;
 use crate::guard::ClientSource;
-use crate::params::ParamError;
-
-/// The names IFTTT gives its three values.
-pub const VALUE_NAMES: [&str; 3] = ["value1", "value2", "value3"];
 
 /// The JSON variant's route, whose body members are the parameters by name.
 pub const JSON_ROUTE: &str = "/trigger/{event}/json/with/key/{key}";
@@ -52,43 +45,4 @@ pub async fn trigger(
     };
     let call = ActionCall::from_path(path, values);
     serve(app, call, method, headers, raw_query, source, peer, body).await
-}
-
-/// Moves `value1`..`value3` in `provided` to the parameters they fill for `action`. Empty
-/// values are dropped; a value with no parameter to fill, or one that collides with the same
-/// parameter sent by name, is refused.
-pub fn map_values(
-    action: &Action,
-    provided: &mut BTreeMap<String, Value>,
-) -> Result<(), ParamError> {
-    for (i, value_name) in VALUE_NAMES.iter().enumerate() {
-        let Some(value) = provided.remove(*value_name) else {
-            continue;
-        };
-        if matches!(&value, Value::Null) || value.as_str().is_some_and(|s| s.trim().is_empty()) {
-            continue;
-        }
-        let Some(target) = action.ifttt.get(i) else {
-            return Err(ParamError::Unknown {
-                name: (*value_name).to_string(),
-                accepted: format!(
-                    "{}; list the parameters value1..value3 fill as actions.{}.ifttt = [...]",
-                    if action.ifttt.is_empty() {
-                        "no IFTTT values".to_string()
-                    } else {
-                        VALUE_NAMES[..action.ifttt.len()].join(", ")
-                    },
-                    action.name
-                ),
-            });
-        };
-        if provided.contains_key(target) {
-            return Err(ParamError::Invalid {
-                name: target.clone(),
-                problem: format!("sent twice, by name and as {value_name}"),
-            });
-        }
-        provided.insert(target.clone(), value);
-    }
-    Ok(())
 }

@@ -8,11 +8,11 @@
 use serde_json::{Value, json};
 
 use super::{Section, StepResult, Verdict, items, standard, text};
-use crate::action::ActionError;
 use crate::api::{ApiClient, Endpoint};
 use crate::catalog::{
     ClientAuth, ExpiredTokenSignal, Grant, ProviderSpec, Quirk, RefreshPolicy, TokenPlacement,
 };
+use crate::error::ActionError;
 use crate::secret::SecretString;
 use crate::token::{ApiSession, TokenRecord};
 use crate::vendor::{self, ApiTarget, TargetAuth, VendorBody, VendorRequest, VendorResponse};

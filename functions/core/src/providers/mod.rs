@@ -11,10 +11,10 @@
 
 use serde_json::Value;
 
-use crate::action::ActionError;
 use crate::api::{ApiClient, Endpoint};
 use crate::catalog::{ProviderSpec, Quirk};
 use crate::config::Action;
+use crate::error::ActionError;
 use crate::vendor::{VendorRequest, VendorResponse};
 
 pub mod homey;
@@ -261,5 +261,33 @@ pub(crate) fn answer(status: u16, json: Value) -> VendorResponse {
         text: json.to_string(),
         json: Some(json),
         retry_after_secs: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn netatmo_expired_signal_needs_code_3() {
+        let spec = specs()
+            .into_iter()
+            .find(|p| p.id == "netatmo")
+            .expect("netatmo");
+        let signal = &spec.expired_token[0];
+        let expired = serde_json::json!({"error": {"code": 3, "message": "Access token expired"}});
+        let scope = serde_json::json!({"error": {"code": 13, "message": "Missing scope"}});
+        assert!(signal.matches(403, Some(&expired)));
+        assert!(!signal.matches(403, Some(&scope)));
+        assert!(!signal.matches(401, Some(&expired)));
+    }
+
+    #[test]
+    fn builtin_ids_are_unique() {
+        let mut ids: Vec<_> = specs().into_iter().map(|p| p.id).collect();
+        let n = ids.len();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), n);
     }
 }

@@ -8,13 +8,13 @@
 use serde_json::Value;
 
 use super::{Section, Verdict, items, text};
-use crate::action::{ActionError, path_segment};
 use crate::api::{ApiClient, Endpoint};
 use crate::catalog::{
     CallBudget, ClientAuth, ExpiredTokenSignal, Grant, ProviderSpec, Quirk, RefreshPolicy,
     TokenPlacement,
 };
-use crate::vendor::VendorResponse;
+use crate::error::ActionError;
+use crate::vendor::{VendorResponse, path_segment};
 
 /// The built-in entry.
 pub fn spec() -> ProviderSpec {

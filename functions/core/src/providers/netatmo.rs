@@ -7,12 +7,12 @@
 use serde_json::{Value, json};
 
 use super::{Section, StepResult, Verdict, items, text};
-use crate::action::ActionError;
 use crate::api::{ApiClient, Endpoint};
 use crate::catalog::{
     CallBudget, ClientAuth, ExpiredTokenSignal, Grant, ProviderSpec, Quirk, RefreshPolicy,
     TokenPlacement,
 };
+use crate::error::ActionError;
 use crate::vendor::{VendorRequest, VendorResponse};
 
 /// Code steps of Netatmo's built-in actions.

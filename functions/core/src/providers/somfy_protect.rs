@@ -5,13 +5,13 @@
 //! `{"message":"error.…","data":…,"uid":…}`.
 
 use super::{Section, Verdict, items, text};
-use crate::action::{ActionError, path_segment};
 use crate::api::{ApiClient, Endpoint};
 use crate::catalog::{
     CallBudget, ClientAuth, ExpiredTokenSignal, Grant, ProviderSpec, Quirk, RefreshPolicy,
     TokenPlacement,
 };
-use crate::vendor::VendorResponse;
+use crate::error::ActionError;
+use crate::vendor::{VendorResponse, path_segment};
 
 /// The built-in entry. The token path is configurable: `/oauth/oauth/v2/token` (legacy) or
 /// `/token/jwt` (current), both on sso.myfox.io.

@@ -7,9 +7,10 @@
 //! | reauth needed (refresh token refused, revoked, lapsed) | reauth needed, with the vendor's reason | 409 `reauth_needed` | data kept; the owner is told, with the reconnect link |
 //! | misconfigured (invalid_client, invalid_scope, redirect mismatch, secret missing) | misconfigured until 15 min later | 502 `misconfigured` naming the setting | tokens kept; retried after 15 min, so a fixed secret heals it |
 
-use super::{TokenError, TokenKeeper};
+use super::TokenKeeper;
 use crate::clock::UnixTime;
 use crate::config::Connection;
+use crate::error::TokenError;
 use crate::notify::Event;
 use crate::oauth::TokenEndpointError;
 use crate::secrets::SecretsError;

@@ -23,9 +23,10 @@ use std::sync::{Arc, Mutex};
 use crate::catalog::Grant;
 use crate::clock::{Clock, UnixTime};
 use crate::config::{Config, Connection};
+use crate::error::TokenError;
 use crate::notify::{Event, Notifiers};
 use crate::oauth::TokenGrant;
-use crate::secrets::{Secrets, SecretsError};
+use crate::secrets::Secrets;
 use crate::store::{Store, StoreError};
 use crate::token::{ApiSession, Health, TokenRecord};
 
@@ -39,47 +40,9 @@ const ORPHAN_RECHECK_SECS: i64 = 24 * 3600;
 /// An action needs at least this much life left in its token; less and it refreshes first.
 const ACTION_MARGIN_SECS: i64 = 30;
 
-/// Why no usable token could be had.
-#[derive(Debug, thiserror::Error)]
-pub enum TokenError {
-    /// The connection was never connected.
-    #[error("connection \"{0}\" is not connected yet")]
-    NotConnected(String),
-    /// The owner must connect again.
-    #[error("connection \"{connection}\" must be connected again: {reason}")]
-    ReauthNeeded {
-        /// The connection.
-        connection: String,
-        /// What the vendor said.
-        reason: String,
-    },
-    /// homehook's client settings for this vendor are wrong.
-    #[error("connection \"{connection}\" is misconfigured: {detail}")]
-    Misconfigured {
-        /// The connection.
-        connection: String,
-        /// What to fix.
-        detail: String,
-    },
-    /// The vendor is busy or down; try again later.
-    #[error("the vendor is unavailable: {detail}")]
-    Unavailable {
-        /// What happened.
-        detail: String,
-        /// Seconds to wait.
-        retry_after_secs: u64,
-    },
-    /// The store failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// The connection's secret could not be read.
-    #[error(transparent)]
-    Secrets(#[from] SecretsError),
-}
-
-/// What one refresh tick did.
+/// What one pass over the due tokens did.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct TickSummary {
+pub struct RefreshSummary {
     /// Records the due index gave (the only ones the tick read).
     pub due: usize,
     /// Connections refreshed.
@@ -92,20 +55,6 @@ pub struct TickSummary {
     /// The failures by class (`transient`, `reauth_needed`, `misconfigured`, `store`), so an
     /// alarm can tell "the vendor is down" from "the owner must reconnect".
     pub failed_by_class: std::collections::BTreeMap<&'static str, usize>,
-    /// What the tick did with the scheduled actions (see [`crate::schedule`]).
-    pub scheduled: crate::schedule::ScheduleSummary,
-}
-
-impl TokenError {
-    /// The failure's class, as the tick summary counts it.
-    pub fn class(&self) -> &'static str {
-        match self {
-            TokenError::Unavailable { .. } => "transient",
-            TokenError::ReauthNeeded { .. } | TokenError::NotConnected(_) => "reauth_needed",
-            TokenError::Misconfigured { .. } | TokenError::Secrets(_) => "misconfigured",
-            TokenError::Store(_) => "store",
-        }
-    }
 }
 
 /// Keeps every connection's token fresh. Cheap to clone: clones share everything.
@@ -211,9 +160,9 @@ impl TokenKeeper {
     /// expiry, or a lapsing refresh token at half its life), skipping those another process is
     /// renewing and those waiting for their retry time or their owner. It reads the due records
     /// only, through the stores' index on [`TokenRecord::due_at`].
-    pub async fn refresh_due(&self) -> Result<TickSummary, TokenError> {
+    pub async fn refresh_due(&self) -> Result<RefreshSummary, TokenError> {
         let now = self.clock.now();
-        let mut summary = TickSummary::default();
+        let mut summary = RefreshSummary::default();
         for record in self.store.due_tokens(now).await? {
             summary.due += 1;
             let known = self

@@ -4,10 +4,11 @@
 use std::time::{Duration, Instant};
 
 use super::failure::Failure;
-use super::{ACTION_MARGIN_SECS, TokenError, TokenKeeper, lock, policy};
+use super::{ACTION_MARGIN_SECS, TokenKeeper, lock, policy};
 use crate::catalog::{Grant, ProviderSpec};
 use crate::clock::UnixTime;
 use crate::config::Connection;
+use crate::error::TokenError;
 use crate::notify::Event;
 use crate::oauth::{OAuthFlow, TokenGrant};
 use crate::secret::SecretString;

@@ -19,12 +19,8 @@ use crate::action;
 use crate::app::App;
 use crate::clock::UnixTime;
 use crate::config::Schedule;
-use crate::http::ApiError;
+use crate::error::Problem;
 use crate::notify::Notification;
-
-mod cron;
-
-pub use cron::Cron;
 
 /// How long a run's outcome is kept for `/status` without a newer run.
 const LAST_RUN_KEEP_SECS: i64 = 400 * 86_400;
@@ -168,7 +164,7 @@ pub async fn fire_due(app: &App) -> ScheduleSummary {
                 }
             }
             Err(e) => {
-                tracing::warn!(schedule = %schedule.name, action = %schedule.action, due = %due_text, error = e.code, "scheduled action failed");
+                tracing::warn!(schedule = %schedule.name, action = %schedule.action, due = %due_text, error = %e.code, "scheduled action failed");
                 summary.failed += 1;
                 notify_failure(app, schedule, &due_text, &e, now).await;
                 LastRun {
@@ -176,7 +172,7 @@ pub async fn fire_due(app: &App) -> ScheduleSummary {
                     ran_at: now.to_rfc3339(),
                     ok: false,
                     answer: None,
-                    error: Some(e.code.to_string()),
+                    error: Some(e.code.as_str().to_string()),
                     message: Some(e.message),
                 }
             }
@@ -187,16 +183,16 @@ pub async fn fire_due(app: &App) -> ScheduleSummary {
 }
 
 /// Runs the action with the schedule's parameters, as a caller with its key would.
-async fn run_once(app: &App, schedule: &Schedule, now: UnixTime) -> Result<String, ApiError> {
+async fn run_once(app: &App, schedule: &Schedule, now: UnixTime) -> Result<String, Problem> {
     let action = app.config.actions.get(&schedule.action).ok_or_else(|| {
-        ApiError::misconfigured(format!("no action named \"{}\"", schedule.action))
+        Problem::misconfigured(format!("no action named \"{}\"", schedule.action))
     })?;
-    let params = crate::params::check(action, schedule.params.clone(), now)?;
+    let params = crate::params::check(&action.params, schedule.params.clone(), now)?;
     let outcome = action::run(app, action, &params).await?;
     Ok(outcome.answer)
 }
 
-async fn notify_failure(app: &App, schedule: &Schedule, due: &str, e: &ApiError, now: UnixTime) {
+async fn notify_failure(app: &App, schedule: &Schedule, due: &str, e: &Problem, now: UnixTime) {
     if app.notifiers.is_empty() {
         return;
     }
