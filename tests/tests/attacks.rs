@@ -463,7 +463,7 @@ async fn an_idempotency_key_acts_once_a_day_and_survives_a_restart() {
 
 /// The scene's config text as the running server has it (same keys), for a second process.
 fn config_for_restart(s: &Scene) -> String {
-    let source = s.w.hh.app.config.source.clone();
+    let source = s.w.hh.app.services.config.source.clone();
     assert!(source.is_none(), "the scene's config is inline");
     // Rebuild from the same parts: the hashes are what matter.
     let text = config(

@@ -52,6 +52,7 @@ async fn connect_act_expire_refresh_act_again_on_sqlite() {
 
     let stored =
         w.hh.app
+            .services
             .store
             .get_token("home")
             .await
@@ -87,6 +88,7 @@ async fn connect_act_expire_refresh_act_again_on_sqlite() {
     assert_eq!(w.vendor.token_calls(), 2, "exactly one refresh");
     let after =
         w.hh.app
+            .services
             .store
             .get_token("home")
             .await
@@ -179,6 +181,7 @@ async fn the_tick_refreshes_ahead_of_expiry_so_actions_never_wait() {
     // Filed again under the new token's renewal time (expiry less the 5-minute margin).
     let home =
         w.hh.app
+            .services
             .store
             .get_token("home")
             .await
@@ -223,6 +226,7 @@ async fn two_connections_to_one_provider_keep_separate_tokens() {
     assert_eq!(w.connect("cottage").await.status(), 200);
     let home =
         w.hh.app
+            .services
             .store
             .get_token("home")
             .await
@@ -230,6 +234,7 @@ async fn two_connections_to_one_provider_keep_separate_tokens() {
             .expect("home");
     let cottage =
         w.hh.app
+            .services
             .store
             .get_token("cottage")
             .await
@@ -405,6 +410,7 @@ async fn a_refresh_answer_without_a_refresh_token_keeps_the_old_one() {
     assert_eq!(w.connect("home").await.status(), 200);
     let first =
         w.hh.app
+            .services
             .store
             .get_token("home")
             .await
@@ -419,6 +425,7 @@ async fn a_refresh_answer_without_a_refresh_token_keeps_the_old_one() {
         );
         let now =
             w.hh.app
+                .services
                 .store
                 .get_token("home")
                 .await

@@ -82,7 +82,7 @@ async fn setup() -> Setup {
     );
     let w = World::with_vendor(clock.clone(), fake, &text, secrets(&settings, &sink), store).await;
     let sibling = App::new(
-        (*w.hh.app.config).clone(),
+        (*w.hh.app.services.config).clone(),
         Arc::new(SqliteStore::open_in(dir.path()).unwrap()),
         Arc::new(secrets(&settings, &sink)),
         Arc::new(clock),

@@ -113,7 +113,7 @@ async fn a_cold_start_reads_no_secret_and_serves_the_same_routers() {
         ..settings.clone()
     };
     let app = app_with(&inline, &sdk).await.unwrap();
-    assert!(app.config.connections.contains_key("cottage"));
+    assert!(app.services.config.connections.contains_key("cottage"));
 
     let missing = Settings {
         secret_id: "nope".into(),
@@ -204,7 +204,8 @@ async fn a_connection_needing_its_owner_is_published_to_the_sns_topic() {
     let app = app_with(&settings, &sdk).await.unwrap();
     // A connection whose refresh token the vendor no longer knows, due for renewal.
     let now = SystemClock.now();
-    app.store
+    app.services
+        .store
         .swap_token(
             None,
             TokenRecord {

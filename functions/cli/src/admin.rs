@@ -4,6 +4,8 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use homehook_core::keys::ActionKey;
+use homehook_core::providers::port::VendorApi;
+use homehook_core::vendor_client::VendorClient;
 
 use crate::progress::Spinner;
 use crate::settings;
@@ -100,12 +102,13 @@ pub(crate) async fn discover(
     let config = settings::load_config(config_path)?;
     settings::connection(&config, connection)?;
     let app = settings::open_app(data_dir, config, true)?;
-    let client = homehook_core::api::ApiClient::new(&app, connection)?;
+    let client = VendorClient::new(&app.services, connection)?;
     let spinner = Spinner::start(format!(
         "asking {} for connection {connection}",
-        client.spec.display_name
+        client.spec().display_name
     ));
-    let found = homehook_core::providers::discover(&client)
+    let found = client
+        .discover()
         .await
         .with_context(|| format!("asking the vendor of connection {connection}"));
     spinner.finish();
@@ -124,8 +127,8 @@ pub(crate) async fn discover(
         }
         println!();
     }
-    if let Some(example) = found.example(client.spec.quirk) {
-        let names: Vec<_> = homehook_core::builtin::recipes(client.spec.quirk)
+    if let Some(example) = found.example(client.spec().kind) {
+        let names: Vec<_> = homehook_core::providers::recipes(client.spec().kind)
             .map(|r| r.keys().cloned().collect())
             .unwrap_or_default();
         println!(

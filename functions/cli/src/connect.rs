@@ -61,7 +61,7 @@ pub(crate) async fn run(
     let config = settings::load_config(config_path)?;
     settings::connection(&config, opts.connection)?;
     let app = settings::open_app(data_dir, config, true)?;
-    let conn = settings::connection(&app.config, opts.connection)?;
+    let conn = settings::connection(&app.services.config, opts.connection)?;
     let say = Say { json: opts.json };
     let record = match conn.grant {
         Grant::Password => with_password(&app, conn).await?,
@@ -75,7 +75,7 @@ pub(crate) async fn run(
 async fn with_password(app: &App, conn: &Connection) -> Result<TokenRecord> {
     let vendor = display_name(app, conn);
     let spinner = Spinner::start(format!("connecting {} at {vendor}", conn.label));
-    let record = app.keeper.fresh_token(conn).await.map_err(|e| {
+    let record = app.services.keeper.fresh_token(conn).await.map_err(|e| {
         anyhow!(
             "{e}\nCheck the [{secret}] entry of the secrets file (client_id, client_secret, username, password), then run `homehook connect {id}` again; `homehook doctor` checks the whole setup.",
             secret = conn.secret,
@@ -93,7 +93,7 @@ async fn with_consent(
     opts: &Options<'_>,
     say: &Say,
 ) -> Result<TokenRecord> {
-    let config = &app.config;
+    let config = &app.services.config;
     let vendor = display_name(app, conn);
     let callback = config.callback_url(&conn.provider);
     let base = config.base_url();
@@ -106,7 +106,7 @@ async fn with_consent(
             conn.id
         );
     }
-    let before = app.store.get_token(&conn.id).await?;
+    let before = app.services.store.get_token(&conn.id).await?;
     let started = jiff::Timestamp::now().as_second();
     let link = connect::begin(app, conn, &callback)
         .await
@@ -138,7 +138,7 @@ async fn with_consent(
     let mut used_at: Option<Instant> = None;
     let grace = Duration::from_secs(config.server.vendor_timeout_secs + 5);
     loop {
-        if let Some(record) = app.store.get_token(&conn.id).await?
+        if let Some(record) = app.services.store.get_token(&conn.id).await?
             && is_new(&record, before.as_ref(), started)
         {
             spinner.finish();
@@ -204,7 +204,8 @@ fn naming(app: &App, conn: &Connection) -> String {
 }
 
 fn display_name(app: &App, conn: &Connection) -> String {
-    app.config
+    app.services
+        .config
         .provider_of(conn)
         .map(|s| s.display_name.clone())
         .unwrap_or_else(|| conn.provider.clone())
@@ -237,7 +238,12 @@ fn report(app: &App, conn: &Connection, record: &TokenRecord, say: &Say) {
         naming(app, conn),
         record.health.label()
     ));
-    let has_actions = app.config.actions.values().any(|a| a.connection == conn.id);
+    let has_actions = app
+        .services
+        .config
+        .actions
+        .values()
+        .any(|a| a.connection == conn.id);
     if has_actions {
         say.line("Next: `homehook actions --qr` shows your action URLs to scan with the phone.");
     } else {

@@ -64,7 +64,7 @@ pub(crate) async fn run(
 }
 
 fn print_next_steps(app: &App) {
-    let config = &app.config;
+    let config = &app.services.config;
     match &config.source {
         None => {
             say!("no config file: running with defaults and no connections.");
@@ -105,7 +105,7 @@ fn print_next_steps(app: &App) {
 }
 
 async fn tick_forever(app: Arc<App>, every: Duration) {
-    let mut interval = if app.config.schedules.is_empty() {
+    let mut interval = if app.services.config.schedules.is_empty() {
         tokio::time::interval(every)
     } else {
         // Scheduled actions fire on their minute: tick every minute (or more often), a second

@@ -159,7 +159,7 @@ fn connection_block(v: &Vendor, spec: &ProviderSpec, defaults: &Config) -> Strin
 
 /// The vendor's built-in actions as comments, and one of them written out, commented.
 fn actions_comment(v: &Vendor, spec: &ProviderSpec) -> String {
-    let Ok(recipes) = homehook_core::builtin::recipes(spec.quirk) else {
+    let Ok(recipes) = homehook_core::providers::recipes(spec.kind) else {
         return String::new();
     };
     if recipes.is_empty() {

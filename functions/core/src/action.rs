@@ -1,18 +1,17 @@
 //! Running an action: checked parameters → vendor request → the connection's API (fresh token,
-//! one renewal on an expired-token answer, bounded retries; see [`crate::api`]) → an answer for
+//! one renewal on an expired-token answer, bounded retries; see [`crate::vendor_client`]) → an answer for
 //! the caller.
 
 use serde_json::Value;
 
 use crate::answer::AnswerContext;
-use crate::api::ApiClient;
-use crate::app::App;
 use crate::config::Action;
 use crate::error::ActionError;
 use crate::params::{ParamError, Params, as_text};
-use crate::providers;
+use crate::services::Services;
 use crate::template::Template;
 use crate::vendor::{VendorBody, VendorRequest, path_segment};
+use crate::vendor_client::VendorClient;
 
 /// What the caller gets back after the vendor answered 2xx.
 #[derive(Debug, Clone)]
@@ -132,25 +131,25 @@ pub fn render_answer(
     }
 }
 
-/// Runs `action` with checked `params`: one request (or the provider's code step) through the
-/// connection's [`ApiClient`], then the spoken answer.
+/// Runs `action` with checked `params`: one request (or the vendor's code step) through the
+/// connection's [`VendorClient`], then the spoken answer.
 pub async fn run(
-    app: &App,
+    services: &Services,
     action: &Action,
     params: &Params,
 ) -> Result<ActionOutcome, ActionError> {
-    let client = ApiClient::new(app, &action.connection)?;
+    let client = VendorClient::new(services, &action.connection)?;
     let request = render_request(action, params)?;
-    let (vendor_status, data) = if action.run.is_some() {
-        let step = providers::run_step(&client, action, &request).await?;
+    let (vendor_status, data) = if let Some(step) = &action.run {
+        let step = client.run_step(step, &request).await?;
         (step.vendor_status, Some(step.data))
     } else {
-        let response = client.device(&request).await?;
+        let response = client.act(&request).await?;
         (response.status, response.json)
     };
     Ok(ActionOutcome {
         vendor_status,
-        answer: render_answer(action, &client.conn.label, params, data.as_ref()),
+        answer: render_answer(action, &client.connection().label, params, data.as_ref()),
         data,
     })
 }

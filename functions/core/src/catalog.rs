@@ -99,8 +99,9 @@ pub struct ProviderSpec {
     pub expired_token: Vec<ExpiredTokenSignal>,
     /// Send a PKCE (S256) challenge with the authorization request.
     pub pkce: bool,
-    /// Which quirk module reads this provider's answers; `standard` for providers from config.
-    pub quirk: Quirk,
+    /// Which vendor module reads this provider's answers; [`VendorKind::STANDARD`] for
+    /// providers from config.
+    pub kind: VendorKind,
     /// How carefully its tokens must be renewed.
     pub refresh: RefreshPolicy,
     /// API calls a connection may make, every window at once (Netatmo: 50 per 10 s and 500 per
@@ -135,19 +136,25 @@ pub struct CallBudget {
     pub window_secs: i64,
 }
 
-/// The code a provider needs beyond its data (see [`crate::providers`]).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Quirk {
-    /// Plain OAuth2 and HTTP status codes: what a provider defined in config gets.
-    #[default]
-    Standard,
-    /// Netatmo and Works with Legrand: error codes in bodies, partial failures inside 200s.
-    Netatmo,
-    /// Somfy Protect: `{"message": "error.…"}` errors, a strict token-endpoint budget.
-    SomfyProtect,
-    /// Myfox API v2: the `{"status": "OK" | "KO"}` envelope.
-    Myfox,
-    /// Homey: OAuth token → delegation token → per-Homey session.
-    Homey,
+/// Which vendor module reads a provider's answers and knows its built-in actions: the id of
+/// one entry of the registry in [`crate::providers`]. Providers defined in config get
+/// [`VendorKind::STANDARD`]: plain OAuth2 and HTTP status codes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct VendorKind(pub &'static str);
+
+impl VendorKind {
+    /// No vendor module: plain OAuth2 and HTTP status codes.
+    pub const STANDARD: VendorKind = VendorKind("standard");
+
+    /// The kind's id.
+    pub fn as_str(self) -> &'static str {
+        self.0
+    }
+}
+
+impl Default for VendorKind {
+    fn default() -> Self {
+        Self::STANDARD
+    }
 }

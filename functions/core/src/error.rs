@@ -348,18 +348,6 @@ pub enum TokenError {
     Secrets(#[from] SecretsError),
 }
 
-impl TokenError {
-    /// The failure's class, as the tick summary counts it.
-    pub fn class(&self) -> &'static str {
-        match self {
-            TokenError::Unavailable { .. } => "transient",
-            TokenError::ReauthNeeded { .. } | TokenError::NotConnected(_) => "reauth_needed",
-            TokenError::Misconfigured { .. } | TokenError::Secrets(_) => "misconfigured",
-            TokenError::Store(_) => "store",
-        }
-    }
-}
-
 /// Why an action did not succeed.
 #[derive(Debug, thiserror::Error)]
 pub enum ActionError {

@@ -32,9 +32,7 @@
 
 pub mod action;
 pub mod answer;
-pub mod api;
 pub mod app;
-pub mod builtin;
 pub mod catalog;
 pub mod clock;
 pub mod config;
@@ -48,14 +46,17 @@ pub mod oauth;
 pub mod pace;
 pub mod params;
 pub mod providers;
+pub mod recipe;
 pub mod refresh;
 pub mod schedule;
 pub mod secret;
 pub mod secrets;
+pub mod services;
 pub mod store;
 pub mod template;
 pub mod token;
 pub mod vendor;
+pub mod vendor_client;
 
 pub use app::App;
 pub use config::Config;

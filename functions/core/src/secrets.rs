@@ -261,6 +261,12 @@ impl Secrets for LocalSecrets {
     }
 }
 
+impl std::fmt::Debug for dyn Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secrets")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use crate::catalog::{ProviderSpec, TokenPlacement};
 use crate::secret::SecretString;
+use crate::token::ApiSession;
 
 /// Where a request goes and how it is authorised: usually the provider's API base with the
 /// connection's access token; for Homey, one Homey with its session bearer.
@@ -72,6 +73,17 @@ pub fn retry_after_secs(headers: &http::HeaderMap) -> Option<u64> {
     ["retry-after", "x-ratelimit-retry-after"]
         .iter()
         .find_map(|h| headers.get(*h)?.to_str().ok()?.trim().parse().ok())
+}
+
+impl ApiTarget {
+    /// A device reached through its session (Homey): the session's base URL, bearer and headers.
+    pub fn session(session: &ApiSession) -> Self {
+        Self {
+            base: session.base_url.clone(),
+            auth: TargetAuth::Bearer(session.bearer.clone()),
+            headers: session.headers.clone(),
+        }
+    }
 }
 
 /// Largest vendor answer homehook reads: action answers are small; anything bigger is cut.

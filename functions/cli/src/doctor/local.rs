@@ -306,11 +306,11 @@ pub(super) fn redirect_uris(config: &Config, checks: &mut Vec<Check>) {
 
 /// Each connection's stored token: there, healthy, not expired.
 pub(super) async fn connections(app: &App, server_running: bool, checks: &mut Vec<Check>) {
-    let now = app.clock.now();
-    for conn in app.config.connections.values() {
+    let now = app.services.clock.now();
+    for conn in app.services.config.connections.values() {
         let check = format!("connection {}", conn.id);
         let connect = format!("`homehook connect {}`", conn.id);
-        let record = match app.store.get_token(&conn.id).await {
+        let record = match app.services.store.get_token(&conn.id).await {
             Ok(r) => r,
             Err(e) => {
                 checks.push(Check::fail(

@@ -8,7 +8,6 @@ use serde::Deserialize;
 
 use super::{Connection, FieldError};
 use crate::answer::AnswerTemplate;
-use crate::builtin;
 use crate::catalog::ProviderSpec;
 use crate::guard::limits::RateLimit;
 use crate::guard::pin::PinHash;
@@ -168,7 +167,7 @@ fn builtin_shape(
     spec: &ProviderSpec,
     field: &dyn Fn(&str) -> String,
 ) -> Result<Shape, FieldError> {
-    let recipes = builtin::recipes(spec.quirk).map_err(|e| (field("builtin"), e))?;
+    let recipes = crate::providers::recipes(spec.kind).map_err(|e| (field("builtin"), e))?;
     let Some(recipe) = ra.builtin.as_deref().and_then(|b| recipes.get(b)) else {
         let known: Vec<_> = recipes.keys().cloned().collect();
         return Err((

@@ -428,7 +428,7 @@ impl Config {
                     format!("provider {} has no authorize_url", spec.id),
                 ));
             }
-            if rc.homey.is_some() && spec.quirk != catalog::Quirk::Homey {
+            if rc.homey.is_some() && spec.kind != crate::providers::homey::KIND {
                 return Err(err(
                     &field("homey"),
                     format!(
@@ -734,7 +734,7 @@ fn new_provider(
             equals: None,
         }],
         pkce: true,
-        quirk: catalog::Quirk::Standard,
+        kind: catalog::VendorKind::STANDARD,
         refresh: catalog::RefreshPolicy::default(),
         api_budget: vec![],
     };

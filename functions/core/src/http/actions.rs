@@ -116,15 +116,15 @@ pub(super) async fn serve(
         .filter(|k| !k.is_empty())
         .or_else(|| presented_key(&headers, query_key.as_deref()))
         .ok_or_else(ApiError::missing_key)?;
-    let now = app.clock.now();
-    let admitted = app.config.keys.admit(key, &name, now);
-    let (entry, action) = match (admitted, app.config.actions.get(&name)) {
+    let now = app.services.clock.now();
+    let admitted = app.services.config.keys.admit(key, &name, now);
+    let (entry, action) = match (admitted, app.services.config.actions.get(&name)) {
         (Ok(entry), Some(action)) => (entry, action),
         (refused, _) => {
             let refusal = refused.err();
             // Only a configured action is named: an unknown "name" is the caller's text, and may
             // be a key pasted into the path.
-            let shown = if app.config.actions.contains_key(&name) {
+            let shown = if app.services.config.actions.contains_key(&name) {
                 name.as_str()
             } else {
                 "(unknown)"
@@ -177,7 +177,7 @@ pub(super) async fn serve(
         let presented = header_text(&headers, pin::PIN_HEADER)
             .map(SecretString::new)
             .or(body_pin);
-        pin::check(&*app.store, &action.name, hash, presented, now).await?;
+        pin::check(&*app.services.store, &action.name, hash, presented, now).await?;
     }
     for (k, v) in &query_params {
         provided
@@ -202,8 +202,15 @@ pub(super) async fn serve(
         None => None,
         Some(k) => {
             let fingerprint = idempotency::fingerprint(method.as_str(), &provided);
-            match idempotency::claim(&*app.store, &entry.id, &action.name, k, fingerprint, now)
-                .await?
+            match idempotency::claim(
+                &*app.services.store,
+                &entry.id,
+                &action.name,
+                k,
+                fingerprint,
+                now,
+            )
+            .await?
             {
                 Claimed::New(claim) => Some(claim),
                 Claimed::Replay(answer) => return Ok(replayed(answer)),
@@ -223,7 +230,7 @@ pub(super) async fn serve(
         }
     };
 
-    let response = match action::run(&app, action, &params).await {
+    let response = match action::run(&app.services, action, &params).await {
         Ok(outcome) => answer(&headers, format.as_deref(), action, outcome),
         Err(e) => ApiError::from(e).into_response(),
     };
@@ -276,7 +283,7 @@ async fn keep_answer(
         StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
     );
     let kept = if retry_later {
-        idempotency::release(&*app.store, claim, now).await
+        idempotency::release(&*app.services.store, claim, now).await
     } else {
         let answer = KeptAnswer {
             status: parts.status.as_u16(),
@@ -288,7 +295,7 @@ async fn keep_answer(
                 .to_string(),
             body: String::from_utf8_lossy(&bytes).into_owned(),
         };
-        idempotency::finish(&*app.store, claim, answer, now).await
+        idempotency::finish(&*app.services.store, claim, answer, now).await
     };
     if let Err(e) = kept {
         // The action ran: answer it. A repeat may then act again, which is logged here.
@@ -328,7 +335,7 @@ async fn check_signature(
             "A signed action takes its parameters in the body only: the signature covers the body, not the URL.",
         ));
     }
-    let key = app.secrets.signing_key(secret).await?;
+    let key = app.services.secrets.signing_key(secret).await?;
     let verified = signature::verify(
         key.expose().as_bytes(),
         header_text(headers, signature::TIMESTAMP_HEADER),
@@ -343,6 +350,7 @@ async fn check_signature(
         let seen = format!("sig#{}#{}", action.name, verified.digest);
         let until = now.plus_secs(2 * signature::WINDOW_SECS + 1);
         if app
+            .services
             .store
             .insert_item(&seen, "1", until, now)
             .await?

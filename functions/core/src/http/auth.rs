@@ -24,7 +24,7 @@ pub fn presented_key<'a>(headers: &'a HeaderMap, query_key: Option<&'a str>) -> 
 /// Checks the admin key; the error says how to set one up when none is configured.
 pub async fn require_admin(app: &App, presented: Option<&str>) -> Result<(), ApiError> {
     let from_secrets;
-    let hash = match &app.config.server.admin_key_hash {
+    let hash = match &app.services.config.server.admin_key_hash {
         Some(hash) => Some(hash),
         None if app.admin_key_from_secrets => {
             from_secrets = admin_key_in_secrets(app).await?;
@@ -50,7 +50,7 @@ pub async fn require_admin(app: &App, presented: Option<&str>) -> Result<(), Api
 
 /// The admin key's hash from the secrets (cached there), if the entry exists.
 async fn admin_key_in_secrets(app: &App) -> Result<Option<KeyHash>, ApiError> {
-    let value = match app.secrets.entry(ADMIN_KEY_ENTRY).await {
+    let value = match app.services.secrets.entry(ADMIN_KEY_ENTRY).await {
         Ok(value) => value,
         Err(SecretsError::NoEntry { .. }) => return Ok(None),
         Err(e) => return Err(e.into()),

@@ -45,8 +45,8 @@ fn public_base(app: &crate::App, headers: &HeaderMap) -> String {
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':'))
         });
     match host {
-        Some(host) if app.config.server.public_url_from_host => format!("https://{host}"),
-        _ => app.config.base_url(),
+        Some(host) if app.services.config.server.public_url_from_host => format!("https://{host}"),
+        _ => app.services.config.base_url(),
     }
 }
 
@@ -68,18 +68,23 @@ pub async fn start(
 ) -> Result<Response, ApiError> {
     let (key, _, _) = split_query(raw.as_deref());
     require_admin(&app, presented_key(&headers, key.as_deref())).await?;
-    let conn = app.config.connections.get(&connection).ok_or_else(|| {
-        ApiError::coded(
-            ErrorCode::UnknownConnection,
-            format!(
-                "No connection named \"{}\" in the config.",
-                truncate(&connection)
-            ),
-        )
-    })?;
+    let conn = app
+        .services
+        .config
+        .connections
+        .get(&connection)
+        .ok_or_else(|| {
+            ApiError::coded(
+                ErrorCode::UnknownConnection,
+                format!(
+                    "No connection named \"{}\" in the config.",
+                    truncate(&connection)
+                ),
+            )
+        })?;
     if conn.grant == Grant::Password {
         // Nothing to consent to: the credentials are in the secret. Connect now.
-        let record = app.keeper.fresh_token(conn).await?;
+        let record = app.services.keeper.fresh_token(conn).await?;
         return Ok(respond_ok(&app, &headers, conn, record.expires_at));
     }
     let redirect = redirect_uri(&app, &headers, &conn.provider);
@@ -110,12 +115,16 @@ pub async fn begin(
     conn: &Connection,
     redirect_uri: &str,
 ) -> Result<ConnectLink, ApiError> {
-    let spec = app
-        .config
-        .provider_of(conn)
-        .ok_or_else(|| ApiError::misconfigured(format!("unknown provider {}", conn.provider)))?;
-    let creds = app.secrets.client_credentials(&conn.secret).await?;
-    let flow = OAuthFlow::new(spec, &creds, Some(redirect_uri), &app.http)
+    let spec =
+        app.services.config.provider_of(conn).ok_or_else(|| {
+            ApiError::misconfigured(format!("unknown provider {}", conn.provider))
+        })?;
+    let creds = app
+        .services
+        .secrets
+        .client_credentials(&conn.secret)
+        .await?;
+    let flow = OAuthFlow::new(spec, &creds, Some(redirect_uri), &app.services.http)
         .map_err(|e| ApiError::misconfigured(e.to_string()))?;
     let started = flow
         .start(&conn.scopes, spec.pkce)
@@ -128,8 +137,13 @@ pub async fn begin(
     };
     let value = serde_json::to_string(&pending)
         .map_err(|e| ApiError::coded(ErrorCode::Internal, e.to_string()))?;
-    let expires_at = app.clock.now().plus_secs(app.config.server.state_ttl_secs);
-    app.store
+    let expires_at = app
+        .services
+        .clock
+        .now()
+        .plus_secs(app.services.config.server.state_ttl_secs);
+    app.services
+        .store
         .put_item(&state_key(&started.state), &value, expires_at)
         .await?;
     tracing::info!(connection = %conn.id, "connect started");
@@ -142,8 +156,13 @@ pub async fn begin(
 
 /// Whether the link with this `state` still waits for the owner (not used yet, not expired).
 pub async fn link_pending(app: &crate::App, state: &str) -> Result<bool, StoreError> {
-    let now = app.clock.now();
-    Ok(app.store.get_item(&state_key(state), now).await?.is_some())
+    let now = app.services.clock.now();
+    Ok(app
+        .services
+        .store
+        .get_item(&state_key(state), now)
+        .await?
+        .is_some())
 }
 
 /// Query of the callback.
@@ -175,14 +194,14 @@ pub async fn callback(
                 conn.map_or("<connection>", |c| c.id.as_str())
             );
             let vendor = conn
-                .and_then(|c| app.config.provider_of(c))
-                .or_else(|| app.config.providers.get(&provider))
+                .and_then(|c| app.services.config.provider_of(c))
+                .or_else(|| app.services.config.providers.get(&provider))
                 .map(|spec| spec.display_name.as_str());
             pages::not_connected_page(&pages::NotConnected {
                 error: &e,
                 connect_url: &connect_url,
                 provider: vendor,
-                link_lifetime_secs: app.config.server.state_ttl_secs,
+                link_lifetime_secs: app.services.config.server.state_ttl_secs,
             })
         }
     }
@@ -229,8 +248,8 @@ async fn take_state<'a>(
                 "This link has no state: start again from the connect link.",
             )
         })?;
-    let now = app.clock.now();
-    let taken = app.store.take_item(&state_key(state), now).await?;
+    let now = app.services.clock.now();
+    let taken = app.services.store.take_item(&state_key(state), now).await?;
     let pending: PendingConnect = match taken {
         Taken::Value(v) => serde_json::from_str(&v).map_err(|_| invalid_state())?,
         Taken::Expired => {
@@ -238,7 +257,7 @@ async fn take_state<'a>(
                 ErrorCode::ExpiredState,
                 format!(
                     "This connect link expired (links last {} minutes). Start again from the connect link.",
-                    app.config.server.state_ttl_secs / 60
+                    app.services.config.server.state_ttl_secs / 60
                 ),
             ));
         }
@@ -248,6 +267,7 @@ async fn take_state<'a>(
         return Err(invalid_state());
     }
     let conn = app
+        .services
         .config
         .connections
         .get(&pending.connection)
@@ -263,7 +283,11 @@ async fn exchange(
     query: CallbackQuery,
     pending: PendingConnect,
 ) -> Result<Option<UnixTime>, ApiError> {
-    let spec = app.config.provider_of(conn).ok_or_else(invalid_state)?;
+    let spec = app
+        .services
+        .config
+        .provider_of(conn)
+        .ok_or_else(invalid_state)?;
     if let Some(error) = query.error.as_deref() {
         let code: String = error
             .chars()
@@ -305,12 +329,16 @@ async fn exchange(
             )
         })?;
 
-    let creds = app.secrets.client_credentials(&conn.secret).await?;
+    let creds = app
+        .services
+        .secrets
+        .client_credentials(&conn.secret)
+        .await?;
     let redirect = pending
         .redirect_uri
         .clone()
-        .unwrap_or_else(|| app.config.callback_url(&conn.provider));
-    let flow = OAuthFlow::new(spec, &creds, Some(&redirect), &app.http)
+        .unwrap_or_else(|| app.services.config.callback_url(&conn.provider));
+    let flow = OAuthFlow::new(spec, &creds, Some(&redirect), &app.services.http)
         .map_err(|e| ApiError::misconfigured(e.to_string()))?;
     let grant = flow.exchange_code(code, pending.pkce_verifier).await.map_err(|e| match &e {
         e if e.is_invalid_grant() => ApiError::coded(
@@ -329,7 +357,7 @@ async fn exchange(
         .retry_after(*retry_after_secs),
         _ => ApiError::coded(ErrorCode::TokenEndpointFailed, e.to_string()),
     })?;
-    let record = app.keeper.store_connected(conn, grant).await?;
+    let record = app.services.keeper.store_connected(conn, grant).await?;
     tracing::info!(connection = %conn.id, "connected");
     Ok(record.expires_at)
 }
@@ -360,6 +388,7 @@ fn respond_ok(
     expires_at: Option<UnixTime>,
 ) -> Response {
     let provider = app
+        .services
         .config
         .provider_of(conn)
         .map_or(conn.provider.as_str(), |spec| spec.display_name.as_str());
@@ -368,8 +397,9 @@ fn respond_ok(
             connection: &conn.id,
             label: &conn.label,
             provider,
-            expires_in_secs: expires_at.map(|t| app.clock.now().secs_until(t)),
+            expires_in_secs: expires_at.map(|t| app.services.clock.now().secs_until(t)),
             actions: app
+                .services
                 .config
                 .actions
                 .values()

@@ -8,9 +8,9 @@ use axum::http::HeaderMap;
 use super::AppState;
 use super::auth::{presented_key, require_admin, split_query};
 use super::error::ApiError;
-use crate::api::ApiClient;
 use crate::error::ErrorCode;
-use crate::providers::{self, Discovery};
+use crate::providers::discovery::Discovery;
+use crate::vendor_client::VendorClient;
 
 /// `GET /discover/{connection}`.
 pub async fn discover(
@@ -21,12 +21,12 @@ pub async fn discover(
 ) -> Result<Json<Discovery>, ApiError> {
     let (key, _, _) = split_query(raw.as_deref());
     require_admin(&app, presented_key(&headers, key.as_deref())).await?;
-    if !app.config.connections.contains_key(&connection) {
+    if !app.services.config.connections.contains_key(&connection) {
         return Err(ApiError::coded(
             ErrorCode::UnknownConnection,
             "No connection of that name in homehook.toml.",
         ));
     }
-    let client = ApiClient::new(&app, &connection)?;
-    Ok(Json(providers::discover(&client).await?))
+    let client = VendorClient::new(&app.services, &connection)?;
+    Ok(Json(client.discover().await?))
 }

@@ -59,10 +59,10 @@ pub struct StatusReport {
 
 /// Builds the status report (shared by `/status` and `homehook status`).
 pub async fn report(app: &App) -> Result<StatusReport, crate::store::StoreError> {
-    let now = app.clock.now();
+    let now = app.services.clock.now();
     let mut connections = Vec::new();
-    for conn in app.config.connections.values() {
-        let record = app.store.get_token(&conn.id).await?;
+    for conn in app.services.config.connections.values() {
+        let record = app.services.store.get_token(&conn.id).await?;
         let (health, reason) = match record.as_ref().map(|r| &r.health) {
             None => ("not_connected".to_string(), None),
             Some(h @ Health::Healthy) => (h.label().to_string(), None),
@@ -74,7 +74,7 @@ pub async fn report(app: &App) -> Result<StatusReport, crate::store::StoreError>
         };
         let needs_owner = matches!(health.as_str(), "not_connected" | "reauth_needed");
         let reconnect_url = needs_owner
-            .then(|| app.config.reconnect_url(conn))
+            .then(|| app.services.config.reconnect_url(conn))
             .flatten();
         connections.push(ConnectionStatus {
             id: conn.id.clone(),
@@ -109,8 +109,8 @@ pub async fn report(app: &App) -> Result<StatusReport, crate::store::StoreError>
     }
     Ok(StatusReport {
         connections,
-        actions: app.config.actions.keys().cloned().collect(),
-        schedules: crate::schedule::status(app).await?,
+        actions: app.services.config.actions.keys().cloned().collect(),
+        schedules: crate::schedule::status(&app.services).await?,
     })
 }
 

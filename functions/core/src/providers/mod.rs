@@ -1,6 +1,7 @@
-//! The vendors homehook was made for. Each module holds one provider's catalog entry and the
-//! few things data cannot say (its quirks); its built-in actions are data in the `.toml` file
-//! of the same name (see [`crate::builtin`]).
+//! The vendors homehook was made for. Each is one folder: `<vendor>/mod.rs` implements
+//! [`Vendor`] (its catalog entries and the few things data cannot say: how to read its
+//! answers, its code steps, discovery, a device session), and `<vendor>/recipes.toml` holds its
+//! built-in actions as data (see [`crate::recipe`]). [`VENDORS`] lists them once.
 //!
 //! | module            | provider ids          | quirk                                              |
 //! |-------------------|-----------------------|----------------------------------------------------|
@@ -8,29 +9,150 @@
 //! | [`somfy_protect`] | `somfy_protect`       | `{"message":"error.…"}` errors, tiny token budget   |
 //! | [`myfox`]         | `myfox`               | the `{"status":"OK"/"KO"}` envelope                 |
 //! | [`homey`]         | `homey`               | delegation token → per-Homey session               |
+//!
+//! A vendor module reaches the network only through [`port::VendorApi`]; it never sees the
+//! config, the store or the token keeper.
 
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use async_trait::async_trait;
 use serde_json::Value;
 
-use crate::api::{ApiClient, Endpoint};
-use crate::catalog::{ProviderSpec, Quirk};
-use crate::config::Action;
+use crate::catalog::{ProviderSpec, VendorKind};
 use crate::error::ActionError;
+use crate::recipe::{self, Recipes};
+use crate::token::ApiSession;
 use crate::vendor::{VendorRequest, VendorResponse};
 
+pub mod discovery;
 pub mod homey;
 pub mod myfox;
 pub mod netatmo;
+pub mod port;
 pub mod somfy_protect;
+
+use discovery::Section;
+use port::{Endpoint, VendorApi};
+
+/// Every vendor module, once. Adding a vendor is a folder beside these and a line here.
+pub static VENDORS: &[&dyn Vendor] = &[
+    &netatmo::Netatmo,
+    &somfy_protect::SomfyProtect,
+    &myfox::Myfox,
+    &homey::Homey,
+];
+
+/// One vendor: its catalog entries and everything about it that data cannot say. Only
+/// [`Vendor::kind`] and [`Vendor::specs`] are required; the rest default to plain HTTP.
+#[async_trait]
+pub trait Vendor: Send + Sync {
+    /// Its id, which its catalog entries carry in [`ProviderSpec::kind`].
+    fn kind(&self) -> VendorKind;
+
+    /// Its built-in catalog entries (Netatmo has two: Netatmo and Works with Legrand).
+    fn specs(&self) -> Vec<ProviderSpec>;
+
+    /// Its recipe file: (name for messages, contents).
+    fn recipe_file(&self) -> Option<(&'static str, &'static str)> {
+        None
+    }
+
+    /// The code steps its recipes may name with `run = "..."`.
+    fn steps(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// Reads an answer its own way; `None` leaves it to [`standard`].
+    fn classify(&self, _endpoint: Endpoint, _response: &VendorResponse) -> Option<Verdict> {
+        None
+    }
+
+    /// Runs the code step `name` (see [`Vendor::steps`]); `request` is the recipe's rendered
+    /// request, which the step may use as its first call.
+    async fn run_step(
+        &self,
+        api: &dyn VendorApi,
+        name: &str,
+        _request: &VendorRequest,
+    ) -> Result<StepResult, ActionError> {
+        Err(no_step(api, name))
+    }
+
+    /// The ids a connection's actions need, grouped.
+    async fn discover(&self, _api: &dyn VendorApi) -> Result<Vec<Section>, ActionError> {
+        Ok(Vec::new())
+    }
+
+    /// Whether actions go to a device through a session this vendor opens
+    /// ([`Vendor::open_session`]) rather than to the cloud with the access token.
+    fn uses_device_session(&self) -> bool {
+        false
+    }
+
+    /// Opens a device session through `api`'s cloud calls. The token keeper caches, locks and
+    /// stores it (`refresh::session`); the vendor only logs in.
+    async fn open_session(&self, api: &dyn VendorApi) -> Result<ApiSession, ActionError> {
+        Err(ActionError::Misconfigured(format!(
+            "provider {} has no device session",
+            api.spec().id
+        )))
+    }
+
+    /// Whether a stored session still reaches the device the config chose (`chosen`).
+    fn session_fits(&self, _session: &ApiSession, _chosen: Option<&str>) -> bool {
+        true
+    }
+}
+
+/// What a provider defined in config gets: plain OAuth2 and HTTP status codes.
+struct Standard;
+
+#[async_trait]
+impl Vendor for Standard {
+    fn kind(&self) -> VendorKind {
+        VendorKind::STANDARD
+    }
+
+    fn specs(&self) -> Vec<ProviderSpec> {
+        Vec::new()
+    }
+}
+
+/// The vendor module of `kind` (the plain-HTTP one for providers from config).
+pub fn vendor_of(kind: VendorKind) -> &'static dyn Vendor {
+    VENDORS
+        .iter()
+        .copied()
+        .find(|v| v.kind() == kind)
+        .unwrap_or(&Standard)
+}
 
 /// Every built-in provider.
 pub fn specs() -> Vec<ProviderSpec> {
-    vec![
-        netatmo::spec(),
-        netatmo::legrand_spec(),
-        somfy_protect::spec(),
-        myfox::spec(),
-        homey::spec(),
-    ]
+    VENDORS.iter().flat_map(|v| v.specs()).collect()
+}
+
+/// The built-in actions of a vendor (none for providers defined in config). Parsed once; a
+/// broken recipe file is reported as a config error rather than a panic, and a unit test keeps
+/// every file valid.
+pub fn recipes(kind: VendorKind) -> Result<&'static Recipes, String> {
+    static PARSED: OnceLock<BTreeMap<&'static str, Result<Recipes, String>>> = OnceLock::new();
+    static EMPTY: OnceLock<Recipes> = OnceLock::new();
+    let all = PARSED.get_or_init(|| {
+        VENDORS
+            .iter()
+            .filter_map(|v| {
+                let (file, text) = v.recipe_file()?;
+                Some((v.kind().as_str(), recipe::parse(file, text)))
+            })
+            .collect()
+    });
+    match all.get(kind.as_str()) {
+        Some(Ok(r)) => Ok(r),
+        Some(Err(e)) => Err(e.clone()),
+        None => Ok(EMPTY.get_or_init(BTreeMap::new)),
+    }
 }
 
 /// What a vendor's answer means.
@@ -65,14 +187,9 @@ pub enum Verdict {
 
 /// Reads an answer the provider's way, falling back to [`standard`].
 pub fn classify(spec: &ProviderSpec, endpoint: Endpoint, response: &VendorResponse) -> Verdict {
-    let quirk = match spec.quirk {
-        Quirk::Netatmo => netatmo::classify(response),
-        Quirk::SomfyProtect => somfy_protect::classify(response),
-        Quirk::Myfox => myfox::classify(response),
-        Quirk::Homey => homey::classify(endpoint, response),
-        Quirk::Standard => None,
-    };
-    quirk.unwrap_or_else(|| standard(spec, response))
+    vendor_of(spec.kind)
+        .classify(endpoint, response)
+        .unwrap_or_else(|| standard(spec, response))
 }
 
 /// Plain HTTP: the provider's expired-token signals, 2xx success, 429 busy, other 4xx
@@ -108,15 +225,6 @@ pub fn standard(spec: &ProviderSpec, response: &VendorResponse) -> Verdict {
     }
 }
 
-/// Whether the provider's quirk module has a step called `name` (checked at config load).
-pub fn has_step(quirk: Quirk, name: &str) -> bool {
-    match quirk {
-        Quirk::Netatmo => netatmo::STEPS.contains(&name),
-        Quirk::Homey => homey::STEPS.contains(&name),
-        _ => false,
-    }
-}
-
 /// What a code step found: the structured `data` its answer template reads (and JSON callers
 /// get), with the status of its first vendor call.
 #[derive(Debug, Clone)]
@@ -127,115 +235,9 @@ pub struct StepResult {
     pub data: Value,
 }
 
-/// Runs a built-in action's code step (`run = "..."` in its recipe). `request` is the recipe's
-/// rendered request, which the step may use as its first call.
-pub async fn run_step(
-    client: &ApiClient<'_>,
-    action: &Action,
-    request: &VendorRequest,
-) -> Result<StepResult, ActionError> {
-    let name = action.run.as_deref().unwrap_or_default();
-    match client.spec.quirk {
-        Quirk::Netatmo if name == "home_status" => netatmo::home_status(client, request).await,
-        Quirk::Homey if name == "device_state" => homey::device_state(client, request).await,
-        _ => Err(ActionError::Misconfigured(format!(
-            "provider {} has no step {name}",
-            client.spec.id
-        ))),
-    }
-}
-
-/// What `homehook discover` shows: the ids an action's config needs, grouped.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct Discovery {
-    /// The connection.
-    pub connection: String,
-    /// The provider.
-    pub provider: String,
-    /// Groups of things (sites, homes, rooms, devices, ...).
-    pub sections: Vec<Section>,
-}
-
-/// One group of things with ids.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct Section {
-    /// What they are ("Rooms of Home").
-    pub title: String,
-    /// The `with` key their id goes under (`room_id`).
-    pub key: String,
-    /// The things.
-    pub items: Vec<Item>,
-}
-
-/// One thing with an id.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct Item {
-    /// Its id.
-    pub id: String,
-    /// Its name.
-    pub name: String,
-    /// Other ids or facts an action needs with it (`home_id=…`, `bridge=…`, a state).
-    pub detail: String,
-}
-
-impl Discovery {
-    /// A config snippet using one of the provider's built-in actions with ids found here,
-    /// to copy into homehook.toml.
-    pub fn example(&self, quirk: Quirk) -> Option<String> {
-        let recipes = crate::builtin::recipes(quirk).ok()?;
-        let first_id = |key: &str| {
-            self.sections
-                .iter()
-                .find(|s| s.key == key)
-                .and_then(|s| s.items.first())
-                .map(|i| i.id.clone())
-        };
-        recipes.iter().find_map(|(name, recipe)| {
-            let with = recipe
-                .required_setup()
-                .map(|k| Some(format!("{k} = {:?}", first_id(k)?)))
-                .collect::<Option<Vec<_>>>()?;
-            Some(format!(
-                "[actions.{name}]\nconnection = \"{}\"\nbuiltin = \"{name}\"\nwith = {{ {} }}\nkey_hash = \"<the hash from `homehook key new`>\"",
-                self.connection,
-                with.join(", ")
-            ))
-        })
-    }
-}
-
-impl Section {
-    fn new(title: impl Into<String>, key: &str) -> Self {
-        Self {
-            title: title.into(),
-            key: key.into(),
-            items: Vec::new(),
-        }
-    }
-
-    fn push(&mut self, id: &Value, name: &Value, detail: impl Into<String>) {
-        self.items.push(Item {
-            id: text(id),
-            name: text(name),
-            detail: detail.into(),
-        });
-    }
-}
-
-/// Lists what the actions of a connection need, by asking its API.
-pub async fn discover(client: &ApiClient<'_>) -> Result<Discovery, ActionError> {
-    let sections = match client.spec.quirk {
-        Quirk::Netatmo => netatmo::discover(client).await?,
-        Quirk::SomfyProtect => somfy_protect::discover(client).await?,
-        Quirk::Myfox => myfox::discover(client).await?,
-        Quirk::Homey => homey::discover(client).await?,
-        Quirk::Standard => Vec::new(),
-    };
-    Ok(Discovery {
-        connection: client.conn.id.clone(),
-        provider: client.spec.id.clone(),
-        sections,
-    })
+/// The refusal of a step the vendor does not have.
+pub(crate) fn no_step(api: &dyn VendorApi, name: &str) -> ActionError {
+    ActionError::Misconfigured(format!("provider {} has no step {name}", api.spec().id))
 }
 
 /// A JSON value as short text: strings as they are, numbers and booleans printed, nothing for
@@ -265,8 +267,112 @@ pub(crate) fn answer(status: u16, json: Value) -> VendorResponse {
 }
 
 #[cfg(test)]
+mod spoken_defaults_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
+
+    const HASH: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+
+    /// Every recipe of every provider parses, builds into an action when its setup values are
+    /// given, and names only code steps its provider has.
+    #[test]
+    fn every_builtin_action_builds() {
+        for (provider, kind) in [
+            ("netatmo", netatmo::KIND),
+            ("legrand", netatmo::KIND),
+            ("somfy_protect", somfy_protect::KIND),
+            ("myfox", myfox::KIND),
+            ("homey", homey::KIND),
+        ] {
+            let recipes = recipes(kind).expect("recipes parse");
+            assert!(!recipes.is_empty(), "{provider} has built-in actions");
+            let mut toml = format!("[connections.c]\nprovider = \"{provider}\"\n");
+            for (name, recipe) in recipes {
+                if let Some(step) = &recipe.run {
+                    assert!(
+                        vendor_of(kind).steps().contains(&step.as_str()),
+                        "{provider}.{name}: {step}"
+                    );
+                }
+                let with: Vec<String> = recipe
+                    .setup
+                    .iter()
+                    .filter(|(_, p)| !p.optional)
+                    .map(|(k, _)| format!("{k} = \"x1\""))
+                    .collect();
+                toml.push_str(&format!(
+                    "[actions.{name}]\nconnection = \"c\"\nbuiltin = \"{name}\"\nwith = {{ {} }}\nkey_hash = \"{HASH}\"\n",
+                    with.join(", ")
+                ));
+            }
+            let config =
+                Config::parse(&toml, provider, None).unwrap_or_else(|e| panic!("{provider}: {e}"));
+            assert_eq!(config.actions.len(), recipes.len());
+        }
+    }
+
+    #[test]
+    fn a_builtin_names_what_is_missing_and_what_exists() {
+        let config = |body: &str| {
+            Config::parse(
+                &format!(
+                    "[connections.alarm]\nprovider = \"somfy_protect\"\n[actions.a]\nconnection = \"alarm\"\nkey_hash = \"{HASH}\"\n{body}"
+                ),
+                "homehook.toml",
+                None,
+            )
+        };
+        let missing = config("builtin = \"armed\"").expect_err("site_id missing");
+        assert_eq!(missing.field, "actions.a.with.site_id");
+        assert!(
+            missing.problem.contains("homehook discover alarm"),
+            "{missing}"
+        );
+        let unknown = config("builtin = \"arm\"").expect_err("no such built-in");
+        assert!(unknown.problem.contains("armed, disarmed"), "{unknown}");
+        let both = config("builtin = \"armed\"\nwith = { site_id = \"s\" }\npath = \"/x\"")
+            .expect_err("path and builtin");
+        assert_eq!(both.field, "actions.a.path");
+        let too_long = config("path = \"/x\"\nparams.m = { type = \"end_time\", max = 1e12 }")
+            .expect_err("an end time past a year");
+        assert_eq!(too_long.field, "actions.a.params.m.max");
+        let extra = config("builtin = \"armed\"\nwith = { site_id = \"s\", volume = 3 }")
+            .expect_err("unknown with");
+        assert_eq!(extra.field, "actions.a.with.volume");
+    }
+
+    /// The docs page of each vendor names every one of its built-in actions.
+    #[test]
+    fn every_builtin_action_is_documented() {
+        for (kind, page) in [
+            (
+                netatmo::KIND,
+                include_str!("../../../../docs/providers/netatmo.md"),
+            ),
+            (
+                somfy_protect::KIND,
+                include_str!("../../../../docs/providers/somfy-protect.md"),
+            ),
+            (
+                myfox::KIND,
+                include_str!("../../../../docs/providers/myfox.md"),
+            ),
+            (
+                homey::KIND,
+                include_str!("../../../../docs/providers/homey.md"),
+            ),
+        ] {
+            for name in recipes(kind).expect("recipes").keys() {
+                assert!(
+                    page.contains(&format!("`{name}`")),
+                    "{kind:?}: {name} is not documented"
+                );
+            }
+        }
+    }
 
     #[test]
     fn netatmo_expired_signal_needs_code_3() {

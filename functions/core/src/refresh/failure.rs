@@ -51,7 +51,7 @@ impl TokenKeeper {
             | Health::ReauthNeeded { reason } => reason.clone(),
             Health::Healthy => String::new(),
         };
-        tracing::warn!(connection = %conn.id, health = health.label(), class = answer.class(), reason = %reason, "token renewal failed");
+        tracing::warn!(connection = %conn.id, health = health.label(), class = super::failure_class(&answer), reason = %reason, "token renewal failed");
         let Some(claimed) = claimed else {
             // A first connection that failed: nothing is stored, nothing to mark.
             return Err(answer);

@@ -28,11 +28,12 @@ use crate::notify::{Event, Notifiers};
 use crate::oauth::TokenGrant;
 use crate::secrets::Secrets;
 use crate::store::{Store, StoreError};
-use crate::token::{ApiSession, Health, TokenRecord};
+use crate::token::{Health, TokenRecord};
 
 mod failure;
 mod policy;
 mod renew;
+mod session;
 
 /// A record whose connection is gone from the config is looked at again this much later.
 const ORPHAN_RECHECK_SECS: i64 = 24 * 3600;
@@ -55,6 +56,17 @@ pub struct RefreshSummary {
     /// The failures by class (`transient`, `reauth_needed`, `misconfigured`, `store`), so an
     /// alarm can tell "the vendor is down" from "the owner must reconnect".
     pub failed_by_class: std::collections::BTreeMap<&'static str, usize>,
+}
+
+/// The class of a renewal failure, as the tick summary counts it (`transient`,
+/// `reauth_needed`, `misconfigured`, `store`).
+pub fn failure_class(e: &TokenError) -> &'static str {
+    match e {
+        TokenError::Unavailable { .. } => "transient",
+        TokenError::ReauthNeeded { .. } | TokenError::NotConnected(_) => "reauth_needed",
+        TokenError::Misconfigured { .. } | TokenError::Secrets(_) => "misconfigured",
+        TokenError::Store(_) => "store",
+    }
 }
 
 /// Keeps every connection's token fresh. Cheap to clone: clones share everything.
@@ -192,9 +204,12 @@ impl TokenKeeper {
             match self.renew(conn, Some(&record)).await {
                 Ok(_) => summary.refreshed += 1,
                 Err(e) => {
-                    tracing::warn!(connection = %conn.id, error = %e, class = e.class(), "scheduled refresh failed");
+                    tracing::warn!(connection = %conn.id, error = %e, class = failure_class(&e), "scheduled refresh failed");
                     summary.failed += 1;
-                    *summary.failed_by_class.entry(e.class()).or_default() += 1;
+                    *summary
+                        .failed_by_class
+                        .entry(failure_class(&e))
+                        .or_default() += 1;
                 }
             }
         }
@@ -261,26 +276,6 @@ impl TokenKeeper {
         }
     }
 
-    /// Stores (or, with `None`, forgets) the connection's device session, on the latest record.
-    pub async fn save_session(
-        &self,
-        conn: &Connection,
-        session: Option<ApiSession>,
-    ) -> Result<TokenRecord, TokenError> {
-        for _ in 0..5 {
-            let Some(mut record) = self.store.get_token(&conn.id).await? else {
-                return Err(TokenError::NotConnected(conn.id.clone()));
-            };
-            let version = record.version;
-            record.session = session.clone();
-            match self.write(conn, Some(version), record).await {
-                Err(StoreError::Conflict) => continue,
-                other => return Ok(other?),
-            }
-        }
-        Err(StoreError::Conflict.into())
-    }
-
     /// The current record of a connection, as stored.
     pub async fn stored(&self, conn: &Connection) -> Result<Option<TokenRecord>, TokenError> {
         Ok(self.store.get_token(&conn.id).await?)
@@ -288,7 +283,7 @@ impl TokenKeeper {
 
     /// One async lock per key: callers sharing a key do one piece of work at a time (a refresh
     /// per connection, a session login per connection).
-    pub(crate) fn lock_for(&self, connection: &str) -> Arc<tokio::sync::Mutex<()>> {
+    fn lock_for(&self, connection: &str) -> Arc<tokio::sync::Mutex<()>> {
         Arc::clone(
             lock(&self.in_flight)
                 .entry(connection.to_string())

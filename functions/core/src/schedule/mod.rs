@@ -16,11 +16,11 @@
 use serde::{Deserialize, Serialize};
 
 use crate::action;
-use crate::app::App;
 use crate::clock::UnixTime;
 use crate::config::Schedule;
 use crate::error::Problem;
 use crate::notify::Notification;
+use crate::services::Services;
 
 /// How long a run's outcome is kept for `/status` without a newer run.
 const LAST_RUN_KEEP_SECS: i64 = 400 * 86_400;
@@ -117,16 +117,16 @@ pub fn next_run(schedule: &Schedule, now: UnixTime) -> Option<UnixTime> {
 
 /// Fires every schedule that is due and not yet claimed. Never fails as a whole: a schedule
 /// that cannot be claimed or run is logged, counted, recorded and notified, and the others go on.
-pub async fn fire_due(app: &App) -> ScheduleSummary {
+pub async fn fire_due(services: &Services) -> ScheduleSummary {
     let mut summary = ScheduleSummary::default();
-    for schedule in app.config.schedules.values() {
-        let now = app.clock.now();
+    for schedule in services.config.schedules.values() {
+        let now = services.clock.now();
         let Some(due) = owed_run(schedule, now) else {
             continue;
         };
         // The claim outlives the grace window, so no late tick can run this due time again.
         let until = due.plus_secs(schedule.grace_secs + 86_400);
-        let claimed = app
+        let claimed = services
             .store
             .insert_item(
                 &claim_key(&schedule.name, due),
@@ -148,7 +148,7 @@ pub async fn fire_due(app: &App) -> ScheduleSummary {
                 continue;
             }
         }
-        let run = run_once(app, schedule, now).await;
+        let run = run_once(services, schedule, now).await;
         let due_text = local_rfc3339(schedule, timestamp(due));
         let last = match run {
             Ok(answer) => {
@@ -166,7 +166,7 @@ pub async fn fire_due(app: &App) -> ScheduleSummary {
             Err(e) => {
                 tracing::warn!(schedule = %schedule.name, action = %schedule.action, due = %due_text, error = %e.code, "scheduled action failed");
                 summary.failed += 1;
-                notify_failure(app, schedule, &due_text, &e, now).await;
+                notify_failure(services, schedule, &due_text, &e, now).await;
                 LastRun {
                     due: due_text,
                     ran_at: now.to_rfc3339(),
@@ -177,43 +177,57 @@ pub async fn fire_due(app: &App) -> ScheduleSummary {
                 }
             }
         };
-        record_last_run(app, schedule, &last, now).await;
+        record_last_run(services, schedule, &last, now).await;
     }
     summary
 }
 
 /// Runs the action with the schedule's parameters, as a caller with its key would.
-async fn run_once(app: &App, schedule: &Schedule, now: UnixTime) -> Result<String, Problem> {
-    let action = app.config.actions.get(&schedule.action).ok_or_else(|| {
-        Problem::misconfigured(format!("no action named \"{}\"", schedule.action))
-    })?;
-    let params = crate::params::check(&action.params, schedule.params.clone(), now)?;
-    let outcome = action::run(app, action, &params).await?;
-    Ok(outcome.answer)
-}
-
-async fn notify_failure(app: &App, schedule: &Schedule, due: &str, e: &Problem, now: UnixTime) {
-    if app.notifiers.is_empty() {
-        return;
-    }
-    let conn = app
+async fn run_once(
+    services: &Services,
+    schedule: &Schedule,
+    now: UnixTime,
+) -> Result<String, Problem> {
+    let action = services
         .config
         .actions
         .get(&schedule.action)
-        .and_then(|a| app.config.connections.get(&a.connection));
+        .ok_or_else(|| {
+            Problem::misconfigured(format!("no action named \"{}\"", schedule.action))
+        })?;
+    let params = crate::params::check(&action.params, schedule.params.clone(), now)?;
+    let outcome = action::run(services, action, &params).await?;
+    Ok(outcome.answer)
+}
+
+async fn notify_failure(
+    services: &Services,
+    schedule: &Schedule,
+    due: &str,
+    e: &Problem,
+    now: UnixTime,
+) {
+    if services.notifiers.is_empty() {
+        return;
+    }
+    let conn = services
+        .config
+        .actions
+        .get(&schedule.action)
+        .and_then(|a| services.config.connections.get(&a.connection));
     if let Some(conn) = conn {
         let reason = format!("{} ({})", e.message, e.code);
-        let n = Notification::schedule_failed(&app.config, schedule, conn, due, reason, now);
-        app.notifiers.send(&n).await;
+        let n = Notification::schedule_failed(&services.config, schedule, conn, due, reason, now);
+        services.notifiers.send(&n).await;
     }
 }
 
-async fn record_last_run(app: &App, schedule: &Schedule, last: &LastRun, now: UnixTime) {
+async fn record_last_run(services: &Services, schedule: &Schedule, last: &LastRun, now: UnixTime) {
     let Ok(json) = serde_json::to_string(last) else {
         return;
     };
     let until = now.plus_secs(LAST_RUN_KEEP_SECS);
-    if let Err(e) = app
+    if let Err(e) = services
         .store
         .put_item(&last_run_key(&schedule.name), &json, until)
         .await
@@ -224,12 +238,12 @@ async fn record_last_run(app: &App, schedule: &Schedule, last: &LastRun, now: Un
 
 /// Every schedule with its next run and its latest outcome (for `/status` and
 /// `homehook status`).
-pub async fn status(app: &App) -> Result<Vec<ScheduleStatus>, crate::store::StoreError> {
-    let now = app.clock.now();
+pub async fn status(services: &Services) -> Result<Vec<ScheduleStatus>, crate::store::StoreError> {
+    let now = services.clock.now();
     let mut out = Vec::new();
-    for schedule in app.config.schedules.values() {
+    for schedule in services.config.schedules.values() {
         let next = next_run(schedule, now);
-        let last_run = app
+        let last_run = services
             .store
             .get_item(&last_run_key(&schedule.name), now)
             .await?

@@ -138,3 +138,9 @@ pub(crate) fn conformance_record() -> TokenRecord {
         due_at: None,
     }
 }
+
+impl std::fmt::Debug for dyn Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Store")
+    }
+}

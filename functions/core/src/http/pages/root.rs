@@ -20,7 +20,7 @@ pub async fn root(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    let main = if app.config.connections.is_empty() {
+    let main = if app.services.config.connections.is_empty() {
         first_steps(&app)
     } else {
         // Which accounts exist and which need their owner is the owner's business.
@@ -35,7 +35,8 @@ pub async fn root(
 }
 
 fn config_file(app: &App) -> String {
-    app.config
+    app.services
+        .config
         .source
         .as_ref()
         .map(|p| p.display().to_string())
@@ -43,12 +44,12 @@ fn config_file(app: &App) -> String {
 }
 
 fn has_admin_key(app: &App) -> bool {
-    app.config.server.admin_key_hash.is_some() || app.admin_key_from_secrets
+    app.services.config.server.admin_key_hash.is_some() || app.admin_key_from_secrets
 }
 
 /// Nothing configured yet: the setup, step by step.
 fn first_steps(app: &App) -> String {
-    let config = &app.config;
+    let config = &app.services.config;
     format!(
         r#"<h1>homehook is running</h1>
 <p class="lead">No connections are configured yet. This server answers at {public_url}.</p>
@@ -80,7 +81,7 @@ fn first_steps(app: &App) -> String {
 
 /// Connections configured: counts, each connection's health (for the owner), next steps.
 async fn overview(app: &App, owner: bool) -> String {
-    let config = &app.config;
+    let config = &app.services.config;
     let connections = config.connections.len();
     let actions = config.actions.len();
     let cards = if !owner {
@@ -146,9 +147,9 @@ async fn overview(app: &App, owner: bool) -> String {
 
 /// One connection: its name, vendor, health in words and what to do about it.
 fn connection_card(app: &App, c: &ConnectionStatus) -> String {
-    let conn = app.config.connections.get(&c.id);
+    let conn = app.services.config.connections.get(&c.id);
     let provider = conn
-        .and_then(|conn| app.config.provider_of(conn))
+        .and_then(|conn| app.services.config.provider_of(conn))
         .map_or(c.provider.as_str(), |p| p.display_name.as_str());
     let provider_html = escape(provider);
     let password_grant = conn.is_some_and(|conn| conn.grant == Grant::Password);
@@ -157,7 +158,7 @@ fn connection_card(app: &App, c: &ConnectionStatus) -> String {
             "{}?key=<admin key>",
             c.reconnect_url.clone().unwrap_or_else(|| format!(
                 "{}/connect/{}",
-                app.config.base_url(),
+                app.services.config.base_url(),
                 c.id
             ))
         ))

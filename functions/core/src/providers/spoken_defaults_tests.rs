@@ -7,9 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{Value, json};
 
 use super::recipes;
-use crate::catalog::Quirk;
 use crate::config::Config;
-use crate::providers::{homey, netatmo};
+use crate::providers::{homey, myfox, netatmo, somfy_protect};
 
 const HASH: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -611,18 +610,18 @@ fn homey_cases() -> Vec<Case> {
 
 #[test]
 fn every_builtin_action_says_a_sentence() {
-    for (provider, quirk, cases) in [
-        ("netatmo", Quirk::Netatmo, netatmo_cases()),
-        ("somfy_protect", Quirk::SomfyProtect, somfy_cases()),
-        ("myfox", Quirk::Myfox, myfox_cases()),
-        ("homey", Quirk::Homey, homey_cases()),
+    for (provider, kind, cases) in [
+        ("netatmo", netatmo::KIND, netatmo_cases()),
+        ("somfy_protect", somfy_protect::KIND, somfy_cases()),
+        ("myfox", myfox::KIND, myfox_cases()),
+        ("homey", homey::KIND, homey_cases()),
     ] {
         let mut covered = BTreeSet::new();
         for c in &cases {
             assert_eq!(spoken(provider, c), c.says, "{provider}.{}", c.builtin);
             covered.insert(c.builtin);
         }
-        for (name, recipe) in recipes(quirk).expect("recipes") {
+        for (name, recipe) in recipes(kind).expect("recipes") {
             assert!(
                 recipe.answer.is_some(),
                 "{provider}.{name} has no default answer: it would only say OK"

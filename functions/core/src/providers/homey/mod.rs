@@ -7,24 +7,94 @@
 
 use serde_json::{Value, json};
 
-use super::{Section, StepResult, Verdict, items, standard, text};
-use crate::api::{ApiClient, Endpoint};
+use async_trait::async_trait;
+
+use super::discovery::Section;
+use super::port::{Endpoint, VendorApi};
+use super::{StepResult, Vendor, Verdict, items, no_step, standard, text};
 use crate::catalog::{
-    ClientAuth, ExpiredTokenSignal, Grant, ProviderSpec, Quirk, RefreshPolicy, TokenPlacement,
+    ClientAuth, ExpiredTokenSignal, Grant, ProviderSpec, RefreshPolicy, TokenPlacement, VendorKind,
 };
 use crate::error::ActionError;
 use crate::secret::SecretString;
-use crate::token::{ApiSession, TokenRecord};
-use crate::vendor::{self, ApiTarget, TargetAuth, VendorBody, VendorRequest, VendorResponse};
+use crate::token::ApiSession;
+use crate::vendor::{ApiTarget, TargetAuth, VendorBody, VendorRequest, VendorResponse};
+
+/// Homey's id in the registry.
+pub const KIND: VendorKind = VendorKind("homey");
 
 /// Code steps of Homey's built-in actions.
-pub const STEPS: &[&str] = &["device_state"];
+const STEPS: &[&str] = &["device_state"];
 
 /// The header naming the Homey on every call.
 const HOMEY_ID_HEADER: &str = "X-Homey-ID";
 
 /// Sessions are reported to last about a day; renew well before, in case.
 const SESSION_RENEW_AFTER_SECS: i64 = 12 * 3600;
+
+/// Homey, through the Athom cloud.
+pub struct Homey;
+
+#[async_trait]
+impl Vendor for Homey {
+    fn kind(&self) -> VendorKind {
+        KIND
+    }
+
+    fn specs(&self) -> Vec<ProviderSpec> {
+        vec![spec()]
+    }
+
+    fn recipe_file(&self) -> Option<(&'static str, &'static str)> {
+        Some(("homey/recipes.toml", include_str!("recipes.toml")))
+    }
+
+    fn steps(&self) -> &'static [&'static str] {
+        STEPS
+    }
+
+    /// On the Homey itself, any 401 means the session is over; the cloud follows the data.
+    fn classify(&self, endpoint: Endpoint, r: &VendorResponse) -> Option<Verdict> {
+        (endpoint == Endpoint::Actions && r.status == 401).then_some(Verdict::SessionExpired)
+    }
+
+    async fn run_step(
+        &self,
+        api: &dyn VendorApi,
+        name: &str,
+        request: &VendorRequest,
+    ) -> Result<StepResult, ActionError> {
+        match name {
+            "device_state" => device_state(api, request).await,
+            _ => Err(no_step(api, name)),
+        }
+    }
+
+    async fn discover(&self, api: &dyn VendorApi) -> Result<Vec<Section>, ActionError> {
+        discover(api).await
+    }
+
+    fn uses_device_session(&self) -> bool {
+        true
+    }
+
+    async fn open_session(&self, api: &dyn VendorApi) -> Result<ApiSession, ActionError> {
+        let session = login(api).await?;
+        tracing::info!(connection = %api.connection_id(), homey = %session.label, "Homey session started");
+        Ok(session)
+    }
+
+    /// A session fits while it is for the Homey config names (the owner may have changed
+    /// `homey = "…"`), by id or by name.
+    fn session_fits(&self, session: &ApiSession, chosen: Option<&str>) -> bool {
+        let homey_id = session
+            .headers
+            .iter()
+            .find(|(k, _)| k == HOMEY_ID_HEADER)
+            .map(|(_, v)| v.as_str());
+        chosen.is_none_or(|wanted| Some(wanted) == homey_id || wanted == session.label)
+    }
+}
 
 /// The built-in entry: `api_base` is the Athom cloud; actions go to the chosen Homey.
 pub fn spec() -> ProviderSpec {
@@ -44,78 +114,10 @@ pub fn spec() -> ProviderSpec {
             equals: Some("invalid_token".into()),
         }],
         pkce: true,
-        quirk: Quirk::Homey,
+        kind: KIND,
         refresh: RefreshPolicy::default(),
         api_budget: vec![],
     }
-}
-
-/// On the Homey itself, any 401 means the session is over; the cloud follows the data.
-pub(crate) fn classify(endpoint: Endpoint, r: &VendorResponse) -> Option<Verdict> {
-    (endpoint == Endpoint::Device && r.status == 401).then_some(Verdict::SessionExpired)
-}
-
-fn target_of(session: &ApiSession) -> ApiTarget {
-    ApiTarget {
-        base: session.base_url.clone(),
-        auth: TargetAuth::Bearer(session.bearer.clone()),
-        headers: session.headers.clone(),
-    }
-}
-
-/// Whether a stored session can be used: not due for renewal, not the one the Homey just
-/// refused, and for the Homey config names (the owner may have changed `homey = "…"`).
-pub(crate) fn session_usable(
-    client: &ApiClient<'_>,
-    session: &ApiSession,
-    refused: Option<&SecretString>,
-) -> bool {
-    let homey_id = session
-        .headers
-        .iter()
-        .find(|(k, _)| k == HOMEY_ID_HEADER)
-        .map(|(_, v)| v.as_str());
-    client.app.clock.now() < session.renew_after
-        && refused.is_none_or(|r| *r != session.bearer)
-        && client
-            .conn
-            .homey
-            .as_deref()
-            .is_none_or(|wanted| Some(wanted) == homey_id || wanted == session.label)
-}
-
-/// Where actions go: the stored session's Homey, or a new session when there is none, it is
-/// old, or the Homey just refused it (`refused`). One login per connection at a time.
-pub(crate) async fn device_target(
-    client: &ApiClient<'_>,
-    record: &TokenRecord,
-    refused: Option<&SecretString>,
-) -> Result<ApiTarget, ActionError> {
-    if let Some(s) = &record.session
-        && session_usable(client, s, refused)
-    {
-        return Ok(target_of(s));
-    }
-    let lock = client
-        .app
-        .keeper
-        .lock_for(&format!("{}#session", client.conn.id));
-    let _one_login_at_a_time = lock.lock().await;
-    // Someone may have logged in while we waited.
-    if let Some(stored) = client.app.keeper.stored(client.conn).await?
-        && let Some(s) = &stored.session
-        && session_usable(client, s, refused)
-    {
-        return Ok(target_of(s));
-    }
-    let session = login(client).await?;
-    client
-        .app
-        .keeper
-        .save_session(client.conn, Some(session.clone()))
-        .await?;
-    tracing::info!(connection = %client.conn.id, homey = %session.label, "Homey session started");
-    Ok(target_of(&session))
 }
 
 fn post_json(path: &str, query: &[(&str, &str)], body: Value) -> VendorRequest {
@@ -131,7 +133,7 @@ fn post_json(path: &str, query: &[(&str, &str)], body: Value) -> VendorRequest {
 }
 
 /// The Homey this connection means: the one named in config, or the only one.
-fn pick_homey<'v>(client: &ApiClient<'_>, me: &'v Value) -> Result<&'v Value, ActionError> {
+fn pick_homey<'v>(api: &dyn VendorApi, me: &'v Value) -> Result<&'v Value, ActionError> {
     let homeys = items(me, "/homeys");
     let describe = || {
         homeys
@@ -140,26 +142,26 @@ fn pick_homey<'v>(client: &ApiClient<'_>, me: &'v Value) -> Result<&'v Value, Ac
             .collect::<Vec<_>>()
             .join(", ")
     };
-    match (&client.conn.homey, homeys) {
+    match (api.chosen_device(), homeys) {
         (_, []) => Err(ActionError::Misconfigured(
             "this Homey account has no Homey".into(),
         )),
         (Some(wanted), _) => homeys
             .iter()
-            .find(|h| text(&h["_id"]) == *wanted || text(&h["name"]) == *wanted)
+            .find(|h| text(&h["_id"]) == wanted || text(&h["name"]) == wanted)
             .ok_or_else(|| {
-                tracing::warn!(connection = %client.conn.id, homeys = %describe(), "no Homey matches connections.<id>.homey");
+                tracing::warn!(connection = %api.connection_id(), homeys = %describe(), "no Homey matches connections.<id>.homey");
                 ActionError::Misconfigured(format!(
                     "connections.{0}.homey matches none of this account's Homeys; `homehook discover {0}` lists them",
-                    client.conn.id
+                    api.connection_id()
                 ))
             }),
         (None, [only]) => Ok(only),
         (None, _) => {
-            tracing::warn!(connection = %client.conn.id, homeys = %describe(), "several Homeys and none chosen");
+            tracing::warn!(connection = %api.connection_id(), homeys = %describe(), "several Homeys and none chosen");
             Err(ActionError::Misconfigured(format!(
                 "this account has several Homeys: set connections.{0}.homey to the name or id of one (`homehook discover {0}` lists them)",
-                client.conn.id
+                api.connection_id()
             )))
         }
     }
@@ -177,28 +179,27 @@ fn string_answer(r: &VendorResponse, what: &str) -> Result<SecretString, ActionE
 }
 
 /// The chain: user/me → delegation token → session login on the Homey.
-async fn login(client: &ApiClient<'_>) -> Result<ApiSession, ActionError> {
-    // Boxed: these cloud calls go back through `ApiClient::send`, which called us.
-    let me = Box::pin(client.get(Endpoint::Cloud, "/user/me", &[])).await?;
-    let homey = pick_homey(client, &me)?;
+async fn login(api: &dyn VendorApi) -> Result<ApiSession, ActionError> {
+    let me = api.get(Endpoint::Cloud, "/user/me", &[]).await?;
+    let homey = pick_homey(api, &me)?;
     let homey_id = text(&homey["_id"]);
     let name = text(&homey["name"]);
     let remote = text(&homey["remoteUrl"]);
     // The delegation token and the session travel to this URL: TLS only, unless the cloud
     // itself is plain HTTP (a local test server).
-    let plain_allowed = client.spec.api_base.starts_with("http://");
+    let plain_allowed = api.spec().api_base.starts_with("http://");
     if !(remote.starts_with("https://") || (plain_allowed && remote.starts_with("http://"))) {
         return Err(ActionError::VendorRejected {
             status: 200,
             reason: Some(format!("Homey {name} has no usable https remote URL")),
         });
     }
-    let delegation = Box::pin(client.cloud(&post_json(
-        "/delegation/token",
-        &[("audience", "homey")],
-        json!({}),
-    )))
-    .await?;
+    let delegation = api
+        .send(
+            Endpoint::Cloud,
+            &post_json("/delegation/token", &[("audience", "homey")], json!({})),
+        )
+        .await?;
     let jwt = string_answer(&delegation, "delegation")?;
     let target = ApiTarget {
         base: remote.clone(),
@@ -210,10 +211,11 @@ async fn login(client: &ApiClient<'_>) -> Result<ApiSession, ActionError> {
         &[],
         json!({ "token": jwt.expose() }),
     );
-    let answer = vendor::call(&client.app.http, &target, &request)
+    let answer = api
+        .send_to(&target, &request)
         .await
         .map_err(|e| ActionError::VendorUnavailable(e.to_string()))?;
-    match standard(client.spec, &answer) {
+    match standard(api.spec(), &answer) {
         Verdict::Ok => {}
         Verdict::Transient { reason, .. } => return Err(ActionError::VendorUnavailable(reason)),
         Verdict::Busy { retry_after_secs } => {
@@ -233,7 +235,7 @@ async fn login(client: &ApiClient<'_>) -> Result<ApiSession, ActionError> {
         }
     }
     let bearer = string_answer(&answer, "login")?;
-    let now = client.app.clock.now();
+    let now = api.now();
     Ok(ApiSession {
         base_url: remote,
         bearer,
@@ -246,10 +248,10 @@ async fn login(client: &ApiClient<'_>) -> Result<ApiSession, ActionError> {
 
 /// `device_state`: the device's name and capabilities, as data for the answer template.
 pub(crate) async fn device_state(
-    client: &ApiClient<'_>,
+    api: &dyn VendorApi,
     request: &VendorRequest,
 ) -> Result<StepResult, ActionError> {
-    let response = client.device(request).await?;
+    let response = api.send(Endpoint::Actions, request).await?;
     let device = response.json.clone().unwrap_or(Value::Null);
     Ok(StepResult {
         vendor_status: response.status,
@@ -304,19 +306,19 @@ fn listing(value: &Value) -> Vec<&Value> {
 }
 
 /// The account's Homeys, then the chosen Homey's devices, flows and variables.
-pub(crate) async fn discover(client: &ApiClient<'_>) -> Result<Vec<Section>, ActionError> {
-    let me = client.get(Endpoint::Cloud, "/user/me", &[]).await?;
+pub(crate) async fn discover(api: &dyn VendorApi) -> Result<Vec<Section>, ActionError> {
+    let me = api.get(Endpoint::Cloud, "/user/me", &[]).await?;
     let mut homeys = Section::new("Homeys (connections.<id>.homey)", "homey");
     for h in items(&me, "/homeys") {
         homeys.push(&h["_id"], &h["name"], text(&h["platform"]));
     }
     let mut sections = vec![homeys];
-    if pick_homey(client, &me).is_err() {
+    if pick_homey(api, &me).is_err() {
         // Several Homeys and none chosen: the list above is what to choose from.
         return Ok(sections);
     }
-    let devices = client
-        .get(Endpoint::Device, "/api/manager/devices/device", &[])
+    let devices = api
+        .get(Endpoint::Actions, "/api/manager/devices/device", &[])
         .await?;
     let mut device_list = Section::new("Devices", "device_id");
     for d in listing(&devices) {
@@ -332,15 +334,15 @@ pub(crate) async fn discover(client: &ApiClient<'_>) -> Result<Vec<Section>, Act
         ("/api/manager/flow/flow", "Flows"),
         ("/api/manager/flow/advancedflow", "Advanced flows"),
     ] {
-        let flows = client.get(Endpoint::Device, path, &[]).await?;
+        let flows = api.get(Endpoint::Actions, path, &[]).await?;
         let mut section = Section::new(title, "flow_id");
         for f in listing(&flows) {
             section.push(&f["id"], &f["name"], "");
         }
         sections.push(section);
     }
-    let variables = client
-        .get(Endpoint::Device, "/api/manager/logic/variable", &[])
+    let variables = api
+        .get(Endpoint::Actions, "/api/manager/logic/variable", &[])
         .await?;
     let mut variable_list = Section::new("Variables", "variable_id");
     for v in listing(&variables) {

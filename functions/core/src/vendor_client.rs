@@ -1,17 +1,23 @@
-//! Talking to one connection's API: a fresh token, the provider's reading of each answer, one
-//! renewal when the vendor says the token (or the device session) expired, and a short,
-//! bounded retry of passing failures. Actions, `discover` and Homey's session chain all call
-//! vendors through [`ApiClient`], so every vendor call gets the same care.
+//! **Where a vendor is called**: [`VendorClient`], one connection's API over the services. A
+//! fresh token, the vendor's pace, the vendor module's reading of each answer, one renewal when
+//! the vendor says the token (or the device session) expired, and a short, bounded retry of
+//! passing failures. Actions, discovery and Homey's session chain all call vendors through it
+//! (vendor modules through its [`VendorApi`] side), so every vendor call gets the same care.
 
 use std::time::Duration;
 
-use crate::app::App;
-use crate::catalog::{ProviderSpec, Quirk};
+use async_trait::async_trait;
+
+use crate::catalog::ProviderSpec;
+use crate::clock::UnixTime;
 use crate::config::Connection;
 use crate::error::ActionError;
-use crate::providers::{self, Verdict};
+use crate::providers::discovery::{self, Discovery};
+use crate::providers::port::{Endpoint, VendorApi};
+use crate::providers::{self, StepResult, Vendor, Verdict};
 use crate::secret::SecretString;
-use crate::token::TokenRecord;
+use crate::services::Services;
+use crate::token::{ApiSession, TokenRecord};
 use crate::vendor::{self, ApiTarget, TargetAuth, VendorCallError, VendorRequest, VendorResponse};
 
 /// Methods that do the same thing however often they are sent.
@@ -26,116 +32,160 @@ fn idempotent(method: &http::Method) -> bool {
 /// someone is waiting on a phone; three tries in about a second, then a clear error.
 const RETRY_BACKOFF: [Duration; 2] = [Duration::from_millis(200), Duration::from_millis(600)];
 
-/// Which API of a connection a request is for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Endpoint {
-    /// The provider's API base, with the access token.
-    Cloud,
-    /// What actions act on: the cloud for most providers, the chosen Homey for Homey.
-    Device,
+/// One connection's API, over the services.
+#[derive(Clone, Copy)]
+pub struct VendorClient<'a> {
+    services: &'a Services,
+    conn: &'a Connection,
+    spec: &'a ProviderSpec,
+    vendor: &'static dyn Vendor,
 }
 
-/// One connection's API, over the application's services.
-#[derive(Debug, Clone, Copy)]
-pub struct ApiClient<'a> {
-    /// The services.
-    pub app: &'a App,
-    /// The connection.
-    pub conn: &'a Connection,
-    /// Its provider.
-    pub spec: &'a ProviderSpec,
+impl std::fmt::Debug for VendorClient<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VendorClient")
+            .field("connection", &self.conn.id)
+            .field("provider", &self.spec.id)
+            .finish_non_exhaustive()
+    }
 }
 
-impl<'a> ApiClient<'a> {
+impl<'a> VendorClient<'a> {
     /// The client of a configured connection.
-    pub fn new(app: &'a App, connection: &str) -> Result<Self, ActionError> {
-        let conn = app.config.connections.get(connection).ok_or_else(|| {
+    pub fn new(services: &'a Services, connection: &str) -> Result<Self, ActionError> {
+        let config = &services.config;
+        let conn = config.connections.get(connection).ok_or_else(|| {
             ActionError::Misconfigured(format!("unknown connection {connection}"))
         })?;
-        let spec = app.config.provider_of(conn).ok_or_else(|| {
+        let spec = config.provider_of(conn).ok_or_else(|| {
             ActionError::Misconfigured(format!("unknown provider {}", conn.provider))
         })?;
-        Ok(Self { app, conn, spec })
-    }
-
-    /// Sends a request to what actions act on; answers only a 2xx the provider calls a success.
-    pub async fn device(&self, request: &VendorRequest) -> Result<VendorResponse, ActionError> {
-        self.send(Endpoint::Device, request).await
-    }
-
-    /// Sends a request to the provider's cloud API with the access token.
-    pub async fn cloud(&self, request: &VendorRequest) -> Result<VendorResponse, ActionError> {
-        self.send(Endpoint::Cloud, request).await
-    }
-
-    /// A GET of `path` with query pairs, to what actions act on.
-    pub async fn get(
-        &self,
-        endpoint: Endpoint,
-        path: &str,
-        query: &[(&str, &str)],
-    ) -> Result<serde_json::Value, ActionError> {
-        let request = VendorRequest {
-            method: http::Method::GET,
-            path: path.to_string(),
-            query: query
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            body: vendor::VendorBody::Empty,
-        };
-        let response = self.send(endpoint, &request).await?;
-        response.json.ok_or_else(|| ActionError::VendorRejected {
-            status: response.status,
-            reason: Some("the vendor's answer is not JSON".into()),
+        Ok(Self {
+            services,
+            conn,
+            spec,
+            vendor: providers::vendor_of(spec.kind),
         })
     }
 
+    /// The connection.
+    pub fn connection(&self) -> &'a Connection {
+        self.conn
+    }
+
+    /// Sends a request to what actions act on; answers only a 2xx the vendor calls a success.
+    pub async fn act(&self, request: &VendorRequest) -> Result<VendorResponse, ActionError> {
+        self.send(Endpoint::Actions, request).await
+    }
+
+    /// Runs the vendor's code step `name` (a built-in action's `run = "..."`).
+    pub async fn run_step(
+        &self,
+        name: &str,
+        request: &VendorRequest,
+    ) -> Result<StepResult, ActionError> {
+        self.vendor.run_step(self, name, request).await
+    }
+
+    /// Lists what the connection's actions need, by asking its API.
+    pub async fn discover(&self) -> Result<Discovery, ActionError> {
+        discovery::discover(self).await
+    }
+
+    /// Whether a device session can be used: not due for renewal, not the one the device just
+    /// refused, and still for the device the config chose.
+    fn session_usable(&self, session: &ApiSession, refused: Option<&SecretString>) -> bool {
+        self.services.clock.now() < session.renew_after
+            && refused.is_none_or(|r| *r != session.bearer)
+            && self
+                .vendor
+                .session_fits(session, self.conn.homey.as_deref())
+    }
+
+    /// Where a request goes: the provider's API with the access token, or for a vendor with
+    /// device sessions, the device (a new session when there is none, it is old, or the device
+    /// just refused it).
     async fn target(
         &self,
         endpoint: Endpoint,
         record: &TokenRecord,
         refused: Option<&SecretString>,
     ) -> Result<ApiTarget, ActionError> {
-        match (endpoint, self.spec.quirk) {
-            (Endpoint::Device, Quirk::Homey) => {
-                providers::homey::device_target(self, record, refused).await
-            }
-            _ => Ok(ApiTarget::provider(self.spec, &record.access_token)),
+        if endpoint == Endpoint::Actions && self.vendor.uses_device_session() {
+            let session = self
+                .services
+                .keeper
+                .device_session(
+                    self.conn,
+                    record,
+                    |s| self.session_usable(s, refused),
+                    || self.vendor.open_session(self),
+                )
+                .await?;
+            return Ok(ApiTarget::session(&session));
         }
+        Ok(ApiTarget::provider(self.spec, &record.access_token))
     }
 
-    /// The record to start from: for a Homey with a usable session, the stored one as it is
-    /// (the cloud token is not needed until the session must be renewed); otherwise a record
-    /// with a fresh access token.
+    /// The record to start from: with a usable device session, the stored one as it is (the
+    /// access token is not needed until the session must be renewed); otherwise a record with a
+    /// fresh access token.
     async fn starting_record(&self, endpoint: Endpoint) -> Result<TokenRecord, ActionError> {
-        if endpoint == Endpoint::Device
-            && self.spec.quirk == Quirk::Homey
-            && let Some(stored) = self.app.keeper.stored(self.conn).await?
+        let keeper = &self.services.keeper;
+        if endpoint == Endpoint::Actions
+            && self.vendor.uses_device_session()
+            && let Some(stored) = keeper.stored(self.conn).await?
             && stored
                 .session
                 .as_ref()
-                .is_some_and(|s| providers::homey::session_usable(self, s, None))
+                .is_some_and(|s| self.session_usable(s, None))
         {
             return Ok(stored);
         }
-        Ok(self.app.keeper.fresh_token(self.conn).await?)
+        Ok(keeper.fresh_token(self.conn).await?)
+    }
+}
+
+#[async_trait]
+impl VendorApi for VendorClient<'_> {
+    fn connection_id(&self) -> &str {
+        &self.conn.id
+    }
+
+    fn chosen_device(&self) -> Option<&str> {
+        self.conn.homey.as_deref()
+    }
+
+    fn spec(&self) -> &ProviderSpec {
+        self.spec
+    }
+
+    fn now(&self) -> UnixTime {
+        self.services.clock.now()
+    }
+
+    async fn send_to(
+        &self,
+        target: &ApiTarget,
+        request: &VendorRequest,
+    ) -> Result<VendorResponse, VendorCallError> {
+        vendor::call(&self.services.http, target, request).await
     }
 
     /// Sends `request`, renewing and retrying as the answer calls for.
-    pub async fn send(
+    async fn send(
         &self,
         endpoint: Endpoint,
         request: &VendorRequest,
     ) -> Result<VendorResponse, ActionError> {
-        let keeper = &self.app.keeper;
+        let services = self.services;
         let mut record = self.starting_record(endpoint).await?;
         let mut token_renewed = false;
         // The session bearer the device refused, so the next try logs in anew.
         let mut refused_session: Option<SecretString> = None;
         let mut retries = 0;
         loop {
-            self.app
+            services
                 .pace
                 .admit(&self.conn.id, &self.spec.api_budget)
                 .await
@@ -143,7 +193,7 @@ impl<'a> ApiClient<'a> {
             let target = self
                 .target(endpoint, &record, refused_session.as_ref())
                 .await?;
-            let (verdict, response) = match vendor::call(&self.app.http, &target, request).await {
+            let (verdict, response) = match vendor::call(&services.http, &target, request).await {
                 Ok(r) => {
                     let verdict = match providers::classify(self.spec, endpoint, &r) {
                         // A 5xx may come after the vendor acted (a gateway timing out): only
@@ -180,7 +230,7 @@ impl<'a> ApiClient<'a> {
                 }
                 Verdict::TokenExpired if !token_renewed => {
                     tracing::info!(connection = %self.conn.id, "vendor says the token expired; renewing once");
-                    record = keeper.renew_rejected(self.conn, &record).await?;
+                    record = services.keeper.renew_rejected(self.conn, &record).await?;
                     token_renewed = true;
                 }
                 Verdict::SessionExpired if refused_session.is_none() => {
@@ -206,7 +256,7 @@ impl<'a> ApiClient<'a> {
                     return Err(ActionError::VendorUnavailable(reason));
                 }
                 Verdict::Busy { retry_after_secs } => {
-                    self.app.pace.rest(&self.conn.id, retry_after_secs);
+                    services.pace.rest(&self.conn.id, retry_after_secs);
                     return Err(ActionError::VendorBusy { retry_after_secs });
                 }
                 Verdict::Rejected { status, reason } => {

@@ -7,14 +7,46 @@
 
 use serde_json::Value;
 
-use super::{Section, Verdict, items, text};
-use crate::api::{ApiClient, Endpoint};
+use async_trait::async_trait;
+
+use super::discovery::Section;
+use super::port::{Endpoint, VendorApi};
+use super::{Vendor, Verdict, items, text};
 use crate::catalog::{
-    CallBudget, ClientAuth, ExpiredTokenSignal, Grant, ProviderSpec, Quirk, RefreshPolicy,
-    TokenPlacement,
+    CallBudget, ClientAuth, ExpiredTokenSignal, Grant, ProviderSpec, RefreshPolicy, TokenPlacement,
+    VendorKind,
 };
 use crate::error::ActionError;
 use crate::vendor::{VendorResponse, path_segment};
+
+/// Myfox API v2's id in the registry.
+pub const KIND: VendorKind = VendorKind("myfox");
+
+/// Myfox API v2.
+pub struct Myfox;
+
+#[async_trait]
+impl Vendor for Myfox {
+    fn kind(&self) -> VendorKind {
+        KIND
+    }
+
+    fn specs(&self) -> Vec<ProviderSpec> {
+        vec![spec()]
+    }
+
+    fn recipe_file(&self) -> Option<(&'static str, &'static str)> {
+        Some(("myfox/recipes.toml", include_str!("recipes.toml")))
+    }
+
+    fn classify(&self, _endpoint: Endpoint, response: &VendorResponse) -> Option<Verdict> {
+        classify(response)
+    }
+
+    async fn discover(&self, api: &dyn VendorApi) -> Result<Vec<Section>, ActionError> {
+        discover(api).await
+    }
+}
 
 /// The built-in entry.
 pub fn spec() -> ProviderSpec {
@@ -34,7 +66,7 @@ pub fn spec() -> ProviderSpec {
             equals: Some("invalid_token".into()),
         }],
         pkce: true,
-        quirk: Quirk::Myfox,
+        kind: KIND,
         refresh: RefreshPolicy {
             // Myfox deactivates an app that asks for too many tokens; one an hour is plenty
             // for hour-long tokens, and a few more leave room for early expiries.
@@ -79,9 +111,9 @@ pub(crate) fn classify(r: &VendorResponse) -> Option<Verdict> {
 }
 
 /// Sites, then each site's scenarios and devices.
-pub(crate) async fn discover(client: &ApiClient<'_>) -> Result<Vec<Section>, ActionError> {
-    let sites = client
-        .get(Endpoint::Device, "/client/site/items", &[])
+pub(crate) async fn discover(api: &dyn VendorApi) -> Result<Vec<Section>, ActionError> {
+    let sites = api
+        .get(Endpoint::Actions, "/client/site/items", &[])
         .await?;
     let mut site_list = Section::new("Sites", "site_id");
     let mut scenarios = Section::new("Scenarios", "scenario_id");
@@ -90,8 +122,8 @@ pub(crate) async fn discover(client: &ApiClient<'_>) -> Result<Vec<Section>, Act
         let site_id = text(&site["siteId"]);
         site_list.push(&site["siteId"], &site["label"], "");
         let base = format!("/site/{}", path_segment(&site_id));
-        let listed = client
-            .get(Endpoint::Device, &format!("{base}/scenario/items"), &[])
+        let listed = api
+            .get(Endpoint::Actions, &format!("{base}/scenario/items"), &[])
             .await?;
         for s in items(&listed, "/payload/items") {
             scenarios.push(
@@ -102,9 +134,9 @@ pub(crate) async fn discover(client: &ApiClient<'_>) -> Result<Vec<Section>, Act
         }
         for kind in ["socket", "shutter", "gate", "heater"] {
             // Not every account has every kind; a refusal here only means "none".
-            let Ok(listed) = client
+            let Ok(listed) = api
                 .get(
-                    Endpoint::Device,
+                    Endpoint::Actions,
                     &format!("{base}/device/{kind}/items"),
                     &[],
                 )

@@ -6,17 +6,65 @@
 
 use serde_json::{Value, json};
 
-use super::{Section, StepResult, Verdict, items, text};
-use crate::api::{ApiClient, Endpoint};
+use async_trait::async_trait;
+
+use super::discovery::Section;
+use super::port::{Endpoint, VendorApi};
+use super::{StepResult, Vendor, Verdict, items, no_step, text};
 use crate::catalog::{
-    CallBudget, ClientAuth, ExpiredTokenSignal, Grant, ProviderSpec, Quirk, RefreshPolicy,
-    TokenPlacement,
+    CallBudget, ClientAuth, ExpiredTokenSignal, Grant, ProviderSpec, RefreshPolicy, TokenPlacement,
+    VendorKind,
 };
 use crate::error::ActionError;
 use crate::vendor::{VendorRequest, VendorResponse};
 
+/// Netatmo's id in the registry.
+pub const KIND: VendorKind = VendorKind("netatmo");
+
 /// Code steps of Netatmo's built-in actions.
-pub const STEPS: &[&str] = &["home_status"];
+const STEPS: &[&str] = &["home_status"];
+
+/// Netatmo and Works with Legrand.
+pub struct Netatmo;
+
+#[async_trait]
+impl Vendor for Netatmo {
+    fn kind(&self) -> VendorKind {
+        KIND
+    }
+
+    fn specs(&self) -> Vec<ProviderSpec> {
+        vec![spec(), legrand_spec()]
+    }
+
+    fn recipe_file(&self) -> Option<(&'static str, &'static str)> {
+        Some(("netatmo/recipes.toml", include_str!("recipes.toml")))
+    }
+
+    fn steps(&self) -> &'static [&'static str] {
+        STEPS
+    }
+
+    fn classify(&self, _endpoint: Endpoint, response: &VendorResponse) -> Option<Verdict> {
+        classify(response)
+    }
+
+    async fn run_step(
+        &self,
+        api: &dyn VendorApi,
+        name: &str,
+        request: &VendorRequest,
+    ) -> Result<StepResult, ActionError> {
+        match name {
+            "home_status" => home_status(api, request).await,
+            _ => Err(no_step(api, name)),
+        }
+    }
+
+    async fn discover(&self, api: &dyn VendorApi) -> Result<Vec<Section>, ActionError> {
+        discover(api).await
+    }
+}
 
 fn netatmo_like(id: &str, name: &str, scopes: &[&str]) -> ProviderSpec {
     ProviderSpec {
@@ -35,7 +83,7 @@ fn netatmo_like(id: &str, name: &str, scopes: &[&str]) -> ProviderSpec {
             equals: Some(3.into()),
         }],
         pkce: true,
-        quirk: Quirk::Netatmo,
+        kind: KIND,
         refresh: RefreshPolicy::default(),
         // Per user: 50 requests per 10 s and 500 per hour (providers.md).
         api_budget: vec![
@@ -138,10 +186,10 @@ pub(crate) fn classify(r: &VendorResponse) -> Option<Verdict> {
 /// `home_status`: the home's heating mode, each room's temperature (with the names from
 /// `homesdata`, which `homestatus` lacks) and who is home, as data for the answer template.
 pub(crate) async fn home_status(
-    client: &ApiClient<'_>,
+    api: &dyn VendorApi,
     request: &VendorRequest,
 ) -> Result<StepResult, ActionError> {
-    let status = client.device(request).await?;
+    let status = api.send(Endpoint::Actions, request).await?;
     let status_json = status.json.clone().unwrap_or(Value::Null);
     let home_id = request
         .query
@@ -149,8 +197,8 @@ pub(crate) async fn home_status(
         .find(|(k, _)| k == "home_id")
         .map(|(_, v)| v.as_str())
         .unwrap_or_default();
-    let data = client
-        .get(Endpoint::Device, "/api/homesdata", &[("home_id", home_id)])
+    let data = api
+        .get(Endpoint::Actions, "/api/homesdata", &[("home_id", home_id)])
         .await?;
     let home = items(&data, "/body/homes")
         .iter()
@@ -216,8 +264,8 @@ pub(crate) fn home_summary(home: &Value, status: &Value) -> Value {
 }
 
 /// Homes, rooms, modules and persons (`homesdata`), and weather stations (`getstationsdata`).
-pub(crate) async fn discover(client: &ApiClient<'_>) -> Result<Vec<Section>, ActionError> {
-    let data = client.get(Endpoint::Device, "/api/homesdata", &[]).await?;
+pub(crate) async fn discover(api: &dyn VendorApi) -> Result<Vec<Section>, ActionError> {
+    let data = api.get(Endpoint::Actions, "/api/homesdata", &[]).await?;
     let mut homes = Section::new("Homes", "home_id");
     let mut rooms = Section::new("Rooms", "room_id");
     let mut modules = Section::new("Modules (lights, shutters, thermostats)", "module_id");
@@ -249,8 +297,8 @@ pub(crate) async fn discover(client: &ApiClient<'_>) -> Result<Vec<Section>, Act
     }
     let mut sections = vec![homes, rooms, modules, persons];
     // Stations need the read_station scope; a Legrand or thermostat-only connection lacks it.
-    if let Ok(stations_data) = client
-        .get(Endpoint::Device, "/api/getstationsdata", &[])
+    if let Ok(stations_data) = api
+        .get(Endpoint::Actions, "/api/getstationsdata", &[])
         .await
     {
         let mut stations = Section::new("Weather stations", "device_id");

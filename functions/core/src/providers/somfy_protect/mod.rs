@@ -4,14 +4,46 @@
 //! tokens are cached and renewals honour that wait (see [`crate::refresh`]). Errors are
 //! `{"message":"error.…","data":…,"uid":…}`.
 
-use super::{Section, Verdict, items, text};
-use crate::api::{ApiClient, Endpoint};
+use async_trait::async_trait;
+
+use super::discovery::Section;
+use super::port::{Endpoint, VendorApi};
+use super::{Vendor, Verdict, items, text};
 use crate::catalog::{
-    CallBudget, ClientAuth, ExpiredTokenSignal, Grant, ProviderSpec, Quirk, RefreshPolicy,
-    TokenPlacement,
+    CallBudget, ClientAuth, ExpiredTokenSignal, Grant, ProviderSpec, RefreshPolicy, TokenPlacement,
+    VendorKind,
 };
 use crate::error::ActionError;
 use crate::vendor::{VendorResponse, path_segment};
+
+/// Somfy Protect's id in the registry.
+pub const KIND: VendorKind = VendorKind("somfy_protect");
+
+/// Somfy Protect.
+pub struct SomfyProtect;
+
+#[async_trait]
+impl Vendor for SomfyProtect {
+    fn kind(&self) -> VendorKind {
+        KIND
+    }
+
+    fn specs(&self) -> Vec<ProviderSpec> {
+        vec![spec()]
+    }
+
+    fn recipe_file(&self) -> Option<(&'static str, &'static str)> {
+        Some(("somfy_protect/recipes.toml", include_str!("recipes.toml")))
+    }
+
+    fn classify(&self, _endpoint: Endpoint, response: &VendorResponse) -> Option<Verdict> {
+        classify(response)
+    }
+
+    async fn discover(&self, api: &dyn VendorApi) -> Result<Vec<Section>, ActionError> {
+        discover(api).await
+    }
+}
 
 /// The built-in entry. The token path is configurable: `/oauth/oauth/v2/token` (legacy) or
 /// `/token/jwt` (current), both on sso.myfox.io.
@@ -32,7 +64,7 @@ pub fn spec() -> ProviderSpec {
             equals: None,
         }],
         pkce: false,
-        quirk: Quirk::SomfyProtect,
+        kind: KIND,
         refresh: RefreshPolicy {
             // The token endpoint answers 429 after about 5 calls in 10 minutes: keep one spare.
             token_budget: Some(CallBudget {
@@ -74,8 +106,8 @@ pub(crate) fn classify(r: &VendorResponse) -> Option<Verdict> {
 
 /// Sites (with their security level) and their devices; sirens get their own list because
 /// `notif_on`/`notif_off` need a siren's id and label.
-pub(crate) async fn discover(client: &ApiClient<'_>) -> Result<Vec<Section>, ActionError> {
-    let sites = client.get(Endpoint::Device, "/site", &[]).await?;
+pub(crate) async fn discover(api: &dyn VendorApi) -> Result<Vec<Section>, ActionError> {
+    let sites = api.get(Endpoint::Actions, "/site", &[]).await?;
     let mut site_list = Section::new("Sites", "site_id");
     let mut devices = Section::new("Devices", "device_id");
     let mut sirens = Section::new("Sirens (for notif_on / notif_off)", "siren_id");
@@ -87,7 +119,7 @@ pub(crate) async fn discover(client: &ApiClient<'_>) -> Result<Vec<Section>, Act
             format!("security {}", text(&site["security_level"])),
         );
         let path = format!("/site/{}/device", path_segment(&site_id));
-        let listed = client.get(Endpoint::Device, &path, &[]).await?;
+        let listed = api.get(Endpoint::Actions, &path, &[]).await?;
         for device in items(&listed, "/items") {
             let kind = device
                 .pointer("/device_definition/device_definition_id")
