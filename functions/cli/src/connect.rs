@@ -13,7 +13,7 @@ use anyhow::{Result, anyhow, bail};
 use homehook_core::App;
 use homehook_core::catalog::Grant;
 use homehook_core::config::Connection;
-use homehook_core::http::connect;
+use homehook_core::connect;
 use homehook_core::token::{Health, TokenRecord};
 
 use crate::progress::Spinner;
@@ -108,7 +108,7 @@ async fn with_consent(
     }
     let before = app.services.store.get_token(&conn.id).await?;
     let started = jiff::Timestamp::now().as_second();
-    let link = connect::begin(app, conn, &callback)
+    let link = connect::begin(&app.services, conn, &callback)
         .await
         .map_err(|e| anyhow!("{}", e.message))?;
     let ttl = config.server.state_ttl_secs.max(1) as u64;
@@ -152,7 +152,7 @@ async fn with_consent(
                 )),
             };
         }
-        if used_at.is_none() && !connect::link_pending(app, &link.state).await? {
+        if used_at.is_none() && !connect::link_pending(&app.services, &link.state).await? {
             used_at = Some(Instant::now());
             spinner.set(format!("{vendor} sent you back; storing the tokens"));
         }

@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use anyhow::Result;
-use homehook_core::http::status::{ConnectionStatus, StatusReport};
 use homehook_core::schedule::ScheduleStatus;
+use homehook_core::status::{ConnectionStatus, StatusReport};
 
 use crate::{settings, table, when};
 
@@ -23,7 +23,7 @@ pub(crate) async fn run(
 ) -> Result<()> {
     let config = settings::load_config(config_path)?;
     let app = settings::open_app(data_dir, config, false)?;
-    let report = homehook_core::http::status::report(&app).await?;
+    let report = homehook_core::status::report(&app.services).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());

@@ -23,13 +23,10 @@ pub struct App {
     /// Rate limits and lockouts of the action URLs.
     pub guard: Arc<Guard>,
     /// Without `server.admin_key_hash` in the config, read it from the secrets' entry
-    /// [`ADMIN_KEY_ENTRY`] when an admin request comes (the Lambda functions: the secret is
+    /// [`crate::gate::ADMIN_KEY_ENTRY`] when an admin request comes (the Lambda functions: the secret is
     /// not read at cold start, and a new hash there takes effect without a redeploy).
     pub admin_key_from_secrets: bool,
 }
-
-/// The secrets entry holding the admin key's hash, for [`App::admin_key_from_secrets`].
-pub const ADMIN_KEY_ENTRY: &str = "admin_key_hash";
 
 impl App {
     /// Builds the services and the gate.

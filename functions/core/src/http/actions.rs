@@ -1,246 +1,111 @@
-//! `/a/{action}`: the secret URLs. Every call passes the gate described in [`crate::guard`], in
-//! that order; the first check that fails answers.
+//! `/a/{action}` (and the IFTTT shapes in [`super::ifttt`]): the secret URLs. Every call passes
+//! the gate ([`crate::gate`]); this module reads the request for it, runs what the gate cleared
+//! and answers in the caller's format.
 
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
-
-use axum::Extension;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::PathRejection;
-use axum::extract::{ConnectInfo, Path, RawQuery, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::Value;
 
 use super::AppState;
-use super::auth::{presented_key, split_query};
 use super::error::ApiError;
+use super::extract::{CallQuery, CallSource, presented_key};
 use crate::action;
 use crate::clock::UnixTime;
 use crate::config::Action;
 use crate::error::ErrorCode;
-use crate::guard::idempotency::{self, Claimed, KeptAnswer};
-use crate::guard::keyring::KeyEntry;
-use crate::guard::limits::retry_secs;
-use crate::guard::{ClientSource, action_limiter, key_limiter, pin, signature};
-use crate::params;
-use crate::secret::SecretString;
+use crate::gate::{self, Admitted, BodyValues, Cleared, Knock, Presented};
+use crate::guard::idempotency::{self, KeptAnswer};
+use crate::guard::{pin, signature};
 
 /// Largest request body an action accepts: parameters are small.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
-
-/// Which names the body's values go by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Values {
-    /// `/a/{action}`: parameters by name, and IFTTT's `value1`..`value3` for an action that
-    /// does not declare parameters with those names.
-    Named,
-    /// IFTTT's Webhooks shape: `value1`..`value3` fill the action's parameters.
-    Ifttt,
-    /// IFTTT's JSON variant: parameters by name only.
-    AsNamed,
-}
 
 /// What the URL of an action call says: the action, a key in the path (IFTTT's shape), and
 /// how to read the values.
 #[derive(Debug)]
 pub struct ActionCall {
-    name: String,
-    path_key: Option<String>,
-    values: Values,
-}
-
-impl ActionCall {
-    /// From `/trigger/{event}/…/with/key/{key}`. A path that does not decode names no action
-    /// and no key (answered like a missing key).
-    pub fn from_path(path: Result<Path<(String, String)>, PathRejection>, values: Values) -> Self {
-        let (name, path_key) = match path {
-            Ok(Path((name, key))) => (name, Some(key)),
-            Err(_) => (String::new(), None),
-        };
-        Self {
-            name,
-            path_key,
-            values,
-        }
-    }
+    /// The action's name (empty when the path did not decode: no action is named so).
+    pub name: String,
+    /// The key in the path, for IFTTT's shape.
+    pub path_key: Option<String>,
+    /// Which names the body's values go by.
+    pub values: BodyValues,
 }
 
 /// `/a/{action}`: runs an action for a caller holding a key that opens it.
-#[allow(clippy::too_many_arguments)] // axum extractors, one per part of the request
 pub async fn run_action(
     State(app): State<AppState>,
     name: Result<Path<String>, PathRejection>,
     method: Method,
     headers: HeaderMap,
-    RawQuery(raw_query): RawQuery,
-    source: Option<Extension<ClientSource>>,
-    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    query: CallQuery,
+    source: CallSource,
     body: Body,
 ) -> Result<Response, ApiError> {
     // A name that does not even decode is just one more unknown action (same 401 below).
     let call = ActionCall {
         name: name.map(|Path(n)| n).unwrap_or_default(),
         path_key: None,
-        values: Values::Named,
+        values: BodyValues::Named,
     };
-    serve(app, call, method, headers, raw_query, source, peer, body).await
+    serve(app, call, method, headers, query, source, body).await
 }
 
 /// The gate and the run, for every URL shape of an action call.
-#[allow(clippy::too_many_arguments)] // the parts of the request, as the extractors gave them
 pub(super) async fn serve(
     app: AppState,
     call: ActionCall,
     method: Method,
     headers: HeaderMap,
-    raw_query: Option<String>,
-    source: Option<Extension<ClientSource>>,
-    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    query: CallQuery,
+    CallSource(source): CallSource,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let name = call.name;
-    let source = source
-        .map(|Extension(s)| s.0)
-        .or(peer.map(|Extension(ConnectInfo(addr))| addr.ip()));
-    if let Some(ip) = source
-        && let Err(wait) = app.guard.lockout.check(ip)
-    {
-        return Err(ApiError::source_locked(retry_secs(wait)));
-    }
-
-    let (query_key, format, query_params) = split_query(raw_query.as_deref());
     let key = call
         .path_key
         .as_deref()
         .filter(|k| !k.is_empty())
-        .or_else(|| presented_key(&headers, query_key.as_deref()))
-        .ok_or_else(ApiError::missing_key)?;
-    let now = app.services.clock.now();
-    let admitted = app.services.config.keys.admit(key, &name, now);
-    let (entry, action) = match (admitted, app.services.config.actions.get(&name)) {
-        (Ok(entry), Some(action)) => (entry, action),
-        (refused, _) => {
-            let refusal = refused.err();
-            // Only a configured action is named: an unknown "name" is the caller's text, and may
-            // be a key pasted into the path.
-            let shown = if app.services.config.actions.contains_key(&name) {
-                name.as_str()
-            } else {
-                "(unknown)"
-            };
-            tracing::info!(
-                action = shown,
-                reason = refusal.as_ref().map_or("no such action", |r| r.reason()),
-                key_id = refusal.as_ref().and_then(|r| r.key_id()).unwrap_or("-"),
-                "refused a key"
-            );
-            if let Some(ip) = source
-                && app.guard.lockout.wrong_key(ip)
-            {
-                tracing::warn!(%ip, "source locked out after repeated wrong keys");
-            }
-            return Err(ApiError::unauthorized());
-        }
+        .or_else(|| presented_key(&headers, query.key.as_deref()));
+    let knock = Knock {
+        action: &call.name,
+        key,
+        method: &method,
+        source,
     };
-    // HEAD and OPTIONS never run an action, nor does GET unless the action opts in: a link
-    // preview or a prefetch must not disarm an alarm.
-    if !action.methods.contains(&method) {
-        let allow: Vec<_> = action.methods.iter().map(Method::as_str).collect();
-        return Err(ApiError::method_not_allowed(&allow.join(", ")));
-    }
-    for limiter in [key_limiter(&entry.id), action_limiter(&action.name)] {
-        if let Err(wait) = app.guard.limits.check(&limiter) {
-            tracing::info!(action = %action.name, key_id = %entry.id, limiter, "rate limited");
-            return Err(ApiError::rate_limited(retry_secs(wait)));
-        }
-    }
-    tracing::info!(action = %action.name, key_id = %entry.id, "action called");
-
+    let admitted = gate::admit_action(&app.services, &app.guard, knock)?;
     let bytes = read_body(&headers, body).await?;
-    let idempotency_key = idempotency_key(&headers)?;
-    if let Some(secret) = &action.signing_secret {
-        check_signature(
-            &app,
-            action,
-            secret,
-            &headers,
-            &query_params,
-            &bytes,
-            idempotency_key.is_some(),
-            now,
-        )
-        .await?;
-    }
-    let (mut provided, body_pin) = body_params(&headers, &bytes)?;
-    if let Some(hash) = &action.pin_hash {
-        let presented = header_text(&headers, pin::PIN_HEADER)
-            .map(SecretString::new)
-            .or(body_pin);
-        pin::check(&*app.services.store, &action.name, hash, presented, now).await?;
-    }
-    for (k, v) in &query_params {
-        provided
-            .entry(k.clone())
-            .or_insert_with(|| Value::String(v.clone()));
-    }
-    let ifttt_values = match call.values {
-        Values::Ifttt => true,
-        // An action may name its own parameters value1..value3; then they are just names.
-        Values::Named => !params::IFTTT_VALUES
-            .iter()
-            .any(|v| action.params.contains_key(*v)),
-        Values::AsNamed => false,
+    let presented = Presented {
+        body: &bytes,
+        content_type: header_text(&headers, header::CONTENT_TYPE.as_str()),
+        query: query.params,
+        idempotency_key: headers.get(idempotency::HEADER).map(HeaderValue::as_bytes),
+        signed_at: header_text(&headers, signature::TIMESTAMP_HEADER),
+        signature: header_text(&headers, signature::SIGNATURE_HEADER),
+        pin: header_text(&headers, pin::PIN_HEADER),
+        values: call.values,
     };
-    if ifttt_values {
-        params::map_ifttt_values(&action.name, &action.ifttt, &mut provided)?;
-    }
-
-    // Claimed before the parameters are checked, so a key reused for other parameters is
-    // told so even when those parameters are wrong.
-    let claim = match idempotency_key {
-        None => None,
-        Some(k) => {
-            let fingerprint = idempotency::fingerprint(method.as_str(), &provided);
-            match idempotency::claim(
-                &*app.services.store,
-                &entry.id,
-                &action.name,
-                k,
-                fingerprint,
-                now,
-            )
-            .await?
-            {
-                Claimed::New(claim) => Some(claim),
-                Claimed::Replay(answer) => return Ok(replayed(answer)),
-                Claimed::InProgress => return Err(ApiError::idempotency_in_progress()),
-                Claimed::Reused => return Err(ApiError::idempotency_key_reused()),
-            }
-        }
+    let (params, claim) =
+        match gate::clear_action(&app.services, &admitted, &method, presented).await? {
+            Cleared::Replay(answer) => return Ok(replayed(answer)),
+            Cleared::Run { params, claim } => (params, claim),
+        };
+    let response = match params {
+        Err(problem) => ApiError::from(problem).into_response(),
+        Ok(params) => match action::run(&app.services, admitted.action, &params).await {
+            Ok(outcome) => respond(&headers, query.format.as_deref(), admitted.action, outcome),
+            Err(e) => ApiError::from(e).into_response(),
+        },
     };
-    let params = match params::check(&action.params, provided, now) {
-        Ok(params) => params,
-        Err(e) => {
-            let response = ApiError::from(e).into_response();
-            return Ok(match claim {
-                None => response,
-                Some(claim) => keep_answer(&app, claim, response, entry, now).await,
-            });
-        }
-    };
-
-    let response = match action::run(&app.services, action, &params).await {
-        Ok(outcome) => answer(&headers, format.as_deref(), action, outcome),
-        Err(e) => ApiError::from(e).into_response(),
-    };
-    match claim {
-        None => Ok(response),
-        Some(claim) => Ok(keep_answer(&app, claim, response, entry, now).await),
-    }
+    Ok(match claim {
+        None => response,
+        Some(claim) => keep_answer(&app, claim, response, &admitted).await,
+    })
 }
 
-fn answer(
+/// The action's answer: JSON when asked for, the spoken text otherwise.
+fn respond(
     headers: &HeaderMap,
     format: Option<&str>,
     action: &Action,
@@ -271,9 +136,10 @@ async fn keep_answer(
     app: &AppState,
     claim: idempotency::Claim,
     response: Response,
-    entry: &KeyEntry,
-    now: UnixTime,
+    admitted: &Admitted<'_>,
 ) -> Response {
+    let now: UnixTime = admitted.now;
+    let store = &*app.services.store;
     let (parts, body) = response.into_parts();
     let bytes = axum::body::to_bytes(body, usize::MAX)
         .await
@@ -283,7 +149,7 @@ async fn keep_answer(
         StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
     );
     let kept = if retry_later {
-        idempotency::release(&*app.services.store, claim, now).await
+        idempotency::release(store, claim, now).await
     } else {
         let answer = KeptAnswer {
             status: parts.status.as_u16(),
@@ -295,11 +161,11 @@ async fn keep_answer(
                 .to_string(),
             body: String::from_utf8_lossy(&bytes).into_owned(),
         };
-        idempotency::finish(&*app.services.store, claim, answer, now).await
+        idempotency::finish(store, claim, answer, now).await
     };
     if let Err(e) = kept {
         // The action ran: answer it. A repeat may then act again, which is logged here.
-        tracing::error!(key_id = %entry.id, error = %e, "could not keep the idempotent answer");
+        tracing::error!(key_id = %admitted.key.id, error = %e, "could not keep the idempotent answer");
     }
     Response::from_parts(parts, Body::from(bytes))
 }
@@ -318,63 +184,8 @@ fn replayed(answer: KeptAnswer) -> Response {
     response
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn check_signature(
-    app: &AppState,
-    action: &Action,
-    secret: &str,
-    headers: &HeaderMap,
-    query_params: &[(String, String)],
-    body: &Bytes,
-    idempotent: bool,
-    now: UnixTime,
-) -> Result<(), ApiError> {
-    if !query_params.is_empty() {
-        return Err(ApiError::coded(
-            ErrorCode::UnsignedParameters,
-            "A signed action takes its parameters in the body only: the signature covers the body, not the URL.",
-        ));
-    }
-    let key = app.services.secrets.signing_key(secret).await?;
-    let verified = signature::verify(
-        key.expose().as_bytes(),
-        header_text(headers, signature::TIMESTAMP_HEADER),
-        header_text(headers, signature::SIGNATURE_HEADER),
-        body,
-        now,
-    )
-    .map_err(ApiError::from)?;
-    // A signature is good for one call. A repeat that carries an Idempotency-Key is answered
-    // from the kept answer instead, so it may pass here.
-    if !idempotent {
-        let seen = format!("sig#{}#{}", action.name, verified.digest);
-        let until = now.plus_secs(2 * signature::WINDOW_SECS + 1);
-        if app
-            .services
-            .store
-            .insert_item(&seen, "1", until, now)
-            .await?
-            .is_some()
-        {
-            return Err(signature::SignatureRefusal::Replayed.into());
-        }
-    }
-    Ok(())
-}
-
 fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
-}
-
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
-    let Some(value) = headers.get(idempotency::HEADER) else {
-        return Ok(None);
-    };
-    let text = value
-        .to_str()
-        .map_err(|_| ApiError::invalid_idempotency_key())?;
-    idempotency::validate(text).map_err(|_| ApiError::invalid_idempotency_key())?;
-    Ok(Some(text))
 }
 
 fn no_store() -> [(header::HeaderName, &'static str); 1] {
@@ -418,64 +229,6 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
         Err(_) => Err(ApiError::coded(
             ErrorCode::BodyTimeout,
             "The body took too long to arrive.",
-        )),
-    }
-}
-
-/// Parameters from the body (a JSON object or a form; empty is fine), and the PIN if the body
-/// carries one (it is never a parameter).
-fn body_params(
-    headers: &HeaderMap,
-    bytes: &[u8],
-) -> Result<(BTreeMap<String, Value>, Option<SecretString>), ApiError> {
-    let mut params = parse_body(headers, bytes)?;
-    let pin = match params.remove(pin::PIN_FIELD) {
-        None => None,
-        Some(Value::String(s)) => Some(SecretString::new(s)),
-        Some(Value::Number(n)) => Some(SecretString::new(n.to_string())),
-        Some(_) => {
-            return Err(ApiError::coded(
-                ErrorCode::InvalidPin,
-                "\"pin\" must be text or a number.",
-            ));
-        }
-    };
-    Ok((params, pin))
-}
-
-fn parse_body(headers: &HeaderMap, bytes: &[u8]) -> Result<BTreeMap<String, Value>, ApiError> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(BTreeMap::new());
-    }
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/json")
-        .to_ascii_lowercase();
-    if content_type.starts_with("application/x-www-form-urlencoded") {
-        return Ok(form_urlencoded::parse(bytes)
-            .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
-            .collect());
-    }
-    if !(content_type.starts_with("application/json") || content_type.starts_with("text/plain")) {
-        return Err(ApiError::coded(
-            ErrorCode::UnsupportedMediaType,
-            "Send parameters as a JSON object or a form.",
-        ));
-    }
-    match serde_json::from_slice::<Value>(bytes) {
-        Ok(Value::Object(map)) => Ok(map.into_iter().collect()),
-        Ok(_) => Err(ApiError::coded(
-            ErrorCode::MalformedBody,
-            "The body must be a JSON object of parameters, like {\"mode\": \"away\"}.",
-        )),
-        Err(e) => Err(ApiError::coded(
-            ErrorCode::MalformedBody,
-            format!(
-                "The body is not valid JSON (line {}, column {}).",
-                e.line(),
-                e.column()
-            ),
         )),
     }
 }

@@ -7,19 +7,17 @@
 //! or the action's only caller parameter. IFTTT sends every value, empty when unused, so an
 //! empty value counts as not sent.
 
-use std::net::SocketAddr;
-
-use axum::Extension;
 use axum::body::Body;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{ConnectInfo, MatchedPath, Path, RawQuery, State};
+use axum::extract::{MatchedPath, Path, State};
 use axum::http::{HeaderMap, Method};
 use axum::response::Response;
 
 use super::AppState;
-use super::actions::{ActionCall, Values, serve};
+use super::actions::{ActionCall, serve};
 use super::error::ApiError;
-use crate::guard::ClientSource;
+use super::extract::{CallQuery, CallSource};
+use crate::gate::BodyValues;
 
 /// The JSON variant's route, whose body members are the parameters by name.
 pub const JSON_ROUTE: &str = "/trigger/{event}/json/with/key/{key}";
@@ -33,16 +31,24 @@ pub async fn trigger(
     path: Result<Path<(String, String)>, PathRejection>,
     method: Method,
     headers: HeaderMap,
-    RawQuery(raw_query): RawQuery,
-    source: Option<Extension<ClientSource>>,
-    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    query: CallQuery,
+    source: CallSource,
     body: Body,
 ) -> Result<Response, ApiError> {
     let values = if route.as_str() == JSON_ROUTE {
-        Values::AsNamed
+        BodyValues::AsNamed
     } else {
-        Values::Ifttt
+        BodyValues::Ifttt
     };
-    let call = ActionCall::from_path(path, values);
-    serve(app, call, method, headers, raw_query, source, peer, body).await
+    // A path that does not decode names no action and no key (answered like a missing key).
+    let (name, path_key) = match path {
+        Ok(Path((name, key))) => (name, Some(key)),
+        Err(_) => (String::new(), None),
+    };
+    let call = ActionCall {
+        name,
+        path_key,
+        values,
+    };
+    serve(app, call, method, headers, query, source, body).await
 }

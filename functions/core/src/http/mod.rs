@@ -17,10 +17,10 @@ use axum::routing::get;
 use crate::app::App;
 
 pub mod actions;
-pub mod auth;
 pub mod connect;
 pub mod discover;
 pub mod error;
+pub mod extract;
 pub mod ifttt;
 pub mod pages;
 pub mod status;

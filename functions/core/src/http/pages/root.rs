@@ -3,32 +3,25 @@
 //! only; with it (`/?key=<admin key>`), each connection's name and health in words. Never a
 //! key, token, URL query or vendor message.
 
-use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::Response;
 
 use super::{code, duration_in_words, escape, respond};
 use crate::app::App;
 use crate::catalog::Grant;
 use crate::http::AppState;
-use crate::http::auth::{presented_key, require_admin, split_query};
-use crate::http::status::{ConnectionStatus, report};
+use crate::http::error::ApiError;
+use crate::http::extract::Admin;
+use crate::status::{ConnectionStatus, report};
 
 /// `GET /`.
-pub async fn root(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-) -> Response {
+pub async fn root(State(app): State<AppState>, owner: Result<Admin, ApiError>) -> Response {
     let main = if app.services.config.connections.is_empty() {
         first_steps(&app)
     } else {
         // Which accounts exist and which need their owner is the owner's business.
-        let (key, _, _) = split_query(raw.as_deref());
-        let owner = require_admin(&app, presented_key(&headers, key.as_deref()))
-            .await
-            .is_ok();
-        overview(&app, owner).await
+        overview(&app, owner.is_ok()).await
     };
     let title = "homehook";
     respond(StatusCode::OK, title, &main)
@@ -91,7 +84,7 @@ async fn overview(app: &App, owner: bool) -> String {
             code("homehook status"),
         )
     } else {
-        match report(app).await {
+        match report(&app.services).await {
             Ok(report) => {
                 let cards: String = report
                     .connections

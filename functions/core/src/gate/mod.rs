@@ -1,0 +1,365 @@
+//! **Where a request is authenticated.** Every call to an action URL passes these checks in
+//! this order, and the first that fails answers. [`admit_action`] runs 1–4 before the body is
+//! read; the delivery then reads the body (its size and time limits) and [`clear_action`] runs
+//! 5–9. Each check itself lives in [`crate::guard`].
+//!
+//! 1. the source is not locked out for presenting wrong keys ([`crate::guard::limits`]);
+//! 2. a key that opens this action ([`crate::guard::keyring`]); every refusal is the same 401;
+//! 3. an allowed method: POST, GET only where the action opts in; HEAD and OPTIONS never act;
+//! 4. the key's and the action's rate limits;
+//! 5. a usable `Idempotency-Key`; in signed mode a fresh, unseen signature
+//!    ([`crate::guard::signature`]);
+//! 6. a body that is a JSON object or a form of parameters;
+//! 7. the PIN of a sensitive action, with its lockout ([`crate::guard::pin`]);
+//! 8. an `Idempotency-Key` not already answered ([`crate::guard::idempotency`]), claimed before
+//!    the parameters are checked, so a key reused for other parameters is told so even when
+//!    those parameters are wrong;
+//! 9. parameters valid for the action ([`crate::params`]).
+//!
+//! The vendor's own budget (`pace`) is checked on the way out, by the vendor client.
+//!
+//! [`admit_admin`] is the one check of the admin routes (`/status`, `/connect`, `/discover`,
+//! the owner's view of `/`).
+
+use std::net::IpAddr;
+
+use serde_json::Value;
+
+use crate::clock::UnixTime;
+use crate::config::Action;
+use crate::error::{ErrorCode, Problem};
+use crate::guard::idempotency::{self, Claim, Claimed, KeptAnswer};
+use crate::guard::keyring::KeyEntry;
+use crate::guard::limits::retry_secs;
+use crate::guard::{Guard, action_limiter, key_limiter, pin, signature};
+use crate::keys::KeyHash;
+use crate::params::{self, Params};
+use crate::secret::SecretString;
+use crate::secrets::SecretsError;
+use crate::services::Services;
+
+mod body;
+
+pub use body::BodyValues;
+
+/// What the URL and headers of an action call say, before its body is read.
+#[derive(Debug, Clone, Copy)]
+pub struct Knock<'a> {
+    /// The action named in the URL (the caller's text: it may be anything).
+    pub action: &'a str,
+    /// The key presented (path, `Authorization: Bearer`, or `?key=`), if any.
+    pub key: Option<&'a str>,
+    /// The method.
+    pub method: &'a http::Method,
+    /// Where the call came from, when known.
+    pub source: Option<IpAddr>,
+}
+
+/// A call that passed checks 1–4: the action and the key that opens it.
+#[derive(Debug, Clone, Copy)]
+pub struct Admitted<'a> {
+    /// The action.
+    pub action: &'a Action,
+    /// The key's entry.
+    pub key: &'a KeyEntry,
+    /// When it was admitted.
+    pub now: UnixTime,
+}
+
+/// The rest of an action call, once its body is read.
+#[derive(Debug, Clone)]
+pub struct Presented<'a> {
+    /// The body as received (within its size limit).
+    pub body: &'a [u8],
+    /// Its `Content-Type`.
+    pub content_type: Option<&'a str>,
+    /// The query's parameters (without `key` and `format`).
+    pub query: Vec<(String, String)>,
+    /// The `Idempotency-Key` header's bytes, if sent.
+    pub idempotency_key: Option<&'a [u8]>,
+    /// The signature's timestamp header.
+    pub signed_at: Option<&'a str>,
+    /// The signature header.
+    pub signature: Option<&'a str>,
+    /// The PIN header.
+    pub pin: Option<&'a str>,
+    /// Which names the body's values go by.
+    pub values: BodyValues,
+}
+
+/// A call that passed every check before its parameters: what to run, or what to answer.
+#[derive(Debug)]
+pub enum Cleared {
+    /// Run the action: with its checked parameters, or answer the parameters' problem. Either
+    /// way, under `claim` when the call carried an `Idempotency-Key`: keep the answer there.
+    Run {
+        /// The parameters, checked (or why they cannot be used).
+        params: Result<Params, Problem>,
+        /// The claim of the call's `Idempotency-Key`.
+        claim: Option<Claim>,
+    },
+    /// The same call with the same `Idempotency-Key` was answered before: this is its answer.
+    Replay(KeptAnswer),
+}
+
+/// Checks 1–4 of an action call (see the module's list).
+pub fn admit_action<'a>(
+    services: &'a Services,
+    guard: &Guard,
+    knock: Knock<'_>,
+) -> Result<Admitted<'a>, Problem> {
+    let config = &services.config;
+    if let Some(ip) = knock.source
+        && let Err(wait) = guard.lockout.check(ip)
+    {
+        let secs = retry_secs(wait);
+        return Err(Problem::new(
+            ErrorCode::SourceLocked,
+            format!("Too many wrong keys from this address: try again in {secs} s."),
+        )
+        .retry_after(secs));
+    }
+    let key = knock.key.ok_or_else(missing_key)?;
+    let now = services.clock.now();
+    let name = knock.action;
+    let admitted = config.keys.admit(key, name, now);
+    let (entry, action) = match (admitted, config.actions.get(name)) {
+        (Ok(entry), Some(action)) => (entry, action),
+        (refused, _) => {
+            let refusal = refused.err();
+            // Only a configured action is named: an unknown "name" is the caller's text, and may
+            // be a key pasted into the path.
+            let shown = if config.actions.contains_key(name) {
+                name
+            } else {
+                "(unknown)"
+            };
+            tracing::info!(
+                action = shown,
+                reason = refusal.as_ref().map_or("no such action", |r| r.reason()),
+                key_id = refusal.as_ref().and_then(|r| r.key_id()).unwrap_or("-"),
+                "refused a key"
+            );
+            if let Some(ip) = knock.source
+                && guard.lockout.wrong_key(ip)
+            {
+                tracing::warn!(%ip, "source locked out after repeated wrong keys");
+            }
+            return Err(unauthorized());
+        }
+    };
+    // HEAD and OPTIONS never run an action, nor does GET unless the action opts in: a link
+    // preview or a prefetch must not disarm an alarm.
+    if !action.methods.contains(knock.method) {
+        let allow: Vec<_> = action.methods.iter().map(http::Method::as_str).collect();
+        return Err(method_not_allowed(&allow.join(", ")));
+    }
+    for limiter in [key_limiter(&entry.id), action_limiter(&action.name)] {
+        if let Err(wait) = guard.limits.check(&limiter) {
+            tracing::info!(action = %action.name, key_id = %entry.id, limiter, "rate limited");
+            let secs = retry_secs(wait);
+            return Err(Problem::new(
+                ErrorCode::RateLimited,
+                format!("Too many calls: try again in {secs} s."),
+            )
+            .retry_after(secs));
+        }
+    }
+    tracing::info!(action = %action.name, key_id = %entry.id, "action called");
+    Ok(Admitted {
+        action,
+        key: entry,
+        now,
+    })
+}
+
+/// Checks 5–9 of an admitted call (see the module's list).
+pub async fn clear_action(
+    services: &Services,
+    admitted: &Admitted<'_>,
+    method: &http::Method,
+    presented: Presented<'_>,
+) -> Result<Cleared, Problem> {
+    let Admitted { action, key, now } = *admitted;
+    let store = &*services.store;
+    let idempotency_key = match presented.idempotency_key {
+        None => None,
+        Some(bytes) => Some(
+            std::str::from_utf8(bytes)
+                .ok()
+                .filter(|k| idempotency::validate(k).is_ok())
+                .ok_or_else(|| {
+                    Problem::new(
+                        ErrorCode::InvalidIdempotencyKey,
+                        "Idempotency-Key must be 1 to 255 visible ASCII characters.",
+                    )
+                })?,
+        ),
+    };
+    if let Some(secret) = &action.signing_secret {
+        check_signature(
+            services,
+            action,
+            secret,
+            &presented,
+            idempotency_key.is_some(),
+            now,
+        )
+        .await?;
+    }
+    let (mut provided, body_pin) = body::params(presented.content_type, presented.body)?;
+    if let Some(hash) = &action.pin_hash {
+        let pin = presented.pin.map(SecretString::new).or(body_pin);
+        pin::check(store, &action.name, hash, pin, now).await?;
+    }
+    for (k, v) in &presented.query {
+        provided
+            .entry(k.clone())
+            .or_insert_with(|| Value::String(v.clone()));
+    }
+    if presented.values.fill_ifttt(action) {
+        params::map_ifttt_values(&action.name, &action.ifttt, &mut provided)?;
+    }
+    let claim = match idempotency_key {
+        None => None,
+        Some(k) => {
+            let fingerprint = idempotency::fingerprint(method.as_str(), &provided);
+            match idempotency::claim(store, &key.id, &action.name, k, fingerprint, now).await? {
+                Claimed::New(claim) => Some(claim),
+                Claimed::Replay(answer) => return Ok(Cleared::Replay(answer)),
+                Claimed::InProgress => {
+                    return Err(Problem::new(
+                        ErrorCode::IdempotencyInProgress,
+                        "The first call with this Idempotency-Key is still running: repeat it in a moment.",
+                    )
+                    .retry_after(1));
+                }
+                Claimed::Reused => {
+                    return Err(Problem::new(
+                        ErrorCode::IdempotencyKeyReused,
+                        "This Idempotency-Key was used for a different request in the last 24 hours: use a new key for a new request.",
+                    ));
+                }
+            }
+        }
+    };
+    let params = params::check(&action.params, provided, now).map_err(Problem::from);
+    Ok(Cleared::Run { params, claim })
+}
+
+/// Signed mode: parameters in the body only, a fresh signature of it, and each signature
+/// good for one call.
+async fn check_signature(
+    services: &Services,
+    action: &Action,
+    secret: &str,
+    presented: &Presented<'_>,
+    idempotent: bool,
+    now: UnixTime,
+) -> Result<(), Problem> {
+    if !presented.query.is_empty() {
+        return Err(Problem::new(
+            ErrorCode::UnsignedParameters,
+            "A signed action takes its parameters in the body only: the signature covers the body, not the URL.",
+        ));
+    }
+    let key = services.secrets.signing_key(secret).await?;
+    let verified = signature::verify(
+        key.expose().as_bytes(),
+        presented.signed_at,
+        presented.signature,
+        presented.body,
+        now,
+    )?;
+    // A signature is good for one call. A repeat that carries an Idempotency-Key is answered
+    // from the kept answer instead, so it may pass here.
+    if !idempotent {
+        let seen = format!("sig#{}#{}", action.name, verified.digest);
+        let until = now.plus_secs(2 * signature::WINDOW_SECS + 1);
+        if services
+            .store
+            .insert_item(&seen, "1", until, now)
+            .await?
+            .is_some()
+        {
+            return Err(signature::SignatureRefusal::Replayed.into());
+        }
+    }
+    Ok(())
+}
+
+/// The refusal of every wrong key, unknown action and out-of-scope key alike.
+pub fn unauthorized() -> Problem {
+    Problem::new(ErrorCode::Unauthorized, "Unknown action or wrong key.")
+}
+
+/// The refusal of a call without a key.
+pub fn missing_key() -> Problem {
+    Problem::new(
+        ErrorCode::MissingKey,
+        "Send the key as `Authorization: Bearer <key>` or `?key=<key>`.",
+    )
+}
+
+/// The refusal of a method the URL does not take; `allow` lists those it takes.
+pub fn method_not_allowed(allow: &str) -> Problem {
+    let mut problem = Problem::new(
+        ErrorCode::MethodNotAllowed,
+        format!("This URL accepts only {allow}."),
+    );
+    problem.allow = Some(allow.to_string());
+    problem
+}
+
+/// The secrets entry holding the admin key's hash, for `App::admin_key_from_secrets`.
+pub const ADMIN_KEY_ENTRY: &str = "admin_key_hash";
+
+/// Checks the admin key; the refusal says how to set one up when none is configured. Without
+/// one in the config and with `hash_in_secrets`, the hash is read from the secrets' entry
+/// `admin_key_hash` (see `App::admin_key_from_secrets`).
+pub async fn admit_admin(
+    services: &Services,
+    hash_in_secrets: bool,
+    presented: Option<&str>,
+) -> Result<(), Problem> {
+    let from_secrets;
+    let hash = match &services.config.server.admin_key_hash {
+        Some(hash) => Some(hash),
+        None if hash_in_secrets => {
+            from_secrets = admin_key_in_secrets(services).await?;
+            from_secrets.as_ref()
+        }
+        None => None,
+    };
+    let Some(hash) = hash else {
+        return Err(Problem::new(
+            ErrorCode::AdminDisabled,
+            "No admin key is configured: run `homehook key new`, put the hash in homehook.toml as server.admin_key_hash, and restart.",
+        ));
+    };
+    let presented = presented.ok_or_else(missing_key)?;
+    if hash.verify(presented) {
+        Ok(())
+    } else {
+        tracing::info!("admin request with a wrong key");
+        Err(unauthorized())
+    }
+}
+
+/// The admin key's hash from the secrets (cached there), if the entry exists.
+async fn admin_key_in_secrets(services: &Services) -> Result<Option<KeyHash>, Problem> {
+    let value = match services.secrets.entry(ADMIN_KEY_ENTRY).await {
+        Ok(value) => value,
+        Err(SecretsError::NoEntry { .. }) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    value
+        .as_str()
+        .and_then(|text| text.parse::<KeyHash>().ok())
+        .map(Some)
+        .ok_or_else(|| {
+            Problem::misconfigured(format!(
+                "the secrets entry {ADMIN_KEY_ENTRY} is not a key hash (sha256:<64 hex digits>)"
+            ))
+        })
+}
