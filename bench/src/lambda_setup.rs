@@ -8,7 +8,7 @@ use axum::body::Bytes;
 use homehook_aws::DynamoStore;
 use homehook_core::clock::{Clock, SystemClock};
 use homehook_core::keys::ActionKey;
-use homehook_core::secret::SecretString;
+use homehook_core::sensitive::SecretString;
 use homehook_core::store::TokenStore;
 use homehook_core::token::{Health, TokenRecord};
 use homehook_tests::fake_vendor::FakeSettings;

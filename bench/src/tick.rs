@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use homehook_core::App;
 use homehook_core::clock::{Clock, ManualClock, UnixTime};
 use homehook_core::config::Config;
-use homehook_core::secret::SecretString;
+use homehook_core::sensitive::SecretString;
 use homehook_core::store::{ItemStore, Store, StoreError, Taken, TokenStore};
 use homehook_core::token::{Health, TokenRecord};
 use homehook_tests::fake_vendor::{FakeSettings, FakeVendor};

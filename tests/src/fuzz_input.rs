@@ -55,8 +55,8 @@ use homehook_core::config::Config;
 use homehook_core::guard::pin::PinHash;
 use homehook_core::guard::{ClientSource, action_limiter, key_limiter, signature};
 use homehook_core::keys::KeyHash;
-use homehook_core::secret::SecretString;
 use homehook_core::secrets::{ClientCredentials, LocalSecrets};
+use homehook_core::sensitive::SecretString;
 use homehook_core::store::{MemoryStore, TokenStore};
 use homehook_core::token::TokenRecord;
 use tower::ServiceExt;
@@ -484,7 +484,7 @@ pub fn fuzz_app() -> Router {
         Arc::new(ManualClock::new(NOW)),
     )
     .unwrap_or_else(|e| panic!("build the fuzz app: {e}"));
-    homehook_core::http::app(Arc::new(app))
+    homehook_core::http::router(Arc::new(app))
 }
 
 /// Sends `tracing` output at every level to nowhere, so the fuzz targets also run the code

@@ -48,7 +48,7 @@ impl Homehook {
         let config = Config::parse(&text, "test.toml", None)?;
         let app =
             Arc::new(App::new(config, store, Arc::new(secrets), Arc::new(clock)).expect("app"));
-        let router = homehook_core::http::app(Arc::clone(&app))
+        let router = homehook_core::http::router(Arc::clone(&app))
             .into_make_service_with_connect_info::<std::net::SocketAddr>();
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
@@ -157,11 +157,11 @@ key_hash = "{action}"
 pub fn secrets_for(name: &str, settings: &FakeSettings) -> LocalSecrets {
     let creds = ClientCredentials {
         client_id: settings.client_id.clone(),
-        client_secret: Some(homehook_core::secret::SecretString::new(
+        client_secret: Some(homehook_core::sensitive::SecretString::new(
             settings.client_secret.clone(),
         )),
         username: Some(settings.account.0.clone()),
-        password: Some(homehook_core::secret::SecretString::new(
+        password: Some(homehook_core::sensitive::SecretString::new(
             settings.account.1.clone(),
         )),
     };

@@ -146,7 +146,7 @@ async fn a_cold_start_reads_no_secret_and_serves_the_same_routers() {
 #[tokio::test]
 async fn a_connection_needing_its_owner_is_published_to_the_sns_topic() {
     use homehook_core::clock::{Clock, SystemClock};
-    use homehook_core::secret::SecretString;
+    use homehook_core::sensitive::SecretString;
     use homehook_core::token::{Health, TokenRecord};
     use homehook_tests::fake_vendor::{FakeSettings, FakeVendor};
     use homehook_tests::webhook_sink::WebhookSink;

@@ -54,7 +54,7 @@ pub(crate) async fn run(
 
     let ticker = tokio::spawn(tick_forever(Arc::clone(&app), interval));
     // The peer address feeds the wrong-key lockout (homehook_core::guard).
-    let router = homehook_core::http::app(Arc::clone(&app))
+    let router = homehook_core::http::router(Arc::clone(&app))
         .into_make_service_with_connect_info::<std::net::SocketAddr>();
     let result = axum::serve(listener, router)
         .with_graceful_shutdown(shutdown_signal())

@@ -9,7 +9,7 @@ use crate::config::Action;
 use crate::error::ActionError;
 use crate::params::{ParamError, Params, as_text};
 use crate::services::Services;
-use crate::template::Template;
+use crate::template::RequestTemplate;
 use crate::vendor::{VendorBody, VendorRequest, path_segment};
 use crate::vendor_client::VendorClient;
 
@@ -44,7 +44,7 @@ pub fn render_request(action: &Action, params: &Params) -> Result<VendorRequest,
             .map(|v| path_segment(&as_text(v)))
             .unwrap_or_default()
     });
-    let fields = |pairs: &[(String, Template)]| -> Vec<(String, String)> {
+    let fields = |pairs: &[(String, RequestTemplate)]| -> Vec<(String, String)> {
         pairs
             .iter()
             .filter(|(_, t)| t.params().all(|p| params.contains_key(p)))
@@ -75,7 +75,7 @@ fn fill_param(name: &str, params: &Params) -> String {
 /// spliced into JSON text, so a parameter cannot add fields. `None`: a member to leave out.
 fn render_json(value: &Value, params: &Params) -> Option<Value> {
     Some(match value {
-        Value::String(s) => match Template::parse(s) {
+        Value::String(s) => match RequestTemplate::parse(s) {
             Ok(t) if t.params().any(|p| !params.contains_key(p)) => return None,
             Ok(t) => match t.sole_param().and_then(|p| params.get(p)) {
                 Some(v) => v.clone(),

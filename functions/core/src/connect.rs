@@ -42,7 +42,7 @@ pub struct ConnectLink {
 
 /// Starts an authorization-code connect of `conn`: builds the vendor's authorize URL (with
 /// PKCE where the provider wants it) and stores the single-use state and verifier under the
-/// state for [`callback`] to consume. `redirect_uri` is where the vendor sends the owner back;
+/// state for [`finish`] to consume. `redirect_uri` is where the vendor sends the owner back;
 /// the code exchange repeats it. Shared by `GET /connect/{connection}` and `homehook connect`
 /// (which writes into the same store the server reads).
 pub async fn begin(

@@ -14,7 +14,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::secret::SecretString;
+use crate::sensitive::SecretString;
 
 /// Prefix of every generated key, so that secret scanners and people can recognise one.
 const KEY_PREFIX: &str = "hh_";

@@ -23,8 +23,8 @@ use oauth2::{
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::catalog::{ClientAuth, ProviderSpec};
-use crate::secret::SecretString;
 use crate::secrets::ClientCredentials;
+use crate::sensitive::SecretString;
 use crate::vendor::retry_after_secs;
 
 /// Tokens from a successful token-endpoint call.

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::secret::SecretString;
+use crate::sensitive::SecretString;
 
 /// Credentials for one vendor app (and account, for the password grant).
 #[derive(Clone, Debug, Deserialize, Serialize)]

@@ -15,11 +15,11 @@ pub enum Part {
 
 /// A parsed template.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Template {
+pub struct RequestTemplate {
     parts: Vec<Part>,
 }
 
-impl Template {
+impl RequestTemplate {
     /// Parses `text`; the error says what is wrong in plain words.
     pub fn parse(text: &str) -> Result<Self, String> {
         let mut parts = Vec::new();
@@ -126,7 +126,7 @@ mod tests {
 
     #[test]
     fn parses_params_and_escapes() {
-        let t = Template::parse("{{x}} /rooms/{room}/set").expect("parses");
+        let t = RequestTemplate::parse("{{x}} /rooms/{room}/set").expect("parses");
         assert_eq!(
             t.parts(),
             &[
@@ -137,7 +137,7 @@ mod tests {
         );
         assert_eq!(t.render(|_| "Living".into()), "{x} /rooms/Living/set");
         assert_eq!(
-            Template::parse("{mode}").expect("ok").sole_param(),
+            RequestTemplate::parse("{mode}").expect("ok").sole_param(),
             Some("mode")
         );
     }
@@ -145,7 +145,7 @@ mod tests {
     #[test]
     fn refuses_broken_templates() {
         for bad in ["{open", "close}", "{a b}", "{}", "{a{b}", "{/json/pointer}"] {
-            assert!(Template::parse(bad).is_err(), "{bad}");
+            assert!(RequestTemplate::parse(bad).is_err(), "{bad}");
         }
     }
 }

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::clock::UnixTime;
-use crate::secret::SecretString;
+use crate::sensitive::SecretString;
 
 /// A connection's stored tokens. Written only through a compare-and-swap on `version`
 /// (see [`crate::store::TokenStore::swap_token`]).
@@ -34,7 +34,7 @@ pub struct TokenRecord {
     /// A second-stage credential derived from the access token (Homey's per-Homey session),
     /// kept across access-token refreshes until the device refuses it.
     #[serde(default)]
-    pub session: Option<ApiSession>,
+    pub session: Option<DeviceSession>,
     /// Renewal bookkeeping shared by every process on the store.
     #[serde(default)]
     pub lifecycle: Lifecycle,
@@ -92,7 +92,7 @@ pub struct Lease {
 /// A session on a device reached through the vendor's cloud (Homey: the session bearer of one
 /// Homey, obtained with a delegation token).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct ApiSession {
+pub struct DeviceSession {
     /// Base URL of the device's API.
     pub base_url: String,
     /// The session bearer.

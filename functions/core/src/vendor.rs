@@ -6,13 +6,13 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::Value;
 
 use crate::catalog::{ProviderSpec, TokenPlacement};
-use crate::secret::SecretString;
-use crate::token::ApiSession;
+use crate::sensitive::SecretString;
+use crate::token::DeviceSession;
 
 /// Where a request goes and how it is authorised: usually the provider's API base with the
 /// connection's access token; for Homey, one Homey with its session bearer.
 #[derive(Clone, Debug)]
-pub struct ApiTarget {
+pub struct VendorTarget {
     /// Base URL that request paths are appended to.
     pub base: String,
     /// The credential and where it goes.
@@ -21,7 +21,7 @@ pub struct ApiTarget {
     pub headers: Vec<(String, String)>,
 }
 
-/// The credential of an [`ApiTarget`].
+/// The credential of an [`VendorTarget`].
 #[derive(Clone, Debug)]
 pub enum TargetAuth {
     /// `Authorization: Bearer <token>`.
@@ -37,7 +37,7 @@ pub enum TargetAuth {
     None,
 }
 
-impl ApiTarget {
+impl VendorTarget {
     /// The provider's API base with an access token placed as the provider wants it.
     pub fn provider(spec: &ProviderSpec, token: &SecretString) -> Self {
         let auth = match &spec.token_placement {
@@ -75,9 +75,9 @@ pub fn retry_after_secs(headers: &http::HeaderMap) -> Option<u64> {
         .find_map(|h| headers.get(*h)?.to_str().ok()?.trim().parse().ok())
 }
 
-impl ApiTarget {
+impl VendorTarget {
     /// A device reached through its session (Homey): the session's base URL, bearer and headers.
-    pub fn session(session: &ApiSession) -> Self {
+    pub fn session(session: &DeviceSession) -> Self {
         Self {
             base: session.base_url.clone(),
             auth: TargetAuth::Bearer(session.bearer.clone()),
@@ -204,7 +204,7 @@ fn unreachable(e: reqwest::Error, method: &http::Method) -> VendorCallError {
 /// Sends `request` to `target`.
 pub async fn call(
     http: &reqwest::Client,
-    target: &ApiTarget,
+    target: &VendorTarget,
     request: &VendorRequest,
 ) -> Result<VendorResponse, VendorCallError> {
     let url = build_url(&target.base, request)?;

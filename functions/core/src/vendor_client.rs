@@ -15,10 +15,12 @@ use crate::error::ActionError;
 use crate::providers::discovery::{self, Discovery};
 use crate::providers::port::{Endpoint, VendorApi};
 use crate::providers::{self, StepResult, Vendor, Verdict};
-use crate::secret::SecretString;
+use crate::sensitive::SecretString;
 use crate::services::Services;
-use crate::token::{ApiSession, TokenRecord};
-use crate::vendor::{self, ApiTarget, TargetAuth, VendorCallError, VendorRequest, VendorResponse};
+use crate::token::{DeviceSession, TokenRecord};
+use crate::vendor::{
+    self, TargetAuth, VendorCallError, VendorRequest, VendorResponse, VendorTarget,
+};
 
 /// Methods that do the same thing however often they are sent.
 fn idempotent(method: &http::Method) -> bool {
@@ -94,7 +96,7 @@ impl<'a> VendorClient<'a> {
 
     /// Whether a device session can be used: not due for renewal, not the one the device just
     /// refused, and still for the device the config chose.
-    fn session_usable(&self, session: &ApiSession, refused: Option<&SecretString>) -> bool {
+    fn session_usable(&self, session: &DeviceSession, refused: Option<&SecretString>) -> bool {
         self.services.clock.now() < session.renew_after
             && refused.is_none_or(|r| *r != session.bearer)
             && self
@@ -110,7 +112,7 @@ impl<'a> VendorClient<'a> {
         endpoint: Endpoint,
         record: &TokenRecord,
         refused: Option<&SecretString>,
-    ) -> Result<ApiTarget, ActionError> {
+    ) -> Result<VendorTarget, ActionError> {
         if endpoint == Endpoint::Actions && self.vendor.uses_device_session() {
             let session = self
                 .services
@@ -122,9 +124,9 @@ impl<'a> VendorClient<'a> {
                     || self.vendor.open_session(self),
                 )
                 .await?;
-            return Ok(ApiTarget::session(&session));
+            return Ok(VendorTarget::session(&session));
         }
-        Ok(ApiTarget::provider(self.spec, &record.access_token))
+        Ok(VendorTarget::provider(self.spec, &record.access_token))
     }
 
     /// The record to start from: with a usable device session, the stored one as it is (the
@@ -166,7 +168,7 @@ impl VendorApi for VendorClient<'_> {
 
     async fn send_to(
         &self,
-        target: &ApiTarget,
+        target: &VendorTarget,
         request: &VendorRequest,
     ) -> Result<VendorResponse, VendorCallError> {
         vendor::call(&self.services.http, target, request).await

@@ -13,7 +13,7 @@ use crate::guard::limits::RateLimit;
 use crate::guard::pin::PinHash;
 use crate::keys::KeyHash;
 use crate::params::{ParamDecl, ParamSpec};
-use crate::template::{Template, is_identifier};
+use crate::template::{RequestTemplate, is_identifier};
 
 /// `[actions.<name>]`: one secret URL.
 #[derive(Debug, Clone)]
@@ -25,13 +25,13 @@ pub struct Action {
     /// HTTP method of the vendor call.
     pub method: http::Method,
     /// Path appended to the provider's API base.
-    pub path: Template,
+    pub path: RequestTemplate,
     /// Query parameters of the vendor call.
-    pub query: Vec<(String, Template)>,
+    pub query: Vec<(String, RequestTemplate)>,
     /// JSON body of the vendor call: strings in it are templates.
     pub body: Option<serde_json::Value>,
     /// Form body of the vendor call.
-    pub form: Vec<(String, Template)>,
+    pub form: Vec<(String, RequestTemplate)>,
     /// Parameters: the ones callers may send, and the ones fixed by config.
     pub params: BTreeMap<String, ParamSpec>,
     /// Spoken answer (a minijinja template, see [`crate::answer`]); `None` answers "OK".
@@ -384,7 +384,7 @@ pub(super) fn build_action(
         ));
     }
 
-    let check_params = |t: &Template, f: String| -> Result<(), FieldError> {
+    let check_params = |t: &RequestTemplate, f: String| -> Result<(), FieldError> {
         for p in t.params() {
             if !params.contains_key(p) {
                 return Err((
@@ -395,8 +395,8 @@ pub(super) fn build_action(
         }
         Ok(())
     };
-    let template = |text: &str, f: String| -> Result<Template, FieldError> {
-        let t = Template::parse(text).map_err(|p| (f.clone(), p))?;
+    let template = |text: &str, f: String| -> Result<RequestTemplate, FieldError> {
+        let t = RequestTemplate::parse(text).map_err(|p| (f.clone(), p))?;
         check_params(&t, f)?;
         Ok(t)
     };
@@ -528,11 +528,11 @@ fn ifttt_values(
 fn check_body_templates(
     value: &serde_json::Value,
     field: &str,
-    check: &dyn Fn(&Template, String) -> Result<(), FieldError>,
+    check: &dyn Fn(&RequestTemplate, String) -> Result<(), FieldError>,
 ) -> Result<(), FieldError> {
     match value {
         serde_json::Value::String(s) => {
-            let t = Template::parse(s).map_err(|p| (field.to_string(), p))?;
+            let t = RequestTemplate::parse(s).map_err(|p| (field.to_string(), p))?;
             check(&t, field.to_string())
         }
         serde_json::Value::Array(items) => items

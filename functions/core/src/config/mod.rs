@@ -1,7 +1,7 @@
 //! `homehook.toml`: connections, actions and server settings, checked completely at load time.
 //!
 //! Loading happens in two steps: serde reads the raw shape (unknown fields are errors, so a typo
-//! never silently disables a setting), then [`Config::from_raw`] resolves references
+//! never silently disables a setting), then `Config::from_raw` resolves references
 //! (connection → provider, action → connection), parses templates and key hashes, and merges
 //! provider overrides onto the built-in catalog. Every error names the file, the field and what
 //! is wrong.

@@ -9,7 +9,7 @@ use crate::config::Action;
 use crate::error::{ErrorCode, Problem};
 use crate::guard::pin;
 use crate::params::IFTTT_VALUES;
-use crate::secret::SecretString;
+use crate::sensitive::SecretString;
 
 /// Which names the body's values go by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -34,8 +34,8 @@ use crate::guard::limits::retry_secs;
 use crate::guard::{Guard, action_limiter, key_limiter, pin, signature};
 use crate::keys::KeyHash;
 use crate::params::{self, Params};
-use crate::secret::SecretString;
 use crate::secrets::SecretsError;
+use crate::sensitive::SecretString;
 use crate::services::Services;
 
 mod body;

@@ -1,15 +1,7 @@
-//! The gate in front of every action URL. A call passes these checks in this order, and the
-//! first that fails answers (see `http::actions`):
-//!
-//! 1. the source is not locked out for presenting wrong keys ([`limits::SourceLockout`]);
-//! 2. a key that opens this action ([`keyring`]); every refusal is the same 401;
-//! 3. an allowed method: POST, GET only where the action opts in; HEAD and OPTIONS never act;
-//! 4. the key's and the action's rate limits ([`limits::CallLimits`]);
-//! 5. the body within its size limit; in signed mode a fresh, unseen signature ([`signature`]);
-//! 6. the PIN of a sensitive action, with its lockout ([`pin`]);
-//! 7. parameters valid for the action (`params`);
-//! 8. an `Idempotency-Key` not already answered ([`idempotency`]);
-//! 9. the vendor's own budget (`pace`), checked on the way out.
+//! The checks in front of every action URL, one module each: which key opens what
+//! ([`keyring`]), rate limits and lockouts ([`limits`]), signed mode ([`signature`]), PIN
+//! step-up ([`pin`]) and idempotency ([`idempotency`]). They run in the order
+//! [`crate::gate`] gives, and nowhere else.
 //!
 //! Keys and limits are per process and built from config; PIN failures, idempotency records and
 //! seen signatures are in the store, so every instance sees them.

@@ -14,7 +14,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::{Algorithm, Argon2, Params, Version};
 
 use crate::clock::UnixTime;
-use crate::secret::SecretString;
+use crate::sensitive::SecretString;
 use crate::store::{ItemStore, StoreError};
 
 /// Header a caller may send the PIN in.

@@ -4,7 +4,7 @@
 //! - [`oauth_router`]: `GET /connect/{connection}`, `GET /callback/{provider}`
 //! - [`actions_router`]: `/a/{action}` (and IFTTT's `/trigger/{event}/with/key/{key}` shapes),
 //!   `GET /status`, `GET /discover/{connection}`, `GET /healthz`
-//! - [`app`]: both, plus the root page and JSON answers for unknown paths and methods.
+//! - [`router`]: both, plus the root page and JSON answers for unknown paths and methods.
 
 use std::sync::Arc;
 
@@ -27,8 +27,8 @@ pub mod status;
 
 pub use error::ApiError;
 
-/// Every route [`app`] registers, as (path pattern in axum syntax, methods). It must list every
-/// route registered in [`app`] (and so in [`oauth_router`] and [`actions_router`]):
+/// Every route [`router`] registers, as (path pattern in axum syntax, methods). It must list every
+/// route registered in [`router`] (and so in [`oauth_router`] and [`actions_router`]):
 /// `tests/tests/openapi.rs` checks both `docs/openapi.json` and the live router against it.
 /// `/a/{action}` and the `/trigger/…` shapes take any method; `GET` works only for actions that
 /// opt in, and every other method is refused with 405 without acting.
@@ -48,23 +48,23 @@ pub const ROUTES: &[(&str, &[&str])] = &[
 pub type AppState = Arc<App>;
 
 /// Connect and callback routes (the `oauth-callback` function).
-pub fn oauth_router(app: AppState) -> Router {
-    with_json_fallbacks(oauth_routes(app))
+pub fn oauth_router(state: AppState) -> Router {
+    with_json_fallbacks(oauth_routes(state))
 }
 
 /// Action, status and health routes (the `actions` function).
-pub fn actions_router(app: AppState) -> Router {
-    with_json_fallbacks(actions_routes(app))
+pub fn actions_router(state: AppState) -> Router {
+    with_json_fallbacks(actions_routes(state))
 }
 
 /// Everything, for one local process.
-pub fn app(app: AppState) -> Router {
+pub fn router(state: AppState) -> Router {
     let root = Router::new()
         .route("/", get(pages::root))
-        .with_state(Arc::clone(&app));
+        .with_state(Arc::clone(&state));
     with_json_fallbacks(
-        root.merge(oauth_routes(Arc::clone(&app)))
-            .merge(actions_routes(app)),
+        root.merge(oauth_routes(Arc::clone(&state)))
+            .merge(actions_routes(state)),
     )
 }
 

@@ -22,7 +22,7 @@ use serde_json::Value;
 use crate::catalog::{ProviderSpec, VendorKind};
 use crate::error::ActionError;
 use crate::recipe::{self, Recipes};
-use crate::token::ApiSession;
+use crate::token::DeviceSession;
 use crate::vendor::{VendorRequest, VendorResponse};
 
 pub mod discovery;
@@ -92,7 +92,7 @@ pub trait Vendor: Send + Sync {
 
     /// Opens a device session through `api`'s cloud calls. The token keeper caches, locks and
     /// stores it (`refresh::session`); the vendor only logs in.
-    async fn open_session(&self, api: &dyn VendorApi) -> Result<ApiSession, ActionError> {
+    async fn open_session(&self, api: &dyn VendorApi) -> Result<DeviceSession, ActionError> {
         Err(ActionError::Misconfigured(format!(
             "provider {} has no device session",
             api.spec().id
@@ -100,7 +100,7 @@ pub trait Vendor: Send + Sync {
     }
 
     /// Whether a stored session still reaches the device the config chose (`chosen`).
-    fn session_fits(&self, _session: &ApiSession, _chosen: Option<&str>) -> bool {
+    fn session_fits(&self, _session: &DeviceSession, _chosen: Option<&str>) -> bool {
         true
     }
 }

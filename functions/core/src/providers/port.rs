@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::catalog::ProviderSpec;
 use crate::clock::UnixTime;
 use crate::error::ActionError;
-use crate::vendor::{ApiTarget, VendorBody, VendorCallError, VendorRequest, VendorResponse};
+use crate::vendor::{VendorBody, VendorCallError, VendorRequest, VendorResponse, VendorTarget};
 
 /// Which API of a connection a request is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,7 +48,7 @@ pub trait VendorApi: Send + Sync {
     /// credential is in the body).
     async fn send_to(
         &self,
-        target: &ApiTarget,
+        target: &VendorTarget,
         request: &VendorRequest,
     ) -> Result<VendorResponse, VendorCallError>;
 

@@ -6,15 +6,15 @@
 //!   connection and the first one renews. Across processes (Lambda instances, several
 //!   `homehook` on one store), a lease written into the token record with a compare-and-swap
 //!   decides who calls the token endpoint; the others poll the record until the new tokens land
-//!   ([`renew`]). The final write is a compare-and-swap on the lease's version, so a slow holder
+//!   (`renew.rs`). The final write is a compare-and-swap on the lease's version, so a slow holder
 //!   whose lease lapsed cannot overwrite newer tokens.
 //! - **Nothing rotated is lost.** New tokens are stored before anyone uses them; a failing
 //!   store is retried with backoff, and then the tokens are kept in memory and stored first
 //!   thing on the next use. A refused refresh token is checked against the store first: a
 //!   sibling may have rotated it.
-//! - **Failures are classed** ([`failure`]): transient (wait, keep tokens), reauth needed
+//! - **Failures are classed** (`failure.rs`): transient (wait, keep tokens), reauth needed
 //!   (mark, tell the owner, keep the data), misconfigured (name the setting).
-//! - **Each provider's pace** ([`policy`]): renew ahead of expiry, keep lapsing refresh tokens
+//! - **Each provider's pace** (`policy.rs`): renew ahead of expiry, keep lapsing refresh tokens
 //!   alive, stay inside token budgets.
 
 use std::collections::HashMap;

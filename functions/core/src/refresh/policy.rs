@@ -123,7 +123,7 @@ mod tests {
 
     fn record(now: UnixTime) -> TokenRecord {
         let mut r = crate::store::conformance_record();
-        r.refresh_token = Some(crate::secret::SecretString::new("rt"));
+        r.refresh_token = Some(crate::sensitive::SecretString::new("rt"));
         r.expires_at = Some(now.plus_secs(3600));
         r.connected_at = now;
         r.lifecycle.refresh_issued_at = Some(now);

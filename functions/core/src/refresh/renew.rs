@@ -11,7 +11,7 @@ use crate::config::Connection;
 use crate::error::TokenError;
 use crate::notify::Event;
 use crate::oauth::{OAuthFlow, TokenGrant};
-use crate::secret::SecretString;
+use crate::sensitive::SecretString;
 use crate::store::StoreError;
 use crate::token::{Health, Lease, Lifecycle, TokenRecord};
 

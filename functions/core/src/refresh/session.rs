@@ -10,7 +10,7 @@ use super::TokenKeeper;
 use crate::config::Connection;
 use crate::error::{ActionError, TokenError};
 use crate::store::StoreError;
-use crate::token::{ApiSession, TokenRecord};
+use crate::token::{DeviceSession, TokenRecord};
 
 impl TokenKeeper {
     /// A device session for `conn` that `usable` accepts: `record`'s, else the stored one
@@ -20,12 +20,12 @@ impl TokenKeeper {
         &self,
         conn: &Connection,
         record: &TokenRecord,
-        usable: impl Fn(&ApiSession) -> bool,
+        usable: impl Fn(&DeviceSession) -> bool,
         open: Open,
-    ) -> Result<ApiSession, ActionError>
+    ) -> Result<DeviceSession, ActionError>
     where
         Open: FnOnce() -> Opening,
-        Opening: Future<Output = Result<ApiSession, ActionError>>,
+        Opening: Future<Output = Result<DeviceSession, ActionError>>,
     {
         if let Some(s) = &record.session
             && usable(s)
@@ -49,7 +49,7 @@ impl TokenKeeper {
     async fn save_session(
         &self,
         conn: &Connection,
-        session: Option<ApiSession>,
+        session: Option<DeviceSession>,
     ) -> Result<TokenRecord, TokenError> {
         for _ in 0..5 {
             let Some(mut record) = self.store.get_token(&conn.id).await? else {

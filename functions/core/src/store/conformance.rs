@@ -6,7 +6,7 @@ use std::task::Poll;
 
 use super::{Store, StoreError, Taken};
 use crate::clock::UnixTime;
-use crate::secret::SecretString;
+use crate::sensitive::SecretString;
 use crate::token::{Health, TokenRecord};
 
 fn record(connection: &str, access: &str) -> TokenRecord {

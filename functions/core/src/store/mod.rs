@@ -125,7 +125,7 @@ impl<T: TokenStore + ItemStore> Store for T {}
 pub(crate) fn conformance_record() -> TokenRecord {
     TokenRecord {
         connection: "c1".into(),
-        access_token: crate::secret::SecretString::new("a"),
+        access_token: crate::sensitive::SecretString::new("a"),
         refresh_token: None,
         expires_at: None,
         scopes: vec![],

@@ -441,7 +441,7 @@ mod tests {
         let b = SqliteStore::open_in(dir.path()).expect("open b");
         let mut rec = crate::store::conformance_record();
         a.swap_token(None, rec.clone()).await.expect("create");
-        rec.access_token = crate::secret::SecretString::new("from-b");
+        rec.access_token = crate::sensitive::SecretString::new("from-b");
         b.swap_token(Some(1), rec.clone()).await.expect("b updates");
         assert!(matches!(
             a.swap_token(Some(1), rec).await,

@@ -16,9 +16,9 @@ use crate::catalog::{
     ClientAuth, ExpiredTokenSignal, Grant, ProviderSpec, RefreshPolicy, TokenPlacement, VendorKind,
 };
 use crate::error::ActionError;
-use crate::secret::SecretString;
-use crate::token::ApiSession;
-use crate::vendor::{ApiTarget, TargetAuth, VendorBody, VendorRequest, VendorResponse};
+use crate::sensitive::SecretString;
+use crate::token::DeviceSession;
+use crate::vendor::{TargetAuth, VendorBody, VendorRequest, VendorResponse, VendorTarget};
 
 /// Homey's id in the registry.
 pub const KIND: VendorKind = VendorKind("homey");
@@ -78,7 +78,7 @@ impl Vendor for Homey {
         true
     }
 
-    async fn open_session(&self, api: &dyn VendorApi) -> Result<ApiSession, ActionError> {
+    async fn open_session(&self, api: &dyn VendorApi) -> Result<DeviceSession, ActionError> {
         let session = login(api).await?;
         tracing::info!(connection = %api.connection_id(), homey = %session.label, "Homey session started");
         Ok(session)
@@ -86,7 +86,7 @@ impl Vendor for Homey {
 
     /// A session fits while it is for the Homey config names (the owner may have changed
     /// `homey = "…"`), by id or by name.
-    fn session_fits(&self, session: &ApiSession, chosen: Option<&str>) -> bool {
+    fn session_fits(&self, session: &DeviceSession, chosen: Option<&str>) -> bool {
         let homey_id = session
             .headers
             .iter()
@@ -179,7 +179,7 @@ fn string_answer(r: &VendorResponse, what: &str) -> Result<SecretString, ActionE
 }
 
 /// The chain: user/me → delegation token → session login on the Homey.
-async fn login(api: &dyn VendorApi) -> Result<ApiSession, ActionError> {
+async fn login(api: &dyn VendorApi) -> Result<DeviceSession, ActionError> {
     let me = api.get(Endpoint::Cloud, "/user/me", &[]).await?;
     let homey = pick_homey(api, &me)?;
     let homey_id = text(&homey["_id"]);
@@ -201,7 +201,7 @@ async fn login(api: &dyn VendorApi) -> Result<ApiSession, ActionError> {
         )
         .await?;
     let jwt = string_answer(&delegation, "delegation")?;
-    let target = ApiTarget {
+    let target = VendorTarget {
         base: remote.clone(),
         auth: TargetAuth::None,
         headers: vec![(HOMEY_ID_HEADER.into(), homey_id.clone())],
@@ -236,7 +236,7 @@ async fn login(api: &dyn VendorApi) -> Result<ApiSession, ActionError> {
     }
     let bearer = string_answer(&answer, "login")?;
     let now = api.now();
-    Ok(ApiSession {
+    Ok(DeviceSession {
         base_url: remote,
         bearer,
         headers: vec![(HOMEY_ID_HEADER.into(), homey_id)],
