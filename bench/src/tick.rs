@@ -13,6 +13,7 @@ use homehook_core::App;
 use homehook_core::clock::{Clock, ManualClock, UnixTime};
 use homehook_core::config::Config;
 use homehook_core::sensitive::SecretString;
+use homehook_core::services::Services;
 use homehook_core::store::{ItemStore, Store, StoreError, Taken, TokenStore};
 use homehook_core::token::{Health, TokenRecord};
 use homehook_tests::fake_vendor::{FakeSettings, FakeVendor};
@@ -218,12 +219,12 @@ pub async fn measure(
         counts: Arc::default(),
     });
     let counts = Arc::clone(&counting.counts);
-    let app = App::new(
+    let app = App::new(Services::new(
         config,
         counting,
         Arc::new(secrets_for("netatmo", &settings)),
         Arc::new(clock.clone()),
-    )?;
+    )?);
     let t = Instant::now();
     let summary = app.tick().await?;
     let tick = t.elapsed();

@@ -57,6 +57,7 @@ use homehook_core::guard::{ClientSource, action_limiter, key_limiter, signature}
 use homehook_core::keys::KeyHash;
 use homehook_core::secrets::{ClientCredentials, LocalSecrets};
 use homehook_core::sensitive::SecretString;
+use homehook_core::services::Services;
 use homehook_core::store::{MemoryStore, TokenStore};
 use homehook_core::token::TokenRecord;
 use tower::ServiceExt;
@@ -478,12 +479,14 @@ pub fn fuzz_app() -> Router {
     ]))
     .with_entry("signer", serde_json::json!({ "signing_key": SIGNING_KEY }));
     let app = App::new(
-        config,
-        store,
-        Arc::new(secrets),
-        Arc::new(ManualClock::new(NOW)),
-    )
-    .unwrap_or_else(|e| panic!("build the fuzz app: {e}"));
+        Services::new(
+            config,
+            store,
+            Arc::new(secrets),
+            Arc::new(ManualClock::new(NOW)),
+        )
+        .unwrap_or_else(|e| panic!("build the fuzz app: {e}")),
+    );
     homehook_core::http::router(Arc::new(app))
 }
 

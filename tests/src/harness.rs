@@ -8,6 +8,7 @@ use homehook_core::clock::{ManualClock, UnixTime};
 use homehook_core::config::Config;
 use homehook_core::keys::ActionKey;
 use homehook_core::secrets::{ClientCredentials, LocalSecrets};
+use homehook_core::services::Services;
 use homehook_core::store::Store;
 
 use crate::fake_vendor::{FakeSettings, FakeVendor};
@@ -20,8 +21,10 @@ pub const T0: UnixTime = UnixTime(1_700_000_000);
 pub struct Homehook {
     /// `http://127.0.0.1:<port>`.
     pub base: String,
-    /// The services, to look into the store or run a tick.
+    /// The services, to look into the config or run a tick.
     pub app: Arc<App>,
+    /// The store, to look into.
+    pub store: Arc<dyn Store>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -46,14 +49,21 @@ impl Homehook {
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let text = config_toml.replace("{public_url}", &base);
         let config = Config::parse(&text, "test.toml", None)?;
-        let app =
-            Arc::new(App::new(config, store, Arc::new(secrets), Arc::new(clock)).expect("app"));
+        let app = Arc::new(App::new(
+            Services::new(config, store, Arc::new(secrets), Arc::new(clock)).expect("app"),
+        ));
         let router = homehook_core::http::router(Arc::clone(&app))
             .into_make_service_with_connect_info::<std::net::SocketAddr>();
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });
-        Ok(Self { base, app, task })
+        let store = Arc::clone(&app.services.store);
+        Ok(Self {
+            base,
+            app,
+            store,
+            task,
+        })
     }
 }
 

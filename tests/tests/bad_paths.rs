@@ -65,9 +65,7 @@ async fn callback_refuses_wrong_reused_expired_and_incomplete_states() {
     let back = w.consent(&authorize).await;
     assert_eq!(w.client.get(&back).send().await.expect("r").status(), 200);
     let before =
-        w.hh.app
-            .services
-            .store
+        w.hh.store
             .get_token("home")
             .await
             .expect("r")
@@ -79,9 +77,7 @@ async fn callback_refuses_wrong_reused_expired_and_incomplete_states() {
     )
     .await;
     let after =
-        w.hh.app
-            .services
-            .store
+        w.hh.store
             .get_token("home")
             .await
             .expect("r")
@@ -149,15 +145,7 @@ async fn the_owner_declining_shows_a_plain_page_and_changes_nothing() {
     let html = page.text().await.expect("html");
     assert!(html.contains("Access was declined at Netatmo"), "{html}");
     assert!(html.contains("Not connected"));
-    assert!(
-        w.hh.app
-            .services
-            .store
-            .get_token("home")
-            .await
-            .expect("r")
-            .is_none()
-    );
+    assert!(w.hh.store.get_token("home").await.expect("r").is_none());
 
     // The same refusal for a script is JSON.
     w.vendor.update(|s| s.deny_consent = true);
@@ -488,14 +476,7 @@ async fn secrets_never_appear_in_answers() {
         .text()
         .await
         .expect("t");
-    let token =
-        w.hh.app
-            .services
-            .store
-            .get_token("home")
-            .await
-            .expect("r")
-            .expect("t");
+    let token = w.hh.store.get_token("home").await.expect("r").expect("t");
     let status = w
         .client
         .get(format!("{}/status", w.hh.base))

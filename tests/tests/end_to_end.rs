@@ -51,9 +51,7 @@ async fn connect_act_expire_refresh_act_again_on_sqlite() {
     assert_eq!(w.vendor.token_calls(), 1, "one code exchange");
 
     let stored =
-        w.hh.app
-            .services
-            .store
+        w.hh.store
             .get_token("home")
             .await
             .expect("read")
@@ -87,9 +85,7 @@ async fn connect_act_expire_refresh_act_again_on_sqlite() {
     assert_eq!(r.status(), 200, "{:?}", r.text().await);
     assert_eq!(w.vendor.token_calls(), 2, "exactly one refresh");
     let after =
-        w.hh.app
-            .services
-            .store
+        w.hh.store
             .get_token("home")
             .await
             .expect("read")
@@ -180,9 +176,7 @@ async fn the_tick_refreshes_ahead_of_expiry_so_actions_never_wait() {
     assert_eq!(w.vendor.token_calls(), 4);
     // Filed again under the new token's renewal time (expiry less the 5-minute margin).
     let home =
-        w.hh.app
-            .services
-            .store
+        w.hh.store
             .get_token("home")
             .await
             .expect("read")
@@ -225,17 +219,13 @@ async fn two_connections_to_one_provider_keep_separate_tokens() {
     assert_eq!(w.connect("home").await.status(), 200);
     assert_eq!(w.connect("cottage").await.status(), 200);
     let home =
-        w.hh.app
-            .services
-            .store
+        w.hh.store
             .get_token("home")
             .await
             .expect("r")
             .expect("home");
     let cottage =
-        w.hh.app
-            .services
-            .store
+        w.hh.store
             .get_token("cottage")
             .await
             .expect("r")
@@ -408,14 +398,7 @@ async fn a_refresh_answer_without_a_refresh_token_keeps_the_old_one() {
     };
     let w = World::start(Arc::new(MemoryStore::new()), settings).await;
     assert_eq!(w.connect("home").await.status(), 200);
-    let first =
-        w.hh.app
-            .services
-            .store
-            .get_token("home")
-            .await
-            .expect("r")
-            .expect("t");
+    let first = w.hh.store.get_token("home").await.expect("r").expect("t");
     for round in 1..=3 {
         w.clock.advance(11_000);
         assert_eq!(
@@ -423,14 +406,7 @@ async fn a_refresh_answer_without_a_refresh_token_keeps_the_old_one() {
             200,
             "round {round}"
         );
-        let now =
-            w.hh.app
-                .services
-                .store
-                .get_token("home")
-                .await
-                .expect("r")
-                .expect("t");
+        let now = w.hh.store.get_token("home").await.expect("r").expect("t");
         assert_ne!(now.access_token.expose(), first.access_token.expose());
         assert_eq!(
             now.refresh_token.as_ref().map(|t| t.expose().to_string()),

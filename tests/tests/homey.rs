@@ -130,14 +130,7 @@ async fn devices_flows_and_variables_through_one_session() {
 
     // One delegation and one login served every call; the session is stored with the token.
     assert_eq!((w.vendor.delegations(), w.vendor.logins()), (1, 1));
-    let record =
-        w.hh.app
-            .services
-            .store
-            .get_token("homey")
-            .await
-            .unwrap()
-            .unwrap();
+    let record = w.hh.store.get_token("homey").await.unwrap().unwrap();
     let session = record.session.expect("a session is stored");
     assert_eq!(session.label, "Homey Pro");
     assert!(session.base_url.ends_with(&format!("/homey/{HOMEY}")));
@@ -301,7 +294,7 @@ async fn an_account_with_several_homeys_must_say_which() {
         .replace("{key}", &chosen.keys.action.hash().to_string());
     let switched = Homehook::start(
         &config,
-        Arc::clone(&chosen.hh.app.services.store),
+        Arc::clone(&chosen.hh.store),
         secrets_for("homey", &FakeHomey::settings()),
         chosen.clock.clone(),
     )

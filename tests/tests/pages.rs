@@ -276,9 +276,7 @@ async fn the_root_page_shows_each_connections_health_and_nothing_secret() {
     // Nothing secret, in what is shown or in the HTML: keys, their hashes, tokens, the vendor's
     // words about the refusal.
     let stored =
-        w.hh.app
-            .services
-            .store
+        w.hh.store
             .get_token("home")
             .await
             .expect("read")
@@ -324,15 +322,7 @@ async fn connect_result_pages_say_what_happened_and_what_to_do_next() {
             "homehook status",
         ],
     );
-    assert!(
-        w.hh.app
-            .services
-            .store
-            .get_token("home")
-            .await
-            .expect("r")
-            .is_some()
-    );
+    assert!(w.hh.store.get_token("home").await.expect("r").is_some());
     // The same page for a script-free fetch: headers, and nothing of the callback's query in it.
     let callback = w.consent(&w.start_connect("home").await).await;
     let (status, html) = fetch_page(&w.client, &callback).await;

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use homehook_core::App;
 use homehook_core::clock::ManualClock;
 use homehook_core::secrets::LocalSecrets;
+use homehook_core::services::Services;
 use homehook_core::store::{SqliteStore, Store};
 use homehook_tests::fakes::somfy::{FakeSomfy, SITE};
 use homehook_tests::harness::{T0, World, secrets_for};
@@ -82,12 +83,14 @@ async fn setup() -> Setup {
     );
     let w = World::with_vendor(clock.clone(), fake, &text, secrets(&settings, &sink), store).await;
     let sibling = App::new(
-        (*w.hh.app.services.config).clone(),
-        Arc::new(SqliteStore::open_in(dir.path()).unwrap()),
-        Arc::new(secrets(&settings, &sink)),
-        Arc::new(clock),
-    )
-    .unwrap();
+        Services::new(
+            (*w.hh.app.services.config).clone(),
+            Arc::new(SqliteStore::open_in(dir.path()).unwrap()),
+            Arc::new(secrets(&settings, &sink)),
+            Arc::new(clock),
+        )
+        .unwrap(),
+    );
     Setup {
         w,
         sibling,

@@ -192,14 +192,7 @@ async fn the_jwt_token_path_and_http_basic_work_and_expiry_comes_from_the_exp_cl
     };
     let w = world_with(settings, "/token/jwt", "basic").await;
     assert_eq!(w.act_text("armed", json!({})).await.0, 200);
-    let record =
-        w.hh.app
-            .services
-            .store
-            .get_token("alarm")
-            .await
-            .unwrap()
-            .unwrap();
+    let record = w.hh.store.get_token("alarm").await.unwrap().unwrap();
     assert_eq!(
         record.expires_at,
         Some(T0.plus_secs(3_600)),

@@ -23,6 +23,7 @@ use aws_sdk_dynamodb::config::SharedCredentialsProvider;
 use homehook_core::App;
 use homehook_core::clock::SystemClock;
 use homehook_core::config::{Config, ConfigError};
+use homehook_core::services::Services;
 
 use crate::{DynamoStore, SecretsManagerSecrets, SnsTopic};
 
@@ -147,12 +148,12 @@ pub async fn app_with(settings: &Settings, sdk: &SdkConfig) -> Result<Arc<App>, 
     // The admin key's hash may live in the secret rather than in homehook.toml: read on the
     // first admin request, not here (a cold start reads no secret).
     let admin_key_in_secret = config.server.admin_key_hash.is_none();
-    let mut app = App::new(
+    let mut app = App::new(Services::new(
         config,
         Arc::new(store),
         Arc::new(secrets),
         Arc::new(SystemClock),
-    )?;
+    )?);
     if admin_key_in_secret {
         app = app.with_admin_key_from_secrets();
     }

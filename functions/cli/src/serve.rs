@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use homehook_core::App;
 use homehook_core::clock::SystemClock;
 use homehook_core::secrets::LocalSecrets;
+use homehook_core::services::Services;
 
 use crate::settings;
 
@@ -38,12 +39,12 @@ pub(crate) async fn run(
         config.server.public_url = format!("http://{bound}/").parse()?;
     }
     let interval = Duration::from_secs(config.server.refresh_interval_secs);
-    let app = Arc::new(App::new(
+    let app = Arc::new(App::new(Services::new(
         config,
         Arc::new(store),
         Arc::new(secrets),
         Arc::new(SystemClock),
-    )?);
+    )?));
 
     say!("homehook listening on http://{bound}");
     say!(

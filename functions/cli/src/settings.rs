@@ -9,6 +9,7 @@ use homehook_core::Config;
 use homehook_core::clock::SystemClock;
 use homehook_core::config::Connection;
 use homehook_core::secrets::LocalSecrets;
+use homehook_core::services::Services;
 use homehook_core::store::SqliteStore;
 
 /// The config file used when none is named.
@@ -59,12 +60,12 @@ pub(crate) fn open_app(
     } else {
         LocalSecrets::from_entries(Default::default())
     };
-    Ok(homehook_core::App::new(
+    Ok(homehook_core::App::new(Services::new(
         config,
         Arc::new(store),
         Arc::new(secrets),
         Arc::new(SystemClock),
-    )?)
+    )?))
 }
 
 /// The connection named `id`, or an error listing the configured ones.

@@ -158,6 +158,7 @@ pub async fn run(
 mod tests {
     use super::*;
     use crate::config::Config;
+    use crate::test_support::{FIRST_ACCESS_TOKEN, Reply, T0, setup};
     use serde_json::json;
     use std::collections::BTreeMap;
 
@@ -280,5 +281,79 @@ mod tests {
             VendorBody::Json(json!({"home": {"id": "h1", "modules": [{"id": "m1", "on": true}]}}))
         );
         assert_eq!(lamp.methods, [http::Method::POST]);
+    }
+
+    const HEAT: &str = r#"
+        [actions.heat]
+        connection = "conn"
+        method = "PUT"
+        path = "/rooms/{room}/target"
+        body = { target = { temp = "{temp}", unit = "C" } }
+        params.room = { type = "string" }
+        params.temp = { type = "number", min = 5, max = 30 }
+        answer = "{{ room }} heats to {{ data.target }} °C"
+        key_hash = "{key_hash}"
+    "#;
+
+    fn heat_params(action: &Action) -> Params {
+        crate::params::check(
+            &action.params,
+            [
+                ("room".to_string(), json!("kitchen")),
+                ("temp".to_string(), json!(21.5)),
+            ]
+            .into(),
+            T0,
+        )
+        .expect("params")
+    }
+
+    #[tokio::test]
+    async fn run_sends_the_rendered_request_and_answers_with_the_vendors_data() {
+        let s = setup(HEAT).await;
+        s.vendor.queue(
+            "/rooms/kitchen/target",
+            [Reply::json(200, json!({"target": 21.5}))],
+        );
+        let action = &s.services.config.actions["heat"];
+        let outcome = run(&s.services, action, &heat_params(action))
+            .await
+            .expect("runs");
+        assert_eq!(outcome.vendor_status, 200);
+        assert_eq!(outcome.data, Some(json!({"target": 21.5})));
+        assert_eq!(outcome.answer, "kitchen heats to 21.5 °C");
+        let sent = s.vendor.requests_to("/rooms/kitchen/target");
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].method, "PUT");
+        assert_eq!(
+            sent[0].authorization,
+            Some(format!("Bearer {FIRST_ACCESS_TOKEN}"))
+        );
+        let body: Value = serde_json::from_str(&sent[0].body).expect("a JSON body");
+        assert_eq!(body, json!({"target": {"temp": 21.5, "unit": "C"}}));
+    }
+
+    #[tokio::test]
+    async fn a_vendor_refusal_is_vendor_rejected_with_its_status() {
+        let s = setup(HEAT).await;
+        s.vendor.queue(
+            "/rooms/kitchen/target",
+            [Reply::json(
+                404,
+                json!({"error": {"message": "no such room"}}),
+            )],
+        );
+        let action = &s.services.config.actions["heat"];
+        let e = run(&s.services, action, &heat_params(action))
+            .await
+            .expect_err("refused");
+        match e {
+            ActionError::VendorRejected { status, reason } => {
+                assert_eq!(status, 404);
+                assert_eq!(reason.as_deref(), Some("no such room"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(s.vendor.requests_to("/rooms/kitchen/target").len(), 1);
     }
 }

@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::TokenError;
 use crate::guard::limits::CallLimits;
@@ -11,9 +10,7 @@ use crate::guard::{Guard, action_limiter, key_limiter};
 use crate::notify::Notify;
 use crate::refresh::RefreshSummary;
 use crate::schedule::ScheduleSummary;
-use crate::secrets::Secrets;
 use crate::services::Services;
-use crate::store::Store;
 
 /// Everything a request handler or a tick needs.
 #[derive(Debug, Clone)]
@@ -29,20 +26,14 @@ pub struct App {
 }
 
 impl App {
-    /// Builds the services and the gate.
-    pub fn new(
-        config: Config,
-        store: Arc<dyn Store>,
-        secrets: Arc<dyn Secrets>,
-        clock: Arc<dyn Clock>,
-    ) -> Result<Self, reqwest::Error> {
-        let services = Services::new(config, store, secrets, clock)?;
+    /// The services with the gate of their config.
+    pub fn new(services: Services) -> Self {
         let guard = Arc::new(guard_of(&services.config));
-        Ok(Self {
+        Self {
             services,
             guard,
             admin_key_from_secrets: false,
-        })
+        }
     }
 
     /// Reads the admin key's hash from the secrets when the config has none (see

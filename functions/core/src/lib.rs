@@ -107,5 +107,8 @@ pub mod token;
 pub mod vendor;
 pub mod vendor_client;
 
+#[cfg(test)]
+mod test_support;
+
 pub use app::App;
 pub use config::Config;

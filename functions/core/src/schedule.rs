@@ -261,3 +261,97 @@ pub async fn status(services: &Services) -> Result<Vec<ScheduleStatus>, crate::s
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::test_support::{Reply, setup};
+
+    /// `arm`, fired by `nightly` at 22:13 UTC: the minute of [`crate::test_support::T0`].
+    const NIGHTLY: &str = r#"
+        [actions.arm]
+        connection = "conn"
+        path = "/alarm/arm"
+        body = { mode = "{mode}" }
+        params.mode = { type = "enum", values = ["away", "night"] }
+        answer = "Armed for the {{ mode }}"
+        key_hash = "{key_hash}"
+
+        [schedules.nightly]
+        action = "arm"
+        cron = "13 22 * * *"
+        params = { mode = "night" }
+    "#;
+
+    async fn last_run(services: &Services) -> Option<LastRun> {
+        let report = status(services).await.expect("status");
+        assert_eq!(report.len(), 1);
+        report.into_iter().next().and_then(|s| s.last_run)
+    }
+
+    #[tokio::test]
+    async fn a_due_schedule_fires_once_per_due_time() {
+        let s = setup(NIGHTLY).await;
+        assert_eq!(
+            fire_due(&s.services).await,
+            ScheduleSummary {
+                fired: 1,
+                failed: 0,
+                already_claimed: 0
+            }
+        );
+        let sent = s.vendor.requests_to("/alarm/arm");
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].method, "POST");
+        let body: Value = serde_json::from_str(&sent[0].body).expect("a JSON body");
+        assert_eq!(body, json!({"mode": "night"}));
+        let last = last_run(&s.services).await.expect("a recorded run");
+        assert!(last.ok);
+        assert_eq!(last.answer.as_deref(), Some("Armed for the night"));
+        assert_eq!(last.due, "2023-11-14T22:13:00+00:00");
+
+        // The same tick again, and a later one within the grace: the run is claimed.
+        for _ in 0..2 {
+            assert_eq!(
+                fire_due(&s.services).await,
+                ScheduleSummary {
+                    fired: 0,
+                    failed: 0,
+                    already_claimed: 1
+                }
+            );
+            s.clock.advance(60);
+        }
+        assert_eq!(s.vendor.requests_to("/alarm/arm").len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_failed_run_is_recorded_with_its_error_code() {
+        let s = setup(NIGHTLY).await;
+        s.vendor.queue(
+            "/alarm/arm",
+            [Reply::json(400, json!({"message": "door open"}))],
+        );
+        assert_eq!(
+            fire_due(&s.services).await,
+            ScheduleSummary {
+                fired: 0,
+                failed: 1,
+                already_claimed: 0
+            }
+        );
+        assert_eq!(s.vendor.requests_to("/alarm/arm").len(), 1);
+        let last = last_run(&s.services).await.expect("a recorded run");
+        assert!(!last.ok);
+        assert_eq!(last.error.as_deref(), Some("vendor_rejected"));
+        assert_eq!(last.answer, None);
+        assert!(
+            last.message
+                .as_deref()
+                .is_some_and(|m| m.contains("door open")),
+            "{last:?}"
+        );
+    }
+}

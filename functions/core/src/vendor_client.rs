@@ -86,6 +86,9 @@ impl<'a> VendorClient<'a> {
         name: &str,
         request: &VendorRequest,
     ) -> Result<StepResult, ActionError> {
+        if !self.vendor.steps().contains(&name) {
+            return Err(providers::no_step(self, name));
+        }
         self.vendor.run_step(self, name, request).await
     }
 
@@ -266,5 +269,201 @@ impl VendorApi for VendorClient<'_> {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::test_support::{
+        FIRST_ACCESS_TOKEN, FIRST_REFRESH_TOKEN, Reply, Setup, TOKEN_PATH, expired_token_body,
+        setup,
+    };
+    use crate::vendor::VendorBody;
+
+    fn request(method: http::Method, path: &str) -> VendorRequest {
+        VendorRequest {
+            method,
+            path: path.into(),
+            query: Vec::new(),
+            body: VendorBody::Empty,
+        }
+    }
+
+    /// Sends `method path` (no body) through the client of the test's connection.
+    async fn send(
+        s: &Setup,
+        method: http::Method,
+        path: &str,
+    ) -> Result<VendorResponse, ActionError> {
+        let client = VendorClient::new(&s.services, "conn").expect("client");
+        client.act(&request(method, path)).await
+    }
+
+    #[tokio::test]
+    async fn an_expired_token_is_renewed_once_and_the_request_sent_again() {
+        let s = setup("").await;
+        s.vendor.queue(
+            "/things",
+            [
+                Reply::json(401, expired_token_body()),
+                Reply::json(200, json!({"things": [1, 2]})),
+            ],
+        );
+        let r = send(&s, http::Method::GET, "/things")
+            .await
+            .expect("succeeds after the renewal");
+        assert_eq!((r.status, r.json), (200, Some(json!({"things": [1, 2]}))));
+        let token_calls = s.vendor.requests_to(TOKEN_PATH);
+        assert_eq!(token_calls.len(), 1);
+        assert!(
+            token_calls[0].body.contains("grant_type=refresh_token")
+                && token_calls[0].body.contains(FIRST_REFRESH_TOKEN),
+            "{:?}",
+            token_calls[0].body
+        );
+        let auth: Vec<_> = s
+            .vendor
+            .requests_to("/things")
+            .into_iter()
+            .map(|r| r.authorization)
+            .collect();
+        assert_eq!(
+            auth,
+            [
+                Some(format!("Bearer {FIRST_ACCESS_TOKEN}")),
+                Some("Bearer at-1".to_string())
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_renewed_token_refused_again_is_an_error_not_a_loop() {
+        let s = setup("").await;
+        // A third answer that would succeed: reaching it would mean a second renewal.
+        s.vendor.queue(
+            "/things",
+            [
+                Reply::json(401, expired_token_body()),
+                Reply::json(401, expired_token_body()),
+                Reply::json(200, json!({})),
+            ],
+        );
+        let e = send(&s, http::Method::GET, "/things")
+            .await
+            .expect_err("refused twice");
+        assert!(
+            matches!(e, ActionError::VendorRejected { status: 401, .. }),
+            "{e:?}"
+        );
+        assert_eq!(s.vendor.token_calls(), 1);
+        assert_eq!(s.vendor.requests_to("/things").len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_get_answered_500_is_sent_again() {
+        let s = setup("").await;
+        s.vendor.queue(
+            "/things",
+            [
+                Reply::json(500, json!({})),
+                Reply::json(200, json!({"n": 1})),
+            ],
+        );
+        let r = send(&s, http::Method::GET, "/things")
+            .await
+            .expect("the second try succeeds");
+        assert_eq!(r.json, Some(json!({"n": 1})));
+        assert_eq!(s.vendor.requests_to("/things").len(), 2);
+        assert_eq!(s.vendor.token_calls(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_get_failing_every_time_gives_up_after_three_tries() {
+        let s = setup("").await;
+        // A fourth answer that would succeed: reaching it would mean the retries are unbounded.
+        s.vendor.queue(
+            "/things",
+            [
+                Reply::json(500, json!({})),
+                Reply::json(500, json!({})),
+                Reply::json(500, json!({})),
+                Reply::json(200, json!({})),
+            ],
+        );
+        let e = send(&s, http::Method::GET, "/things")
+            .await
+            .expect_err("still failing");
+        assert!(matches!(e, ActionError::VendorUnavailable(_)), "{e:?}");
+        assert_eq!(s.vendor.requests_to("/things").len(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_post_answered_500_502_or_504_is_never_sent_twice() {
+        let s = setup("").await;
+        let client = VendorClient::new(&s.services, "conn").expect("client");
+        for status in [500, 502, 504] {
+            let path = format!("/arm/{status}");
+            // The vendor may have acted before failing: a retry would act twice.
+            s.vendor.queue(
+                &path,
+                [Reply::json(status, json!({})), Reply::json(200, json!({}))],
+            );
+            let e = client
+                .act(&request(http::Method::POST, &path))
+                .await
+                .expect_err("not retried");
+            assert!(
+                matches!(e, ActionError::VendorUnavailable(_)),
+                "{status}: {e:?}"
+            );
+            let sent = s.vendor.requests_to(&path);
+            assert_eq!(sent.len(), 1, "HTTP {status}");
+            assert_eq!(sent[0].method, "POST");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_post_answered_503_is_sent_again() {
+        let s = setup("").await;
+        s.vendor.queue(
+            "/arm",
+            [
+                Reply::json(503, json!({})),
+                Reply::json(200, json!({"armed": true})),
+            ],
+        );
+        let r = send(&s, http::Method::POST, "/arm")
+            .await
+            .expect("503 means not done: sent again");
+        assert_eq!(r.json, Some(json!({"armed": true})));
+        assert_eq!(s.vendor.requests_to("/arm").len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_429_is_busy_with_the_vendors_retry_after() {
+        let s = setup("").await;
+        s.vendor.queue(
+            "/things",
+            [
+                Reply::json(429, json!({})).header("retry-after", "7"),
+                Reply::json(200, json!({})),
+            ],
+        );
+        let e = send(&s, http::Method::GET, "/things")
+            .await
+            .expect_err("busy");
+        assert!(
+            matches!(
+                e,
+                ActionError::VendorBusy {
+                    retry_after_secs: 7
+                }
+            ),
+            "{e:?}"
+        );
+        assert_eq!(s.vendor.requests_to("/things").len(), 1);
     }
 }

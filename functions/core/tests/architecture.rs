@@ -67,7 +67,8 @@ fn test_only(relative: &Path) -> bool {
     let name = relative
         .file_name()
         .map(|n| n.to_string_lossy().into_owned());
-    matches!(name.as_deref(), Some("tests.rs")) || name.is_some_and(|n| n.ends_with("_tests.rs"))
+    matches!(name.as_deref(), Some("tests.rs" | "test_support.rs"))
+        || name.is_some_and(|n| n.ends_with("_tests.rs"))
 }
 
 fn production_files() -> Vec<SourceFile> {

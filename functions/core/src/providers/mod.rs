@@ -35,29 +35,55 @@ pub mod somfy_protect;
 use discovery::Section;
 use port::{Endpoint, VendorApi};
 
-/// Every vendor module, once. Adding a vendor is a folder beside these and a line here.
-pub static VENDORS: &[&dyn Vendor] = &[
-    &netatmo::Netatmo,
-    &somfy_protect::SomfyProtect,
-    &myfox::Myfox,
-    &homey::Homey,
+/// Every vendor, once. Adding a vendor is a folder beside these and a line here.
+pub static VENDORS: &[VendorEntry] = &[
+    netatmo::ENTRY,
+    somfy_protect::ENTRY,
+    myfox::ENTRY,
+    homey::ENTRY,
 ];
 
-/// One vendor: its catalog entries and everything about it that data cannot say. Only
-/// [`Vendor::kind`] and [`Vendor::specs`] are required; the rest default to plain HTTP.
+/// A vendor in the registry: what it is as data, and its code.
+#[derive(Clone, Copy)]
+pub struct VendorEntry {
+    /// Its id, which its catalog entries carry in [`ProviderSpec::kind`].
+    pub kind: VendorKind,
+    /// Its built-in catalog entries (Netatmo has two: Netatmo and Works with Legrand).
+    pub specs: fn() -> Vec<ProviderSpec>,
+    /// Its built-in actions: the text of its `recipes.toml`.
+    pub recipes: &'static str,
+    /// What data cannot say about it.
+    pub code: &'static dyn Vendor,
+}
+
+impl VendorEntry {
+    /// An entry (a `const` in each vendor's module).
+    pub const fn new(
+        kind: VendorKind,
+        specs: fn() -> Vec<ProviderSpec>,
+        recipes: &'static str,
+        code: &'static dyn Vendor,
+    ) -> Self {
+        Self {
+            kind,
+            specs,
+            recipes,
+            code,
+        }
+    }
+}
+
+impl std::fmt::Debug for VendorEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VendorEntry")
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a vendor needs beyond its data; every method defaults to plain HTTP and no extras.
 #[async_trait]
 pub trait Vendor: Send + Sync {
-    /// Its id, which its catalog entries carry in [`ProviderSpec::kind`].
-    fn kind(&self) -> VendorKind;
-
-    /// Its built-in catalog entries (Netatmo has two: Netatmo and Works with Legrand).
-    fn specs(&self) -> Vec<ProviderSpec>;
-
-    /// Its recipe file: (name for messages, contents).
-    fn recipe_file(&self) -> Option<(&'static str, &'static str)> {
-        None
-    }
-
     /// The code steps its recipes may name with `run = "..."`.
     fn steps(&self) -> &'static [&'static str] {
         &[]
@@ -68,15 +94,10 @@ pub trait Vendor: Send + Sync {
         None
     }
 
-    /// Runs the code step `name` (see [`Vendor::steps`]); `request` is the recipe's rendered
-    /// request, which the step may use as its first call.
-    async fn run_step(
-        &self,
-        api: &dyn VendorApi,
-        name: &str,
-        _request: &VendorRequest,
-    ) -> Result<StepResult, ActionError> {
-        Err(no_step(api, name))
+    /// Runs the code step `step`, one of [`Vendor::steps`] (the vendor client checks);
+    /// `request` is the recipe's rendered request, which the step may use as its first call.
+    async fn run_step(&self, api: &dyn VendorApi, step: &str, _request: &VendorRequest) -> StepRun {
+        Err(no_step(api, step))
     }
 
     /// The ids a connection's actions need, grouped.
@@ -108,29 +129,19 @@ pub trait Vendor: Send + Sync {
 /// What a provider defined in config gets: plain OAuth2 and HTTP status codes.
 struct Standard;
 
-#[async_trait]
-impl Vendor for Standard {
-    fn kind(&self) -> VendorKind {
-        VendorKind::STANDARD
-    }
+impl Vendor for Standard {}
 
-    fn specs(&self) -> Vec<ProviderSpec> {
-        Vec::new()
-    }
-}
-
-/// The vendor module of `kind` (the plain-HTTP one for providers from config).
+/// The code of the vendor `kind` (plain HTTP for providers from config).
 pub fn vendor_of(kind: VendorKind) -> &'static dyn Vendor {
     VENDORS
         .iter()
-        .copied()
-        .find(|v| v.kind() == kind)
-        .unwrap_or(&Standard)
+        .find(|v| v.kind == kind)
+        .map_or(&Standard, |v| v.code)
 }
 
 /// Every built-in provider.
 pub fn specs() -> Vec<ProviderSpec> {
-    VENDORS.iter().flat_map(|v| v.specs()).collect()
+    VENDORS.iter().flat_map(|v| (v.specs)()).collect()
 }
 
 /// The built-in actions of a vendor (none for providers defined in config). Parsed once; a
@@ -142,9 +153,9 @@ pub fn recipes(kind: VendorKind) -> Result<&'static Recipes, String> {
     let all = PARSED.get_or_init(|| {
         VENDORS
             .iter()
-            .filter_map(|v| {
-                let (file, text) = v.recipe_file()?;
-                Some((v.kind().as_str(), recipe::parse(file, text)))
+            .map(|v| {
+                let file = format!("{}/recipes.toml", v.kind.as_str());
+                (v.kind.as_str(), recipe::parse(&file, v.recipes))
             })
             .collect()
     });
@@ -235,8 +246,11 @@ pub struct StepResult {
     pub data: Value,
 }
 
+/// What a code step answers.
+pub type StepRun = Result<StepResult, ActionError>;
+
 /// The refusal of a step the vendor does not have.
-pub(crate) fn no_step(api: &dyn VendorApi, name: &str) -> ActionError {
+pub fn no_step(api: &dyn VendorApi, name: &str) -> ActionError {
     ActionError::Misconfigured(format!("provider {} has no step {name}", api.spec().id))
 }
 

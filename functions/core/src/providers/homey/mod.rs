@@ -11,7 +11,7 @@ use async_trait::async_trait;
 
 use super::discovery::Section;
 use super::port::{Endpoint, VendorApi};
-use super::{StepResult, Vendor, Verdict, items, no_step, standard, text};
+use super::{StepResult, StepRun, Vendor, VendorEntry, Verdict, items, standard, text};
 use crate::catalog::{
     ClientAuth, ExpiredTokenSignal, Grant, ProviderSpec, RefreshPolicy, TokenPlacement, VendorKind,
 };
@@ -35,20 +35,12 @@ const SESSION_RENEW_AFTER_SECS: i64 = 12 * 3600;
 /// Homey, through the Athom cloud.
 pub struct Homey;
 
+/// Homey in the registry.
+pub const ENTRY: VendorEntry =
+    VendorEntry::new(KIND, || vec![spec()], include_str!("recipes.toml"), &Homey);
+
 #[async_trait]
 impl Vendor for Homey {
-    fn kind(&self) -> VendorKind {
-        KIND
-    }
-
-    fn specs(&self) -> Vec<ProviderSpec> {
-        vec![spec()]
-    }
-
-    fn recipe_file(&self) -> Option<(&'static str, &'static str)> {
-        Some(("homey/recipes.toml", include_str!("recipes.toml")))
-    }
-
     fn steps(&self) -> &'static [&'static str] {
         STEPS
     }
@@ -58,20 +50,61 @@ impl Vendor for Homey {
         (endpoint == Endpoint::Actions && r.status == 401).then_some(Verdict::SessionExpired)
     }
 
-    async fn run_step(
-        &self,
-        api: &dyn VendorApi,
-        name: &str,
-        request: &VendorRequest,
-    ) -> Result<StepResult, ActionError> {
-        match name {
-            "device_state" => device_state(api, request).await,
-            _ => Err(no_step(api, name)),
-        }
+    /// `device_state`, the one step.
+    async fn run_step(&self, api: &dyn VendorApi, _: &str, request: &VendorRequest) -> StepRun {
+        device_state(api, request).await
     }
 
+    /// The account's Homeys, then the chosen Homey's devices, flows and variables.
     async fn discover(&self, api: &dyn VendorApi) -> Result<Vec<Section>, ActionError> {
-        discover(api).await
+        let me = api.get(Endpoint::Cloud, "/user/me", &[]).await?;
+        let mut homeys = Section::new("Homeys (connections.<id>.homey)", "homey");
+        for h in items(&me, "/homeys") {
+            homeys.push(&h["_id"], &h["name"], text(&h["platform"]));
+        }
+        let mut sections = vec![homeys];
+        if pick_homey(api, &me).is_err() {
+            // Several Homeys and none chosen: the list above is what to choose from.
+            return Ok(sections);
+        }
+        let devices = api
+            .get(Endpoint::Actions, "/api/manager/devices/device", &[])
+            .await?;
+        let mut device_list = Section::new("Devices", "device_id");
+        for d in listing(&devices) {
+            let caps: Vec<String> = items(d, "/capabilities").iter().map(text).collect();
+            device_list.push(
+                &d["id"],
+                &d["name"],
+                format!("{}: {}", text(&d["class"]), caps.join(", ")),
+            );
+        }
+        sections.push(device_list);
+        for (path, title) in [
+            ("/api/manager/flow/flow", "Flows"),
+            ("/api/manager/flow/advancedflow", "Advanced flows"),
+        ] {
+            let flows = api.get(Endpoint::Actions, path, &[]).await?;
+            let mut section = Section::new(title, "flow_id");
+            for f in listing(&flows) {
+                section.push(&f["id"], &f["name"], "");
+            }
+            sections.push(section);
+        }
+        let variables = api
+            .get(Endpoint::Actions, "/api/manager/logic/variable", &[])
+            .await?;
+        let mut variable_list = Section::new("Variables", "variable_id");
+        for v in listing(&variables) {
+            variable_list.push(
+                &v["id"],
+                &v["name"],
+                format!("{} = {}", text(&v["type"]), text(&v["value"])),
+            );
+        }
+        sections.push(variable_list);
+        sections.retain(|s| !s.items.is_empty());
+        Ok(sections)
     }
 
     fn uses_device_session(&self) -> bool {
@@ -247,10 +280,7 @@ async fn login(api: &dyn VendorApi) -> Result<DeviceSession, ActionError> {
 }
 
 /// `device_state`: the device's name and capabilities, as data for the answer template.
-pub(crate) async fn device_state(
-    api: &dyn VendorApi,
-    request: &VendorRequest,
-) -> Result<StepResult, ActionError> {
+pub(crate) async fn device_state(api: &dyn VendorApi, request: &VendorRequest) -> StepRun {
     let response = api.send(Endpoint::Actions, request).await?;
     let device = response.json.clone().unwrap_or(Value::Null);
     Ok(StepResult {
@@ -303,58 +333,6 @@ fn listing(value: &Value) -> Vec<&Value> {
         Value::Array(list) => list.iter().collect(),
         _ => Vec::new(),
     }
-}
-
-/// The account's Homeys, then the chosen Homey's devices, flows and variables.
-pub(crate) async fn discover(api: &dyn VendorApi) -> Result<Vec<Section>, ActionError> {
-    let me = api.get(Endpoint::Cloud, "/user/me", &[]).await?;
-    let mut homeys = Section::new("Homeys (connections.<id>.homey)", "homey");
-    for h in items(&me, "/homeys") {
-        homeys.push(&h["_id"], &h["name"], text(&h["platform"]));
-    }
-    let mut sections = vec![homeys];
-    if pick_homey(api, &me).is_err() {
-        // Several Homeys and none chosen: the list above is what to choose from.
-        return Ok(sections);
-    }
-    let devices = api
-        .get(Endpoint::Actions, "/api/manager/devices/device", &[])
-        .await?;
-    let mut device_list = Section::new("Devices", "device_id");
-    for d in listing(&devices) {
-        let caps: Vec<String> = items(d, "/capabilities").iter().map(text).collect();
-        device_list.push(
-            &d["id"],
-            &d["name"],
-            format!("{}: {}", text(&d["class"]), caps.join(", ")),
-        );
-    }
-    sections.push(device_list);
-    for (path, title) in [
-        ("/api/manager/flow/flow", "Flows"),
-        ("/api/manager/flow/advancedflow", "Advanced flows"),
-    ] {
-        let flows = api.get(Endpoint::Actions, path, &[]).await?;
-        let mut section = Section::new(title, "flow_id");
-        for f in listing(&flows) {
-            section.push(&f["id"], &f["name"], "");
-        }
-        sections.push(section);
-    }
-    let variables = api
-        .get(Endpoint::Actions, "/api/manager/logic/variable", &[])
-        .await?;
-    let mut variable_list = Section::new("Variables", "variable_id");
-    for v in listing(&variables) {
-        variable_list.push(
-            &v["id"],
-            &v["name"],
-            format!("{} = {}", text(&v["type"]), text(&v["value"])),
-        );
-    }
-    sections.push(variable_list);
-    sections.retain(|s| !s.items.is_empty());
-    Ok(sections)
 }
 
 #[cfg(test)]

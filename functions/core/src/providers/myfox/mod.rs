@@ -11,7 +11,7 @@ use async_trait::async_trait;
 
 use super::discovery::Section;
 use super::port::{Endpoint, VendorApi};
-use super::{Vendor, Verdict, items, text};
+use super::{Vendor, VendorEntry, Verdict, items, text};
 use crate::catalog::{
     CallBudget, ClientAuth, ExpiredTokenSignal, Grant, ProviderSpec, RefreshPolicy, TokenPlacement,
     VendorKind,
@@ -25,26 +25,88 @@ pub const KIND: VendorKind = VendorKind("myfox");
 /// Myfox API v2.
 pub struct Myfox;
 
+/// Myfox in the registry.
+pub const ENTRY: VendorEntry =
+    VendorEntry::new(KIND, || vec![spec()], include_str!("recipes.toml"), &Myfox);
+
 #[async_trait]
 impl Vendor for Myfox {
-    fn kind(&self) -> VendorKind {
-        KIND
+    /// Reads the envelope: a KO is an error whatever the HTTP status.
+    fn classify(&self, _endpoint: Endpoint, r: &VendorResponse) -> Option<Verdict> {
+        let json = r.json.as_ref()?;
+        match json.get("status").and_then(Value::as_str)? {
+            "KO" => {
+                let error = json.get("error").map(text).unwrap_or_default();
+                let description = json.get("error_description").map(text).unwrap_or_default();
+                if error == "invalid_token" {
+                    return Some(Verdict::TokenExpired);
+                }
+                let said = if description.is_empty() {
+                    error.clone()
+                } else {
+                    description.clone()
+                };
+                if description.contains("(632)") || r.status >= 500 {
+                    return Some(Verdict::Transient {
+                        reason: format!("Myfox says: {said}"),
+                        retryable: true,
+                    });
+                }
+                Some(Verdict::Rejected {
+                    status: r.status,
+                    reason: Some(format!("Myfox says: {said}")),
+                })
+            }
+            _ => None,
+        }
     }
 
-    fn specs(&self) -> Vec<ProviderSpec> {
-        vec![spec()]
-    }
-
-    fn recipe_file(&self) -> Option<(&'static str, &'static str)> {
-        Some(("myfox/recipes.toml", include_str!("recipes.toml")))
-    }
-
-    fn classify(&self, _endpoint: Endpoint, response: &VendorResponse) -> Option<Verdict> {
-        classify(response)
-    }
-
+    /// Sites, then each site's scenarios and devices.
     async fn discover(&self, api: &dyn VendorApi) -> Result<Vec<Section>, ActionError> {
-        discover(api).await
+        let sites = api
+            .get(Endpoint::Actions, "/client/site/items", &[])
+            .await?;
+        let mut site_list = Section::new("Sites", "site_id");
+        let mut scenarios = Section::new("Scenarios", "scenario_id");
+        let mut devices = Section::new("Devices (sockets, shutters, gates, heaters)", "device_id");
+        for site in items(&sites, "/payload/items") {
+            let site_id = text(&site["siteId"]);
+            site_list.push(&site["siteId"], &site["label"], "");
+            let base = format!("/site/{}", path_segment(&site_id));
+            let listed = api
+                .get(Endpoint::Actions, &format!("{base}/scenario/items"), &[])
+                .await?;
+            for s in items(&listed, "/payload/items") {
+                scenarios.push(
+                    &s["scenarioId"],
+                    &s["label"],
+                    format!("{} site_id={site_id}", text(&s["typeLabel"])),
+                );
+            }
+            for kind in ["socket", "shutter", "gate", "heater"] {
+                // Not every account has every kind; a refusal here only means "none".
+                let Ok(listed) = api
+                    .get(
+                        Endpoint::Actions,
+                        &format!("{base}/device/{kind}/items"),
+                        &[],
+                    )
+                    .await
+                else {
+                    continue;
+                };
+                for d in items(&listed, "/payload/items") {
+                    devices.push(
+                        &d["deviceId"],
+                        &d["label"],
+                        format!("{kind} ({}) site_id={site_id}", text(&d["modelLabel"])),
+                    );
+                }
+            }
+        }
+        let mut sections = vec![site_list, scenarios, devices];
+        sections.retain(|s| !s.items.is_empty());
+        Ok(sections)
     }
 }
 
@@ -80,84 +142,6 @@ pub fn spec() -> ProviderSpec {
     }
 }
 
-/// Reads the envelope: a KO is an error whatever the HTTP status.
-pub(crate) fn classify(r: &VendorResponse) -> Option<Verdict> {
-    let json = r.json.as_ref()?;
-    match json.get("status").and_then(Value::as_str)? {
-        "KO" => {
-            let error = json.get("error").map(text).unwrap_or_default();
-            let description = json.get("error_description").map(text).unwrap_or_default();
-            if error == "invalid_token" {
-                return Some(Verdict::TokenExpired);
-            }
-            let said = if description.is_empty() {
-                error.clone()
-            } else {
-                description.clone()
-            };
-            if description.contains("(632)") || r.status >= 500 {
-                return Some(Verdict::Transient {
-                    reason: format!("Myfox says: {said}"),
-                    retryable: true,
-                });
-            }
-            Some(Verdict::Rejected {
-                status: r.status,
-                reason: Some(format!("Myfox says: {said}")),
-            })
-        }
-        _ => None,
-    }
-}
-
-/// Sites, then each site's scenarios and devices.
-pub(crate) async fn discover(api: &dyn VendorApi) -> Result<Vec<Section>, ActionError> {
-    let sites = api
-        .get(Endpoint::Actions, "/client/site/items", &[])
-        .await?;
-    let mut site_list = Section::new("Sites", "site_id");
-    let mut scenarios = Section::new("Scenarios", "scenario_id");
-    let mut devices = Section::new("Devices (sockets, shutters, gates, heaters)", "device_id");
-    for site in items(&sites, "/payload/items") {
-        let site_id = text(&site["siteId"]);
-        site_list.push(&site["siteId"], &site["label"], "");
-        let base = format!("/site/{}", path_segment(&site_id));
-        let listed = api
-            .get(Endpoint::Actions, &format!("{base}/scenario/items"), &[])
-            .await?;
-        for s in items(&listed, "/payload/items") {
-            scenarios.push(
-                &s["scenarioId"],
-                &s["label"],
-                format!("{} site_id={site_id}", text(&s["typeLabel"])),
-            );
-        }
-        for kind in ["socket", "shutter", "gate", "heater"] {
-            // Not every account has every kind; a refusal here only means "none".
-            let Ok(listed) = api
-                .get(
-                    Endpoint::Actions,
-                    &format!("{base}/device/{kind}/items"),
-                    &[],
-                )
-                .await
-            else {
-                continue;
-            };
-            for d in items(&listed, "/payload/items") {
-                devices.push(
-                    &d["deviceId"],
-                    &d["label"],
-                    format!("{kind} ({}) site_id={site_id}", text(&d["modelLabel"])),
-                );
-            }
-        }
-    }
-    let mut sections = vec![site_list, scenarios, devices];
-    sections.retain(|s| !s.items.is_empty());
-    Ok(sections)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,13 +155,16 @@ mod tests {
             401,
             json!({"status": "KO", "error": "invalid_token", "error_description": "expired"}),
         );
-        assert_eq!(classify(&expired), Some(Verdict::TokenExpired));
+        assert_eq!(
+            Myfox.classify(Endpoint::Actions, &expired),
+            Some(Verdict::TokenExpired)
+        );
         let ko = response(
             200,
             json!({"status": "KO", "error": "invalid_request", "error_description": "Unknown device"}),
         );
         assert_eq!(
-            classify(&ko),
+            Myfox.classify(Endpoint::Actions, &ko),
             Some(Verdict::Rejected {
                 status: 200,
                 reason: Some("Myfox says: Unknown device".into())
@@ -188,14 +175,17 @@ mod tests {
             json!({"status": "KO", "error": "error", "error_description": "Temporary error (632)"}),
         );
         assert!(matches!(
-            classify(&temporary),
+            Myfox.classify(Endpoint::Actions, &temporary),
             Some(Verdict::Transient {
                 retryable: true,
                 ..
             })
         ));
         assert_eq!(
-            classify(&response(200, json!({"status": "OK", "payload": {}}))),
+            Myfox.classify(
+                Endpoint::Actions,
+                &response(200, json!({"status": "OK", "payload": {}}))
+            ),
             None
         );
     }

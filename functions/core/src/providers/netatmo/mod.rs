@@ -10,7 +10,7 @@ use async_trait::async_trait;
 
 use super::discovery::Section;
 use super::port::{Endpoint, VendorApi};
-use super::{StepResult, Vendor, Verdict, items, no_step, text};
+use super::{StepResult, StepRun, Vendor, VendorEntry, Verdict, items, text};
 use crate::catalog::{
     CallBudget, ClientAuth, ExpiredTokenSignal, Grant, ProviderSpec, RefreshPolicy, TokenPlacement,
     VendorKind,
@@ -27,42 +27,126 @@ const STEPS: &[&str] = &["home_status"];
 /// Netatmo and Works with Legrand.
 pub struct Netatmo;
 
+/// Netatmo in the registry.
+pub const ENTRY: VendorEntry = VendorEntry::new(
+    KIND,
+    || vec![spec(), legrand_spec()],
+    include_str!("recipes.toml"),
+    &Netatmo,
+);
+
 #[async_trait]
 impl Vendor for Netatmo {
-    fn kind(&self) -> VendorKind {
-        KIND
-    }
-
-    fn specs(&self) -> Vec<ProviderSpec> {
-        vec![spec(), legrand_spec()]
-    }
-
-    fn recipe_file(&self) -> Option<(&'static str, &'static str)> {
-        Some(("netatmo/recipes.toml", include_str!("recipes.toml")))
-    }
-
     fn steps(&self) -> &'static [&'static str] {
         STEPS
     }
 
-    fn classify(&self, _endpoint: Endpoint, response: &VendorResponse) -> Option<Verdict> {
-        classify(response)
-    }
-
-    async fn run_step(
-        &self,
-        api: &dyn VendorApi,
-        name: &str,
-        request: &VendorRequest,
-    ) -> Result<StepResult, ActionError> {
-        match name {
-            "home_status" => home_status(api, request).await,
-            _ => Err(no_step(api, name)),
+    /// Reads Netatmo's error codes (any status) and the partial failures inside a 200.
+    fn classify(&self, _endpoint: Endpoint, r: &VendorResponse) -> Option<Verdict> {
+        let json = r.json.as_ref()?;
+        if let Some(code) = json.pointer("/error/code").and_then(Value::as_i64) {
+            let message = json.pointer("/error/message").map(text).unwrap_or_default();
+            return Some(match code {
+                2 | 3 => Verdict::TokenExpired,
+                // 26: 50 requests per 10 s or 500 per hour; 11: too many at once.
+                26 | 11 => Verdict::Busy {
+                    retry_after_secs: r.retry_after_secs.unwrap_or(if code == 11 {
+                        10
+                    } else {
+                        60
+                    }),
+                },
+                _ if r.status >= 500 => Verdict::Transient {
+                    reason: format!("HTTP {}: {message}", r.status),
+                    retryable: true,
+                },
+                _ => Verdict::Rejected {
+                    status: r.status,
+                    reason: Some(match code_text(code) {
+                        Some(t) => format!("{t} (Netatmo error {code}: {message})"),
+                        None => format!("Netatmo error {code}: {message}"),
+                    }),
+                },
+            });
         }
+        let errors = items(json, "/body/errors");
+        if (200..300).contains(&r.status) && !errors.is_empty() {
+            let described: Vec<String> = errors
+                .iter()
+                .map(|e| {
+                    let code = e.get("code").and_then(Value::as_i64).unwrap_or_default();
+                    let what = code_text(code)
+                        .map(str::to_string)
+                        .unwrap_or_else(|| format!("error {code}"));
+                    format!(
+                        "module {}: {what}",
+                        e.get("id").map(text).unwrap_or_default()
+                    )
+                })
+                .collect();
+            return Some(Verdict::Rejected {
+                status: r.status,
+                reason: Some(described.join("; ")),
+            });
+        }
+        None
     }
 
+    /// `home_status`, the one step.
+    async fn run_step(&self, api: &dyn VendorApi, _: &str, request: &VendorRequest) -> StepRun {
+        home_status(api, request).await
+    }
+
+    /// Homes, rooms, modules and persons (`homesdata`), and weather stations (`getstationsdata`).
     async fn discover(&self, api: &dyn VendorApi) -> Result<Vec<Section>, ActionError> {
-        discover(api).await
+        let data = api.get(Endpoint::Actions, "/api/homesdata", &[]).await?;
+        let mut homes = Section::new("Homes", "home_id");
+        let mut rooms = Section::new("Rooms", "room_id");
+        let mut modules = Section::new("Modules (lights, shutters, thermostats)", "module_id");
+        let mut persons = Section::new("Persons", "person_id");
+        for home in items(&data, "/body/homes") {
+            let home_id = home.get("id").map(text).unwrap_or_default();
+            homes.push(
+                &home["id"],
+                &home["name"],
+                format!("heating {}", text(&home["therm_mode"])),
+            );
+            for room in items(home, "/rooms") {
+                rooms.push(&room["id"], &room["name"], format!("home_id={home_id}"));
+            }
+            for module in items(home, "/modules") {
+                let mut detail = format!("{} home_id={home_id}", text(&module["type"]));
+                if let Some(bridge) = module.get("bridge") {
+                    detail.push_str(&format!(" bridge={}", text(bridge)));
+                }
+                modules.push(&module["id"], &module["name"], detail);
+            }
+            for person in items(home, "/persons") {
+                persons.push(
+                    &person["id"],
+                    &person["pseudo"],
+                    format!("home_id={home_id}"),
+                );
+            }
+        }
+        let mut sections = vec![homes, rooms, modules, persons];
+        // Stations need the read_station scope; a Legrand or thermostat-only connection lacks it.
+        if let Ok(stations_data) = api
+            .get(Endpoint::Actions, "/api/getstationsdata", &[])
+            .await
+        {
+            let mut stations = Section::new("Weather stations", "device_id");
+            for device in items(&stations_data, "/body/devices") {
+                stations.push(
+                    &device["_id"],
+                    &device["station_name"],
+                    format!("indoor module: {}", text(&device["module_name"])),
+                );
+            }
+            sections.push(stations);
+        }
+        sections.retain(|s| !s.items.is_empty());
+        Ok(sections)
     }
 }
 
@@ -134,61 +218,9 @@ fn code_text(code: i64) -> Option<&'static str> {
     })
 }
 
-/// Reads Netatmo's error codes (any status) and the partial failures inside a 200.
-pub(crate) fn classify(r: &VendorResponse) -> Option<Verdict> {
-    let json = r.json.as_ref()?;
-    if let Some(code) = json.pointer("/error/code").and_then(Value::as_i64) {
-        let message = json.pointer("/error/message").map(text).unwrap_or_default();
-        return Some(match code {
-            2 | 3 => Verdict::TokenExpired,
-            // 26: 50 requests per 10 s or 500 per hour; 11: too many at once.
-            26 | 11 => Verdict::Busy {
-                retry_after_secs: r
-                    .retry_after_secs
-                    .unwrap_or(if code == 11 { 10 } else { 60 }),
-            },
-            _ if r.status >= 500 => Verdict::Transient {
-                reason: format!("HTTP {}: {message}", r.status),
-                retryable: true,
-            },
-            _ => Verdict::Rejected {
-                status: r.status,
-                reason: Some(match code_text(code) {
-                    Some(t) => format!("{t} (Netatmo error {code}: {message})"),
-                    None => format!("Netatmo error {code}: {message}"),
-                }),
-            },
-        });
-    }
-    let errors = items(json, "/body/errors");
-    if (200..300).contains(&r.status) && !errors.is_empty() {
-        let described: Vec<String> = errors
-            .iter()
-            .map(|e| {
-                let code = e.get("code").and_then(Value::as_i64).unwrap_or_default();
-                let what = code_text(code)
-                    .map(str::to_string)
-                    .unwrap_or_else(|| format!("error {code}"));
-                format!(
-                    "module {}: {what}",
-                    e.get("id").map(text).unwrap_or_default()
-                )
-            })
-            .collect();
-        return Some(Verdict::Rejected {
-            status: r.status,
-            reason: Some(described.join("; ")),
-        });
-    }
-    None
-}
-
 /// `home_status`: the home's heating mode, each room's temperature (with the names from
 /// `homesdata`, which `homestatus` lacks) and who is home, as data for the answer template.
-pub(crate) async fn home_status(
-    api: &dyn VendorApi,
-    request: &VendorRequest,
-) -> Result<StepResult, ActionError> {
+pub(crate) async fn home_status(api: &dyn VendorApi, request: &VendorRequest) -> StepRun {
     let status = api.send(Endpoint::Actions, request).await?;
     let status_json = status.json.clone().unwrap_or(Value::Null);
     let home_id = request
@@ -263,58 +295,6 @@ pub(crate) fn home_summary(home: &Value, status: &Value) -> Value {
     })
 }
 
-/// Homes, rooms, modules and persons (`homesdata`), and weather stations (`getstationsdata`).
-pub(crate) async fn discover(api: &dyn VendorApi) -> Result<Vec<Section>, ActionError> {
-    let data = api.get(Endpoint::Actions, "/api/homesdata", &[]).await?;
-    let mut homes = Section::new("Homes", "home_id");
-    let mut rooms = Section::new("Rooms", "room_id");
-    let mut modules = Section::new("Modules (lights, shutters, thermostats)", "module_id");
-    let mut persons = Section::new("Persons", "person_id");
-    for home in items(&data, "/body/homes") {
-        let home_id = home.get("id").map(text).unwrap_or_default();
-        homes.push(
-            &home["id"],
-            &home["name"],
-            format!("heating {}", text(&home["therm_mode"])),
-        );
-        for room in items(home, "/rooms") {
-            rooms.push(&room["id"], &room["name"], format!("home_id={home_id}"));
-        }
-        for module in items(home, "/modules") {
-            let mut detail = format!("{} home_id={home_id}", text(&module["type"]));
-            if let Some(bridge) = module.get("bridge") {
-                detail.push_str(&format!(" bridge={}", text(bridge)));
-            }
-            modules.push(&module["id"], &module["name"], detail);
-        }
-        for person in items(home, "/persons") {
-            persons.push(
-                &person["id"],
-                &person["pseudo"],
-                format!("home_id={home_id}"),
-            );
-        }
-    }
-    let mut sections = vec![homes, rooms, modules, persons];
-    // Stations need the read_station scope; a Legrand or thermostat-only connection lacks it.
-    if let Ok(stations_data) = api
-        .get(Endpoint::Actions, "/api/getstationsdata", &[])
-        .await
-    {
-        let mut stations = Section::new("Weather stations", "device_id");
-        for device in items(&stations_data, "/body/devices") {
-            stations.push(
-                &device["_id"],
-                &device["station_name"],
-                format!("indoor module: {}", text(&device["module_name"])),
-            );
-        }
-        sections.push(stations);
-    }
-    sections.retain(|s| !s.items.is_empty());
-    Ok(sections)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -328,13 +308,16 @@ mod tests {
             403,
             json!({"error": {"code": 3, "message": "Access token expired"}}),
         );
-        assert_eq!(classify(&expired), Some(Verdict::TokenExpired));
+        assert_eq!(
+            Netatmo.classify(Endpoint::Actions, &expired),
+            Some(Verdict::TokenExpired)
+        );
         let busy = response(
             429,
             json!({"error": {"code": 26, "message": "Maximum api usage reached"}}),
         );
         assert_eq!(
-            classify(&busy),
+            Netatmo.classify(Endpoint::Actions, &busy),
             Some(Verdict::Busy {
                 retry_after_secs: 60
             })
@@ -343,7 +326,7 @@ mod tests {
             200,
             json!({"status": "ok", "body": {"errors": [{"code": 31, "id": "12:34"}]}}),
         );
-        match classify(&partial) {
+        match Netatmo.classify(Endpoint::Actions, &partial) {
             Some(Verdict::Rejected {
                 reason: Some(r), ..
             }) => {
@@ -351,7 +334,10 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert_eq!(classify(&response(200, json!({"status": "ok"}))), None);
+        assert_eq!(
+            Netatmo.classify(Endpoint::Actions, &response(200, json!({"status": "ok"}))),
+            None
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 
 use super::discovery::Section;
 use super::port::{Endpoint, VendorApi};
-use super::{Vendor, Verdict, items, text};
+use super::{Vendor, VendorEntry, Verdict, items, text};
 use crate::catalog::{
     CallBudget, ClientAuth, ExpiredTokenSignal, Grant, ProviderSpec, RefreshPolicy, TokenPlacement,
     VendorKind,
@@ -22,26 +22,75 @@ pub const KIND: VendorKind = VendorKind("somfy_protect");
 /// Somfy Protect.
 pub struct SomfyProtect;
 
+/// SomfyProtect in the registry.
+pub const ENTRY: VendorEntry = VendorEntry::new(
+    KIND,
+    || vec![spec()],
+    include_str!("recipes.toml"),
+    &SomfyProtect,
+);
+
 #[async_trait]
 impl Vendor for SomfyProtect {
-    fn kind(&self) -> VendorKind {
-        KIND
+    /// Somfy's `{"message":"error.…"}` errors in words; a restoring site is a passing state.
+    fn classify(&self, _endpoint: Endpoint, r: &VendorResponse) -> Option<Verdict> {
+        if r.status < 400 || r.status == 401 || r.status == 429 {
+            return None;
+        }
+        let code = r.json.as_ref()?.get("message")?.as_str()?;
+        if code == "error.site.restoration.running" {
+            return Some(Verdict::Transient {
+                reason: "the alarm is restoring its settings; try again in a minute".into(),
+                retryable: false,
+            });
+        }
+        if r.status >= 500 {
+            return None;
+        }
+        Some(Verdict::Rejected {
+            status: r.status,
+            reason: Some(format!("Somfy says: {} ({code})", words(code))),
+        })
     }
 
-    fn specs(&self) -> Vec<ProviderSpec> {
-        vec![spec()]
-    }
-
-    fn recipe_file(&self) -> Option<(&'static str, &'static str)> {
-        Some(("somfy_protect/recipes.toml", include_str!("recipes.toml")))
-    }
-
-    fn classify(&self, _endpoint: Endpoint, response: &VendorResponse) -> Option<Verdict> {
-        classify(response)
-    }
-
+    /// Sites (with their security level) and their devices; sirens get their own list because
+    /// `notif_on`/`notif_off` need a siren's id and label.
     async fn discover(&self, api: &dyn VendorApi) -> Result<Vec<Section>, ActionError> {
-        discover(api).await
+        let sites = api.get(Endpoint::Actions, "/site", &[]).await?;
+        let mut site_list = Section::new("Sites", "site_id");
+        let mut devices = Section::new("Devices", "device_id");
+        let mut sirens = Section::new("Sirens (for notif_on / notif_off)", "siren_id");
+        for site in items(&sites, "/items") {
+            let site_id = text(&site["site_id"]);
+            site_list.push(
+                &site["site_id"],
+                &site["label"],
+                format!("security {}", text(&site["security_level"])),
+            );
+            let path = format!("/site/{}/device", path_segment(&site_id));
+            let listed = api.get(Endpoint::Actions, &path, &[]).await?;
+            for device in items(&listed, "/items") {
+                let kind = device
+                    .pointer("/device_definition/device_definition_id")
+                    .map(text)
+                    .unwrap_or_default();
+                devices.push(
+                    &device["device_id"],
+                    &device["label"],
+                    format!("{kind} site_id={site_id}"),
+                );
+                if kind.contains("siren") {
+                    sirens.push(
+                        &device["device_id"],
+                        &device["label"],
+                        format!("site_id={site_id} siren_label={}", text(&device["label"])),
+                    );
+                }
+            }
+        }
+        let mut sections = vec![site_list, devices, sirens];
+        sections.retain(|s| !s.items.is_empty());
+        Ok(sections)
     }
 }
 
@@ -83,67 +132,6 @@ fn words(code: &str) -> String {
     code.trim_start_matches("error.").replace(['.', '_'], " ")
 }
 
-/// Somfy's `{"message":"error.…"}` errors in words; a restoring site is a passing state.
-pub(crate) fn classify(r: &VendorResponse) -> Option<Verdict> {
-    if r.status < 400 || r.status == 401 || r.status == 429 {
-        return None;
-    }
-    let code = r.json.as_ref()?.get("message")?.as_str()?;
-    if code == "error.site.restoration.running" {
-        return Some(Verdict::Transient {
-            reason: "the alarm is restoring its settings; try again in a minute".into(),
-            retryable: false,
-        });
-    }
-    if r.status >= 500 {
-        return None;
-    }
-    Some(Verdict::Rejected {
-        status: r.status,
-        reason: Some(format!("Somfy says: {} ({code})", words(code))),
-    })
-}
-
-/// Sites (with their security level) and their devices; sirens get their own list because
-/// `notif_on`/`notif_off` need a siren's id and label.
-pub(crate) async fn discover(api: &dyn VendorApi) -> Result<Vec<Section>, ActionError> {
-    let sites = api.get(Endpoint::Actions, "/site", &[]).await?;
-    let mut site_list = Section::new("Sites", "site_id");
-    let mut devices = Section::new("Devices", "device_id");
-    let mut sirens = Section::new("Sirens (for notif_on / notif_off)", "siren_id");
-    for site in items(&sites, "/items") {
-        let site_id = text(&site["site_id"]);
-        site_list.push(
-            &site["site_id"],
-            &site["label"],
-            format!("security {}", text(&site["security_level"])),
-        );
-        let path = format!("/site/{}/device", path_segment(&site_id));
-        let listed = api.get(Endpoint::Actions, &path, &[]).await?;
-        for device in items(&listed, "/items") {
-            let kind = device
-                .pointer("/device_definition/device_definition_id")
-                .map(text)
-                .unwrap_or_default();
-            devices.push(
-                &device["device_id"],
-                &device["label"],
-                format!("{kind} site_id={site_id}"),
-            );
-            if kind.contains("siren") {
-                sirens.push(
-                    &device["device_id"],
-                    &device["label"],
-                    format!("site_id={site_id} siren_label={}", text(&device["label"])),
-                );
-            }
-        }
-    }
-    let mut sections = vec![site_list, devices, sirens];
-    sections.retain(|s| !s.items.is_empty());
-    Ok(sections)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,7 +146,7 @@ mod tests {
             json!({"message": "error.site.restoration.running", "data": [], "uid": "u"}),
         );
         assert!(matches!(
-            classify(&restoring),
+            SomfyProtect.classify(Endpoint::Actions, &restoring),
             Some(Verdict::Transient {
                 retryable: false,
                 ..
@@ -166,14 +154,17 @@ mod tests {
         ));
         let missing = response(404, json!({"message": "error.site.not_found", "uid": "u"}));
         assert_eq!(
-            classify(&missing),
+            SomfyProtect.classify(Endpoint::Actions, &missing),
             Some(Verdict::Rejected {
                 status: 404,
                 reason: Some("Somfy says: site not found (error.site.not_found)".into())
             })
         );
         assert_eq!(
-            classify(&response(401, json!({"message": "error.unauthorized"}))),
+            SomfyProtect.classify(
+                Endpoint::Actions,
+                &response(401, json!({"message": "error.unauthorized"}))
+            ),
             None
         );
     }
