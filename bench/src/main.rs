@@ -20,7 +20,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::Parser;
 use homehook_aws::DynamoStore;
-use homehook_core::store::SqliteStore;
+use homehook_local::SqliteStore;
 
 mod cold_start;
 mod lambda_setup;

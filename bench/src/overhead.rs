@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use homehook_core::keys::ActionKey;
-use homehook_core::store::{SqliteStore, TokenStore};
+use homehook_core::store::TokenStore;
+use homehook_local::SqliteStore;
 use homehook_tests::fake_vendor::FakeSettings;
 
 use crate::procs::{Running, Vendor};

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{Result, bail};
 use homehook_core::clock::ManualClock;
-use homehook_core::store::SqliteStore;
+use homehook_local::SqliteStore;
 use homehook_tests::fake_vendor::{FakeSettings, FakeVendor};
 use homehook_tests::harness::{T0, World, secrets_for};
 use serde_json::json;

@@ -6,7 +6,8 @@
 use std::sync::Arc;
 
 use homehook_core::clock::ManualClock;
-use homehook_core::store::{MemoryStore, SqliteStore, Store};
+use homehook_core::store::{MemoryStore, Store};
+use homehook_local::SqliteStore;
 use homehook_tests::fake_vendor::{ClientAuthStyle, ExpiredStyle, FakeSettings, FakeVendor};
 use homehook_tests::harness::{Homehook, Keys, T0, World, secrets_for};
 use serde_json::{Value, json};

@@ -7,7 +7,8 @@
 use std::sync::Arc;
 
 use homehook_core::clock::ManualClock;
-use homehook_core::store::{MemoryStore, SqliteStore, Store};
+use homehook_core::store::{MemoryStore, Store};
+use homehook_local::SqliteStore;
 use homehook_tests::fakes::netatmo::{
     ALICE, BEDROOM, BRIDGE, FakeNetatmo, HOME, LIGHT, LIVING, SHUTTER, STATION,
 };

@@ -9,7 +9,8 @@
 use std::sync::Arc;
 
 use homehook_core::clock::ManualClock;
-use homehook_core::store::{SqliteStore, Store};
+use homehook_core::store::Store;
+use homehook_local::SqliteStore;
 use homehook_tests::fake_vendor::{FakeSettings, FakeVendor, TokenFault};
 use homehook_tests::faulty_store::FaultyStore;
 use homehook_tests::harness::{Homehook, T0, World, secrets_for, write_report};

@@ -47,10 +47,7 @@ pub(crate) async fn run(
     )?));
 
     say!("homehook listening on http://{bound}");
-    say!(
-        "store: {}",
-        dir.join(homehook_core::store::DB_FILE).display()
-    );
+    say!("store: {}", dir.join(homehook_local::DB_FILE).display());
     print_next_steps(&app);
 
     let ticker = tokio::spawn(tick_forever(Arc::clone(&app), interval));

@@ -10,7 +10,7 @@ use homehook_core::clock::SystemClock;
 use homehook_core::config::Connection;
 use homehook_core::secrets::LocalSecrets;
 use homehook_core::services::Services;
-use homehook_core::store::SqliteStore;
+use homehook_local::SqliteStore;
 
 /// The config file used when none is named.
 const DEFAULT_CONFIG: &str = "homehook.toml";

@@ -19,8 +19,8 @@
 //!    templates); [`catalog`]: providers as data (endpoints, grants, token placement, budgets);
 //!    [`recipe`]: the shape of a built-in action.
 //! 3. **Ports**: what the core needs from outside, and its shared errors.
-//!    [`store`]: versioned tokens and single-use items (memory and SQLite here, DynamoDB in
-//!    `homehook-aws`); [`secrets`]: client credentials and keys (a file here, Secrets Manager in
+//!    [`store`]: versioned tokens and single-use items (memory here, SQLite in
+//!    `homehook-local`, DynamoDB in `homehook-aws`); [`secrets`]: client credentials and keys (a file here, Secrets Manager in
 //!    `homehook-aws`); [`guard`]: the checks in front of an action URL, each alone;
 //!    [`error`]: the errors every use case shares, with stable codes.
 //! 4. **Vendors**: talking to vendors, without knowing homehook's config or services.

@@ -122,7 +122,7 @@ mod tests {
     const DAY: i64 = 24 * 3600;
 
     fn record(now: UnixTime) -> TokenRecord {
-        let mut r = crate::store::conformance_record();
+        let mut r = crate::store::conformance::plain_record();
         r.refresh_token = Some(crate::sensitive::SecretString::new("rt"));
         r.expires_at = Some(now.plus_secs(3600));
         r.connected_at = now;

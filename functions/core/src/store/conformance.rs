@@ -520,3 +520,14 @@ async fn concurrent_counts_are_distinct(store: &dyn Store) -> Result<(), String>
         "20 concurrent counts leave the counter at 20",
     )
 }
+
+/// A plain record of connection `c1` (no refresh token, no expiry), for store tests to write.
+pub fn plain_record() -> TokenRecord {
+    TokenRecord {
+        refresh_token: None,
+        expires_at: None,
+        scopes: vec![],
+        connected_at: UnixTime(0),
+        ..record("c1", "a")
+    }
+}

@@ -1,21 +1,21 @@
 //! Storage ports: tokens (versioned, compare-and-swap) and short-lived items (OAuth states,
 //! idempotency records, replay guards, counters).
 //!
-//! Two implementations live here: [`MemoryStore`] for tests and [`SqliteStore`], the embedded
-//! default of `homehook serve`. The AWS adapter adds DynamoDB. All of them pass the same
-//! [`conformance`] checks.
+//! [`MemoryStore`] lives here, for tests; `homehook-local` holds SQLite, the embedded default of
+//! `homehook serve`, and `homehook-aws` holds DynamoDB. All of them pass the same
+//! `conformance` checks (compiled for tests, and for other crates' tests with the
+//! `conformance` feature: it is not shipped).
 
 use async_trait::async_trait;
 
 use crate::clock::UnixTime;
 use crate::token::TokenRecord;
 
+#[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 mod memory;
-mod sqlite;
 
 pub use memory::MemoryStore;
-pub use sqlite::{DB_FILE, SqliteStore};
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -110,7 +110,7 @@ pub trait ItemStore: Send + Sync {
 
 /// The count a counter item holds (its value in decimal); [`StoreError::Corrupt`] for an item
 /// that is not a counter.
-fn parse_count(key: &str, value: &str) -> Result<u64, StoreError> {
+pub fn parse_count(key: &str, value: &str) -> Result<u64, StoreError> {
     value
         .parse()
         .map_err(|_| StoreError::Corrupt(format!("item {key} is not a counter")))
@@ -120,24 +120,6 @@ fn parse_count(key: &str, value: &str) -> Result<u64, StoreError> {
 pub trait Store: TokenStore + ItemStore {}
 
 impl<T: TokenStore + ItemStore> Store for T {}
-
-#[cfg(test)]
-pub(crate) fn conformance_record() -> TokenRecord {
-    TokenRecord {
-        connection: "c1".into(),
-        access_token: crate::sensitive::SecretString::new("a"),
-        refresh_token: None,
-        expires_at: None,
-        scopes: vec![],
-        connected_at: UnixTime(0),
-        refreshed_at: None,
-        version: 0,
-        health: crate::token::Health::Healthy,
-        session: None,
-        lifecycle: Default::default(),
-        due_at: None,
-    }
-}
 
 impl std::fmt::Debug for dyn Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use super::{ItemStore, StoreError, Taken, TokenStore, parse_count};
-use crate::clock::UnixTime;
-use crate::token::TokenRecord;
+use homehook_core::clock::UnixTime;
+use homehook_core::store::{ItemStore, StoreError, Taken, TokenStore, parse_count};
+use homehook_core::token::TokenRecord;
 
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "homehook.sqlite3";
@@ -390,7 +390,7 @@ mod tests {
     async fn conforms() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = SqliteStore::open_in(&dir.path().join("data")).expect("open");
-        if let Err(e) = crate::store::conformance::run(&store).await {
+        if let Err(e) = homehook_core::store::conformance::run(&store).await {
             panic!("{e}");
         }
     }
@@ -408,7 +408,8 @@ mod tests {
                  CREATE INDEX tokens_by_expiry ON tokens (expires_at);",
             )
             .expect("old schema");
-            let json = serde_json::to_string(&crate::store::conformance_record()).expect("json");
+            let json = serde_json::to_string(&homehook_core::store::conformance::plain_record())
+                .expect("json");
             old.execute(
                 "INSERT INTO tokens VALUES ('c1', 3, NULL, ?1)",
                 params![json],
@@ -439,9 +440,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let a = SqliteStore::open_in(dir.path()).expect("open a");
         let b = SqliteStore::open_in(dir.path()).expect("open b");
-        let mut rec = crate::store::conformance_record();
+        let mut rec = homehook_core::store::conformance::plain_record();
         a.swap_token(None, rec.clone()).await.expect("create");
-        rec.access_token = crate::sensitive::SecretString::new("from-b");
+        rec.access_token = homehook_core::sensitive::SecretString::new("from-b");
         b.swap_token(Some(1), rec.clone()).await.expect("b updates");
         assert!(matches!(
             a.swap_token(Some(1), rec).await,
