@@ -14,7 +14,9 @@ use homehook_core::clock::{Clock, ManualClock, UnixTime};
 use homehook_core::config::Config;
 use homehook_core::sensitive::SecretString;
 use homehook_core::services::Services;
-use homehook_core::store::{ItemStore, Store, StoreError, Taken, TokenStore};
+use homehook_core::store::{
+    ConfigStore, ItemStore, Store, StoreError, StoredConfig, Taken, TokenStore,
+};
 use homehook_core::token::{Health, TokenRecord};
 use homehook_tests::fake_vendor::{FakeSettings, FakeVendor};
 use homehook_tests::harness::{T0, secrets_for};
@@ -249,4 +251,20 @@ pub async fn measure(
         scan_read,
         scan_records: scanned.len(),
     })
+}
+
+#[async_trait]
+impl ConfigStore for Counting {
+    async fn get_config(&self) -> Result<Option<StoredConfig>, StoreError> {
+        self.counts.reads.fetch_add(1, Relaxed);
+        self.inner.get_config().await
+    }
+    async fn swap_config(
+        &self,
+        expected: Option<u64>,
+        text: &str,
+        now: UnixTime,
+    ) -> Result<StoredConfig, StoreError> {
+        self.inner.swap_config(expected, text, now).await
+    }
 }

@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use homehook_core::clock::UnixTime;
-use homehook_core::store::{ItemStore, Store, StoreError, Taken, TokenStore};
+use homehook_core::store::{
+    ConfigStore, ItemStore, Store, StoreError, StoredConfig, Taken, TokenStore,
+};
 use homehook_core::token::TokenRecord;
 
 /// Wraps a store; fails the next N writes of renewed tokens.
@@ -110,5 +112,22 @@ impl ItemStore for FaultyStore {
         now: UnixTime,
     ) -> Result<u64, StoreError> {
         self.inner.count_item(key, expires_at, now).await
+    }
+}
+
+/// The config document passes through: the faults are the token writes'.
+#[async_trait]
+impl ConfigStore for FaultyStore {
+    async fn get_config(&self) -> Result<Option<StoredConfig>, StoreError> {
+        self.inner.get_config().await
+    }
+
+    async fn swap_config(
+        &self,
+        expected: Option<u64>,
+        text: &str,
+        now: UnixTime,
+    ) -> Result<StoredConfig, StoreError> {
+        self.inner.swap_config(expected, text, now).await
     }
 }

@@ -509,6 +509,24 @@ impl homehook_core::store::ItemStore for InterferingStore {
     }
 }
 
+#[async_trait::async_trait]
+impl homehook_core::store::ConfigStore for InterferingStore {
+    async fn get_config(
+        &self,
+    ) -> Result<Option<homehook_core::store::StoredConfig>, homehook_core::store::StoreError> {
+        self.inner.get_config().await
+    }
+
+    async fn swap_config(
+        &self,
+        expected: Option<u64>,
+        text: &str,
+        now: homehook_core::clock::UnixTime,
+    ) -> Result<homehook_core::store::StoredConfig, homehook_core::store::StoreError> {
+        self.inner.swap_config(expected, text, now).await
+    }
+}
+
 #[tokio::test]
 async fn a_rotated_refresh_token_is_kept_when_another_write_lands_first() {
     let store = Arc::new(InterferingStore {

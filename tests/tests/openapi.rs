@@ -20,7 +20,9 @@ use homehook_core::clock::{Clock, ManualClock, UnixTime};
 use homehook_core::guard::pin::PinHash;
 use homehook_core::guard::signature;
 use homehook_core::http::ROUTES;
-use homehook_core::store::{ItemStore, MemoryStore, Store, StoreError, Taken, TokenStore};
+use homehook_core::store::{
+    ConfigStore, ItemStore, MemoryStore, Store, StoreError, StoredConfig, Taken, TokenStore,
+};
 use homehook_core::token::TokenRecord;
 use homehook_tests::fake_vendor::{FakeSettings, FakeVendor};
 use homehook_tests::harness::{T0, World, secrets_for};
@@ -628,6 +630,24 @@ impl ItemStore for SwitchableStore {
     ) -> Result<u64, StoreError> {
         self.check()?;
         self.inner.count_item(key, expires_at, now).await
+    }
+}
+
+#[async_trait]
+impl ConfigStore for SwitchableStore {
+    async fn get_config(&self) -> Result<Option<StoredConfig>, StoreError> {
+        self.check()?;
+        self.inner.get_config().await
+    }
+
+    async fn swap_config(
+        &self,
+        expected: Option<u64>,
+        text: &str,
+        now: UnixTime,
+    ) -> Result<StoredConfig, StoreError> {
+        self.check()?;
+        self.inner.swap_config(expected, text, now).await
     }
 }
 

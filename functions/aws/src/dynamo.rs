@@ -5,6 +5,7 @@
 //! | a connection's tokens    | `token#<connection>`  | `version` (N), `record` (S, the record as JSON), `expires_at` (N, access-token expiry), `due_shard` (S, `due`) and `due_at` (N) when something will come due |
 //! | a short-lived item       | `item#<key>`          | `value` (S), `ttl` (N, Unix seconds: the table's TTL attribute) |
 //! | a counter                | `item#<key>`          | `count` (N), `ttl` (N)                                 |
+//! | the config document      | `config`              | `version` (N), `document` (S, the TOML text), `written_at` (N) |
 //!
 //! - Token writes are conditional on `version` (a compare-and-swap): `attribute_not_exists(pk)`
 //!   for a first write, `version = :seen` after; a failed condition is
@@ -30,6 +31,8 @@
 //!   counts, DynamoDB applies each conditional write to the item one at a time: they return
 //!   1..=n. A counter reads (`get_item`, `take_item`, a refused insert) as its count in decimal.
 //! - Items are read with `ConsistentRead`, their `ttl` deciding whether they are live.
+//! - The config document is written like a token record: conditional on `version`, read
+//!   strongly consistently. DynamoDB's 400 KB item limit is far above any homehook.toml.
 
 use std::collections::HashMap;
 
@@ -41,7 +44,7 @@ use aws_sdk_dynamodb::types::{
     KeyType, Projection, ProjectionType, ReturnValue, ScalarAttributeType, TimeToLiveSpecification,
 };
 use homehook_core::clock::UnixTime;
-use homehook_core::store::{ItemStore, StoreError, Taken, TokenStore};
+use homehook_core::store::{ConfigStore, ItemStore, StoreError, StoredConfig, Taken, TokenStore};
 use homehook_core::token::TokenRecord;
 
 type Item = HashMap<String, AttributeValue>;
@@ -62,6 +65,9 @@ fn backend<E: std::error::Error + Send + Sync + 'static, R: std::fmt::Debug>(
 fn token_key(connection: &str) -> AttributeValue {
     AttributeValue::S(format!("token#{connection}"))
 }
+
+/// The key of the one config document.
+const CONFIG_KEY: &str = "config";
 
 fn item_key(key: &str) -> AttributeValue {
     AttributeValue::S(format!("item#{key}"))
@@ -201,6 +207,72 @@ fn key(name: &str, kind: KeyType) -> Result<KeySchemaElement, StoreError> {
         .key_type(kind)
         .build()
         .map_err(|e| StoreError::Backend(e.to_string()))
+}
+
+#[async_trait]
+impl ConfigStore for DynamoStore {
+    async fn get_config(&self) -> Result<Option<StoredConfig>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(CONFIG_KEY.into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(backend)?;
+        let Some(item) = out.item.filter(|item| !item.is_empty()) else {
+            return Ok(None);
+        };
+        let corrupt =
+            |what: &str| StoreError::Corrupt(format!("the config document has no {what}"));
+        Ok(Some(StoredConfig {
+            version: number(&item, "version")
+                .and_then(|v| u64::try_from(v).ok())
+                .ok_or_else(|| corrupt("version"))?,
+            text: text(&item, "document")
+                .ok_or_else(|| corrupt("text"))?
+                .to_string(),
+            written_at: UnixTime(number(&item, "written_at").ok_or_else(|| corrupt("time"))?),
+        }))
+    }
+
+    async fn swap_config(
+        &self,
+        expected: Option<u64>,
+        document: &str,
+        now: UnixTime,
+    ) -> Result<StoredConfig, StoreError> {
+        let stored = StoredConfig {
+            version: expected.map_or(1, |v| v + 1),
+            text: document.to_string(),
+            written_at: now,
+        };
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", AttributeValue::S(CONFIG_KEY.into()))
+            .item("version", AttributeValue::N(stored.version.to_string()))
+            .item("document", AttributeValue::S(stored.text.clone()))
+            .item("written_at", AttributeValue::N(now.0.to_string()));
+        let put = match expected {
+            None => put.condition_expression("attribute_not_exists(pk)"),
+            Some(v) => put
+                .condition_expression("version = :seen")
+                .expression_attribute_values(":seen", AttributeValue::N(v.to_string())),
+        };
+        match put.send().await {
+            Ok(_) => Ok(stored),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Err(StoreError::Conflict)
+            }
+            Err(e) => Err(backend(e)),
+        }
+    }
 }
 
 #[async_trait]

@@ -31,7 +31,8 @@
 //! 5. **Config**: [`config`]: `homehook.toml`, checked completely at start-up.
 //! 6. **Services**: the use cases, over [`services::Services`].
 //!    [`notify`]: telling the owner; [`refresh`]: the token keeper; [`pace`]: staying within
-//!    a vendor's API budget; [`services`]: the services value; [`vendor_client`]: one
+//!    a vendor's API budget; [`publish`]: the config document in the store, checked before it
+//!    is written; [`services`]: the services value; [`vendor_client`]: one
 //!    connection's API; [`action`]: running an action; [`schedule`]: scheduled actions;
 //!    [`connect`]: connecting an account; [`status`]: the status report; [`gate`]: admitting
 //!    a request.
@@ -94,6 +95,7 @@ pub mod oauth;
 pub mod pace;
 pub mod params;
 pub mod providers;
+pub mod publish;
 pub mod recipe;
 pub mod refresh;
 pub mod schedule;

@@ -20,6 +20,7 @@ const TIERS: &[(&str, &[&str])] = &[
             "notify",
             "refresh",
             "pace",
+            "publish",
             "services",
             "vendor_client",
             "action",

@@ -8,7 +8,9 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use homehook_core::clock::UnixTime;
-use homehook_core::store::{ItemStore, StoreError, Taken, TokenStore, parse_count};
+use homehook_core::store::{
+    ConfigStore, ItemStore, StoreError, StoredConfig, Taken, TokenStore, parse_count,
+};
 use homehook_core::token::TokenRecord;
 
 /// File name of the database inside the data directory.
@@ -27,6 +29,12 @@ CREATE TABLE IF NOT EXISTS items (
     key        TEXT PRIMARY KEY,
     value      TEXT NOT NULL,
     expires_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS config (
+    id         INTEGER PRIMARY KEY CHECK (id = 1),
+    version    INTEGER NOT NULL,
+    text       TEXT NOT NULL,
+    written_at INTEGER NOT NULL
 );
 ";
 
@@ -379,6 +387,67 @@ impl ItemStore for SqliteStore {
             Ok(count)
         })
         .await
+    }
+}
+
+/// The one config row (`id` 1), replaced with a compare-and-swap on `version`.
+#[async_trait]
+impl ConfigStore for SqliteStore {
+    async fn get_config(&self) -> Result<Option<StoredConfig>, StoreError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT version, text, written_at FROM config WHERE id = 1",
+                [],
+                |r| {
+                    Ok(StoredConfig {
+                        version: r.get::<_, i64>(0)? as u64,
+                        text: r.get(1)?,
+                        written_at: UnixTime(r.get(2)?),
+                    })
+                },
+            )
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn swap_config(
+        &self,
+        expected: Option<u64>,
+        text: &str,
+        now: UnixTime,
+    ) -> Result<StoredConfig, StoreError> {
+        let stored = StoredConfig {
+            version: expected.unwrap_or(0) + 1,
+            text: text.to_string(),
+            written_at: now,
+        };
+        let row = stored.clone();
+        let expected = expected.map(|v| v as i64);
+        let changed = self
+            .with(move |c| {
+                let next = row.version as i64;
+                let n = match expected {
+                    None => c.execute(
+                        "INSERT INTO config (id, version, text, written_at) VALUES (1, ?1, ?2, ?3)
+                         ON CONFLICT (id) DO NOTHING",
+                        params![next, row.text, row.written_at.0],
+                    ),
+                    Some(v) => c.execute(
+                        "UPDATE config SET version = ?1, text = ?2, written_at = ?3
+                         WHERE id = 1 AND version = ?4",
+                        params![next, row.text, row.written_at.0, v],
+                    ),
+                };
+                n.map_err(backend)
+            })
+            .await?;
+        if changed == 1 {
+            Ok(stored)
+        } else {
+            Err(StoreError::Conflict)
+        }
     }
 }
 

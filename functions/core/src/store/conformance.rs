@@ -40,7 +40,77 @@ pub async fn run(store: &dyn Store) -> Result<(), String> {
     long_lived_items_leave_others_alone(store).await?;
     counters_count_and_restart(store).await?;
     concurrent_inserts_store_once(store).await?;
-    concurrent_counts_are_distinct(store).await
+    concurrent_counts_are_distinct(store).await?;
+    config_is_swapped_whole(store).await?;
+    concurrent_config_writes_one_wins(store).await
+}
+
+/// The config document: none at first, versions counted from 1, a write against a stale
+/// version refused without a trace, the text kept exactly (a large document included).
+async fn config_is_swapped_whole(store: &dyn Store) -> Result<(), String> {
+    let e = |e: StoreError| e.to_string();
+    let now = UnixTime(2_000_000);
+    check(
+        store.get_config().await.map_err(e)?.is_none(),
+        "a new store has no config",
+    )?;
+    check(
+        matches!(
+            store.swap_config(Some(1), "x = 1\n", now).await,
+            Err(StoreError::Conflict)
+        ),
+        "a config write expecting a version that is not there conflicts",
+    )?;
+    let first = store.swap_config(None, "x = 1\n", now).await.map_err(e)?;
+    check(first.version == 1, "the first config is version 1")?;
+    check(
+        matches!(
+            store.swap_config(None, "x = 2\n", now).await,
+            Err(StoreError::Conflict)
+        ),
+        "a second first write conflicts",
+    )?;
+    // Quotes, newlines, non-ASCII and 64 KiB: what a real homehook.toml may hold and more.
+    let big = format!(
+        "label = \"Maison d'été \\\"A\\\"\"\n# {}\n",
+        "x".repeat(64 * 1024)
+    );
+    let later = now.plus_secs(60);
+    let second = store.swap_config(Some(1), &big, later).await.map_err(e)?;
+    check(
+        second.version == 2 && second.written_at == later,
+        "the next write is version 2",
+    )?;
+    check(
+        matches!(
+            store.swap_config(Some(1), "x = 3\n", later).await,
+            Err(StoreError::Conflict)
+        ),
+        "a write from a stale version conflicts",
+    )?;
+    let read = store.get_config().await.map_err(e)?;
+    check(
+        read == Some(second),
+        "the stored config is the last one written, text exactly as given",
+    )
+}
+
+/// Two writers from the same version: exactly one wins, and the store holds its text.
+async fn concurrent_config_writes_one_wins(store: &dyn Store) -> Result<(), String> {
+    let e = |e: StoreError| e.to_string();
+    let now = UnixTime(2_100_000);
+    let seen = store.get_config().await.map_err(e)?.map(|c| c.version);
+    let (a, b) = tokio::join!(
+        store.swap_config(seen, "writer = \"a\"\n", now),
+        store.swap_config(seen, "writer = \"b\"\n", now)
+    );
+    let won: Vec<_> = [a, b].into_iter().filter_map(Result::ok).collect();
+    check(won.len() == 1, "of two concurrent config writes, one wins")?;
+    let read = store.get_config().await.map_err(e)?;
+    check(
+        read.as_ref() == won.first(),
+        "the stored config is the winner's",
+    )
 }
 
 /// An item kept for months (a schedule's last run) beside short-lived ones: storing it must

@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use super::{ItemStore, StoreError, Taken, TokenStore, parse_count};
+use super::{ConfigStore, ItemStore, StoreError, StoredConfig, Taken, TokenStore, parse_count};
 use crate::clock::UnixTime;
 use crate::token::TokenRecord;
 
@@ -14,6 +14,7 @@ use crate::token::TokenRecord;
 pub struct MemoryStore {
     tokens: Mutex<HashMap<String, TokenRecord>>,
     items: Mutex<HashMap<String, (String, UnixTime)>>,
+    config: Mutex<Option<StoredConfig>>,
 }
 
 impl MemoryStore {
@@ -140,6 +141,32 @@ impl ItemStore for MemoryStore {
         };
         items.insert(key.to_string(), (count.to_string(), until));
         Ok(count)
+    }
+}
+
+#[async_trait]
+impl ConfigStore for MemoryStore {
+    async fn get_config(&self) -> Result<Option<StoredConfig>, StoreError> {
+        Ok(self.config.lock().map_err(poisoned)?.clone())
+    }
+
+    async fn swap_config(
+        &self,
+        expected: Option<u64>,
+        text: &str,
+        now: UnixTime,
+    ) -> Result<StoredConfig, StoreError> {
+        let mut config = self.config.lock().map_err(poisoned)?;
+        if config.as_ref().map(|c| c.version) != expected {
+            return Err(StoreError::Conflict);
+        }
+        let stored = StoredConfig {
+            version: expected.unwrap_or(0) + 1,
+            text: text.to_string(),
+            written_at: now,
+        };
+        *config = Some(stored.clone());
+        Ok(stored)
     }
 }
 

@@ -108,6 +108,36 @@ pub trait ItemStore: Send + Sync {
     ) -> Result<u64, StoreError>;
 }
 
+/// The config document as stored: the `homehook.toml` text people wrote, checked before it was
+/// written, and its version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredConfig {
+    /// 1 for the first document, one more for each write.
+    pub version: u64,
+    /// The TOML text.
+    pub text: String,
+    /// When it was written.
+    pub written_at: UnixTime,
+}
+
+/// The config document: one per store, versioned, replaced whole with a compare-and-swap so
+/// that of two concurrent writers one wins and the other is told ([`StoreError::Conflict`]).
+/// The store keeps what it is given; checking the text is the writer's job.
+#[async_trait]
+pub trait ConfigStore: Send + Sync {
+    /// The current document, if one was ever written.
+    async fn get_config(&self) -> Result<Option<StoredConfig>, StoreError>;
+
+    /// Writes `text` if the stored version is `expected` (`None`: no document yet), as the next
+    /// version; [`StoreError::Conflict`] otherwise, and nothing is written.
+    async fn swap_config(
+        &self,
+        expected: Option<u64>,
+        text: &str,
+        now: UnixTime,
+    ) -> Result<StoredConfig, StoreError>;
+}
+
 /// The count a counter item holds (its value in decimal); [`StoreError::Corrupt`] for an item
 /// that is not a counter.
 pub fn parse_count(key: &str, value: &str) -> Result<u64, StoreError> {
@@ -117,9 +147,9 @@ pub fn parse_count(key: &str, value: &str) -> Result<u64, StoreError> {
 }
 
 /// Everything homehook stores.
-pub trait Store: TokenStore + ItemStore {}
+pub trait Store: TokenStore + ItemStore + ConfigStore {}
 
-impl<T: TokenStore + ItemStore> Store for T {}
+impl<T: TokenStore + ItemStore + ConfigStore> Store for T {}
 
 impl std::fmt::Debug for dyn Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
