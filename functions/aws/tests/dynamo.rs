@@ -41,7 +41,7 @@ async fn an_expired_state_that_dynamodb_has_not_deleted_yet_is_refused() {
 
 #[tokio::test]
 async fn idempotency_records_and_pin_lockouts_live_in_dynamodb_for_every_instance() {
-    use homehook_core::guard::idempotency::{self, Claimed, KeptAnswer};
+    use homehook_core::guard::idempotency::{self, Claimed, KeptResponse};
     use std::collections::BTreeMap;
 
     let moto = moto();
@@ -63,7 +63,7 @@ async fn idempotency_records_and_pin_lockouts_live_in_dynamodb_for_every_instanc
             .unwrap(),
         Claimed::InProgress
     ));
-    let answer = KeptAnswer {
+    let answer = KeptResponse {
         status: 200,
         content_type: "text/plain; charset=utf-8".into(),
         body: "Alarm armed".into(),

@@ -10,7 +10,7 @@ use crate::config::Connection;
 use crate::error::{ErrorCode, Problem};
 use crate::oauth::{OAuthFlow, TokenEndpointError};
 use crate::services::Services;
-use crate::store::{StoreError, Taken};
+use crate::store::{StoreError, Taken, item_key};
 
 /// What is kept under a `state` until the owner comes back.
 #[derive(Debug, Serialize, Deserialize)]
@@ -22,10 +22,6 @@ struct PendingConnect {
     /// same one.
     #[serde(default)]
     redirect_uri: Option<String>,
-}
-
-fn state_key(state: &str) -> String {
-    format!("oauth_state:{state}")
 }
 
 /// A connect link that was just issued: the vendor's authorize URL, and the single-use
@@ -74,7 +70,7 @@ pub async fn begin(
         .plus_secs(services.config.server.state_ttl_secs);
     services
         .store
-        .put_item(&state_key(&started.state), &value, expires_at)
+        .put_item(&item_key::oauth_state(&started.state), &value, expires_at)
         .await?;
     tracing::info!(connection = %conn.id, "connect started");
     Ok(ConnectLink {
@@ -89,7 +85,7 @@ pub async fn link_pending(services: &Services, state: &str) -> Result<bool, Stor
     let now = services.clock.now();
     Ok(services
         .store
-        .get_item(&state_key(state), now)
+        .get_item(&item_key::oauth_state(state), now)
         .await?
         .is_some())
 }
@@ -149,7 +145,10 @@ async fn take_state<'a>(
             )
         })?;
     let now = services.clock.now();
-    let taken = services.store.take_item(&state_key(state), now).await?;
+    let taken = services
+        .store
+        .take_item(&item_key::oauth_state(state), now)
+        .await?;
     let pending: PendingConnect = match taken {
         Taken::Value(v) => serde_json::from_str(&v).map_err(|_| invalid_state())?,
         Taken::Expired => {

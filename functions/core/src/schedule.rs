@@ -21,6 +21,7 @@ use crate::config::Schedule;
 use crate::error::Problem;
 use crate::notify::Notification;
 use crate::services::Services;
+use crate::store::item_key;
 
 /// How long a run's outcome is kept for `/status` without a newer run.
 const LAST_RUN_KEEP_SECS: i64 = 400 * 86_400;
@@ -78,14 +79,6 @@ pub struct ScheduleStatus {
     pub last_run: Option<LastRun>,
 }
 
-fn claim_key(schedule: &str, due: UnixTime) -> String {
-    format!("schedule:{schedule}:{}", due.0)
-}
-
-fn last_run_key(schedule: &str) -> String {
-    format!("schedule_last:{schedule}")
-}
-
 fn timestamp(t: UnixTime) -> jiff::Timestamp {
     jiff::Timestamp::from_second(t.0).unwrap_or(jiff::Timestamp::UNIX_EPOCH)
 }
@@ -129,7 +122,7 @@ pub async fn fire_due(services: &Services) -> ScheduleSummary {
         let claimed = services
             .store
             .insert_item(
-                &claim_key(&schedule.name, due),
+                &item_key::schedule_claim(&schedule.name, due),
                 &now.0.to_string(),
                 until,
                 now,
@@ -229,7 +222,7 @@ async fn record_last_run(services: &Services, schedule: &Schedule, last: &LastRu
     let until = now.plus_secs(LAST_RUN_KEEP_SECS);
     if let Err(e) = services
         .store
-        .put_item(&last_run_key(&schedule.name), &json, until)
+        .put_item(&item_key::schedule_last_run(&schedule.name), &json, until)
         .await
     {
         tracing::warn!(schedule = %schedule.name, error = %e, "could not record a scheduled run's outcome");
@@ -245,7 +238,7 @@ pub async fn status(services: &Services) -> Result<Vec<ScheduleStatus>, crate::s
         let next = next_run(schedule, now);
         let last_run = services
             .store
-            .get_item(&last_run_key(&schedule.name), now)
+            .get_item(&item_key::schedule_last_run(&schedule.name), now)
             .await?
             .and_then(|json| serde_json::from_str(&json).ok());
         out.push(ScheduleStatus {

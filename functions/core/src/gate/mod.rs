@@ -28,7 +28,7 @@ use serde_json::Value;
 use crate::clock::UnixTime;
 use crate::config::Action;
 use crate::error::{ErrorCode, Problem};
-use crate::guard::idempotency::{self, Claim, Claimed, KeptAnswer};
+use crate::guard::idempotency::{self, Claim, Claimed, KeptResponse};
 use crate::guard::keyring::KeyEntry;
 use crate::guard::limits::retry_secs;
 use crate::guard::{Guard, action_limiter, key_limiter, pin, signature};
@@ -37,6 +37,7 @@ use crate::params::{self, Params};
 use crate::secrets::SecretsError;
 use crate::sensitive::SecretString;
 use crate::services::Services;
+use crate::store::item_key;
 
 mod body;
 
@@ -99,7 +100,7 @@ pub enum Cleared {
         claim: Option<Claim>,
     },
     /// The same call with the same `Idempotency-Key` was answered before: this is its answer.
-    Replay(KeptAnswer),
+    Replay(KeptResponse),
 }
 
 /// Checks 1–4 of an action call (see the module's list).
@@ -274,7 +275,7 @@ async fn check_signature(
     // A signature is good for one call. A repeat that carries an Idempotency-Key is answered
     // from the kept answer instead, so it may pass here.
     if !idempotent {
-        let seen = format!("sig#{}#{}", action.name, verified.digest);
+        let seen = item_key::seen_signature(&action.name, &verified.digest);
         let until = now.plus_secs(2 * signature::WINDOW_SECS + 1);
         if services
             .store

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::clock::UnixTime;
-use crate::store::{ItemStore, StoreError};
+use crate::store::{ItemStore, StoreError, item_key};
 
 /// The request header.
 pub const HEADER: &str = "idempotency-key";
@@ -29,7 +29,7 @@ const MAX_KEPT_BODY: usize = 64 * 1024;
 
 /// An answer as kept for replay.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct KeptAnswer {
+pub struct KeptResponse {
     /// HTTP status.
     pub status: u16,
     /// Its `Content-Type`.
@@ -46,7 +46,7 @@ enum Record {
     },
     Done {
         fingerprint: String,
-        answer: KeptAnswer,
+        answer: KeptResponse,
     },
 }
 
@@ -56,7 +56,7 @@ pub enum Claimed {
     /// The key is new: act, then [`finish`] (or [`release`] if the call may be retried).
     New(Claim),
     /// The key was used for this same request: here is its answer.
-    Replay(KeptAnswer),
+    Replay(KeptResponse),
     /// The key's first call is still running.
     InProgress,
     /// The key was used for a different request.
@@ -109,7 +109,7 @@ pub async fn claim(
         h.update(part.as_bytes());
         h.update([0]);
     }
-    let item = format!("idem#{}", hex::encode(h.finalize()));
+    let item = item_key::idempotency(&hex::encode(h.finalize()));
     let pending = serde_json::to_string(&Record::Pending {
         fingerprint: fingerprint.clone(),
     })
@@ -135,7 +135,7 @@ pub async fn claim(
 pub async fn finish(
     store: &dyn ItemStore,
     claim: Claim,
-    mut answer: KeptAnswer,
+    mut answer: KeptResponse,
     now: UnixTime,
 ) -> Result<(), StoreError> {
     if answer.body.len() > MAX_KEPT_BODY {
@@ -162,8 +162,8 @@ mod tests {
     use super::*;
     use crate::store::MemoryStore;
 
-    fn answer() -> KeptAnswer {
-        KeptAnswer {
+    fn answer() -> KeptResponse {
+        KeptResponse {
             status: 200,
             content_type: "text/plain; charset=utf-8".into(),
             body: "Alarm armed".into(),

@@ -15,7 +15,7 @@ use argon2::{Algorithm, Argon2, Params, Version};
 
 use crate::clock::UnixTime;
 use crate::sensitive::SecretString;
-use crate::store::{ItemStore, StoreError};
+use crate::store::{ItemStore, StoreError, item_key};
 
 /// Header a caller may send the PIN in.
 pub const PIN_HEADER: &str = "x-homehook-pin";
@@ -122,17 +122,6 @@ pub enum PinRefusal {
     Store(#[from] StoreError),
 }
 
-/// The store item counting wrong PINs of `action` in the 15-minute window starting at `start`:
-/// one counter per action and window (atomic on every backend), kept for two windows.
-fn counter(action: &str, start: i64) -> String {
-    format!("pin-fail#{action}#{start}")
-}
-
-/// The store item that says `action` is locked, until its expiry.
-fn lock(action: &str) -> String {
-    format!("pin-lock#{action}")
-}
-
 /// Wrong PINs of `action` in the current window and the one before it, so that a window
 /// boundary does not reset the count: 5 wrong PINs within 15 minutes always lock.
 async fn recent_failures(
@@ -144,7 +133,7 @@ async fn recent_failures(
     let mut total = 0;
     for s in [start, start - LOCKOUT_SECS] {
         total += store
-            .get_item(&counter(action, s), now)
+            .get_item(&item_key::pin_failures(action, s), now)
             .await?
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(0);
@@ -162,7 +151,7 @@ pub async fn check(
     now: UnixTime,
 ) -> Result<(), PinRefusal> {
     if let Some(until) = store
-        .get_item(&lock(action), now)
+        .get_item(&item_key::pin_lock(action), now)
         .await?
         .and_then(|v| v.parse::<i64>().ok())
     {
@@ -183,7 +172,7 @@ pub async fn check(
     let start = now.0 - now.0.rem_euclid(LOCKOUT_SECS);
     store
         .count_item(
-            &counter(action, start),
+            &item_key::pin_failures(action, start),
             UnixTime(start + 2 * LOCKOUT_SECS),
             now,
         )
@@ -193,7 +182,7 @@ pub async fn check(
     if failures >= MAX_WRONG_PINS {
         let until = now.plus_secs(LOCKOUT_SECS);
         store
-            .put_item(&lock(action), &until.0.to_string(), until)
+            .put_item(&item_key::pin_lock(action), &until.0.to_string(), until)
             .await?;
         tracing::warn!(
             action,

@@ -16,7 +16,7 @@ use crate::clock::UnixTime;
 use crate::config::Action;
 use crate::error::ErrorCode;
 use crate::gate::{self, Admitted, BodyValues, Cleared, Knock, Presented};
-use crate::guard::idempotency::{self, KeptAnswer};
+use crate::guard::idempotency::{self, KeptResponse};
 use crate::guard::{pin, signature};
 
 /// Largest request body an action accepts: parameters are small.
@@ -151,7 +151,7 @@ async fn keep_answer(
     let kept = if retry_later {
         idempotency::release(store, claim, now).await
     } else {
-        let answer = KeptAnswer {
+        let answer = KeptResponse {
             status: parts.status.as_u16(),
             content_type: parts
                 .headers
@@ -170,7 +170,7 @@ async fn keep_answer(
     Response::from_parts(parts, Body::from(bytes))
 }
 
-fn replayed(answer: KeptAnswer) -> Response {
+fn replayed(answer: KeptResponse) -> Response {
     let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);
     let mut response = (status, no_store(), answer.body).into_response();
     let headers = response.headers_mut();

@@ -271,7 +271,7 @@ pub(crate) fn items<'v>(value: &'v Value, pointer: &str) -> &'v [Value] {
 
 /// A vendor answer with a JSON body, for the quirk modules' tests.
 #[cfg(test)]
-pub(crate) fn answer(status: u16, json: Value) -> VendorResponse {
+pub(crate) fn vendor_response(status: u16, json: Value) -> VendorResponse {
     VendorResponse {
         status,
         text: json.to_string(),

@@ -13,6 +13,7 @@ use crate::token::TokenRecord;
 
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
+pub mod item_key;
 mod memory;
 
 pub use memory::MemoryStore;

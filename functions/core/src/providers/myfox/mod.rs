@@ -147,7 +147,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    use crate::providers::answer as response;
+    use crate::providers::vendor_response as response;
 
     #[test]
     fn a_ko_envelope_is_an_error_even_with_http_200() {

@@ -300,7 +300,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    use crate::providers::answer as response;
+    use crate::providers::vendor_response as response;
 
     #[test]
     fn reads_error_codes_and_partial_failures() {

@@ -137,7 +137,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    use crate::providers::answer as response;
+    use crate::providers::vendor_response as response;
 
     #[test]
     fn somfy_errors_read_as_words() {
