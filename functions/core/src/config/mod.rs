@@ -22,12 +22,16 @@ use crate::keys::KeyHash;
 use crate::template::is_identifier;
 
 mod action;
+mod connection;
 mod schedule;
+mod server;
 
 pub use action::Action;
 use action::{RawAction, build_action};
+use connection::{RawConnection, build_connection};
 pub use schedule::{DEFAULT_GRACE_SECS, Schedule};
 use schedule::{RawSchedule, build_schedule};
+use server::{RawNotify, RawServer, build_notify, build_server};
 
 /// Default lifetime of an OAuth `state` (and its PKCE verifier): 10 minutes.
 pub const DEFAULT_STATE_TTL_SECS: i64 = 600;
@@ -176,28 +180,6 @@ struct RawKey {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawNotify {
-    secret: Option<String>,
-    format: Option<WebhookFormat>,
-    failing_after: Option<u32>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawServer {
-    listen: Option<String>,
-    public_url: Option<String>,
-    data_dir: Option<PathBuf>,
-    admin_key_hash: Option<String>,
-    refresh_interval_secs: Option<u64>,
-    refresh_margin_secs: Option<i64>,
-    secrets_file: Option<PathBuf>,
-    state_ttl_secs: Option<i64>,
-    vendor_timeout_secs: Option<u64>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawProvider {
     display_name: Option<String>,
     authorize_url: Option<String>,
@@ -212,17 +194,6 @@ struct RawProvider {
     token_budget: Option<catalog::CallBudget>,
     api_budget: Option<Vec<catalog::CallBudget>>,
     refresh_token_lifetime_days: Option<u32>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawConnection {
-    provider: String,
-    secret: Option<String>,
-    label: Option<String>,
-    scopes: Option<Vec<String>>,
-    grant: Option<Grant>,
-    homey: Option<String>,
 }
 
 impl Config {
@@ -279,94 +250,9 @@ impl Config {
             problem,
         };
         let base_dir = path.and_then(Path::parent).map(Path::to_path_buf);
-        let relative = |p: PathBuf| match (&base_dir, p.is_relative()) {
-            (Some(dir), true) => dir.join(p),
-            _ => p,
-        };
 
-        // [server]
-        let s = raw.server;
-        let listen: SocketAddr = s
-            .listen
-            .as_deref()
-            .unwrap_or("127.0.0.1:8080")
-            .parse()
-            .map_err(|_| {
-                err(
-                    "server.listen",
-                    "expected an address and port such as \"127.0.0.1:8080\"".into(),
-                )
-            })?;
-        let public_url_follows_listen = s.public_url.is_none();
-        let public_url = match s.public_url {
-            Some(u) => parse_http_url(&u).map_err(|p| err("server.public_url", p))?,
-            None => Url::parse(&format!("http://{listen}/"))
-                .map_err(|e| err("server.listen", e.to_string()))?,
-        };
-        let admin_key_hash = s
-            .admin_key_hash
-            .map(|h| h.parse::<KeyHash>())
-            .transpose()
-            .map_err(|e| err("server.admin_key_hash", e.to_string()))?;
-        let refresh_interval_secs = s.refresh_interval_secs.unwrap_or(60);
-        if refresh_interval_secs == 0 {
-            return Err(err(
-                "server.refresh_interval_secs",
-                "must be at least 1".into(),
-            ));
-        }
-        let refresh_margin_secs = s.refresh_margin_secs.unwrap_or(300);
-        if refresh_margin_secs < 0 {
-            return Err(err(
-                "server.refresh_margin_secs",
-                "must not be negative".into(),
-            ));
-        }
-        let state_ttl_secs = s.state_ttl_secs.unwrap_or(DEFAULT_STATE_TTL_SECS);
-        if !(30..=3600).contains(&state_ttl_secs) {
-            return Err(err(
-                "server.state_ttl_secs",
-                "must be between 30 and 3600 seconds".into(),
-            ));
-        }
-        let vendor_timeout_secs = s.vendor_timeout_secs.unwrap_or(20);
-        if !(1..=60).contains(&vendor_timeout_secs) {
-            return Err(err(
-                "server.vendor_timeout_secs",
-                "must be between 1 and 60 seconds".into(),
-            ));
-        }
-        let server = ServerConfig {
-            listen,
-            public_url,
-            public_url_follows_listen,
-            public_url_from_host: false,
-            data_dir: s.data_dir.map(relative),
-            admin_key_hash,
-            refresh_interval_secs,
-            refresh_margin_secs,
-            secrets_file: s.secrets_file.map(relative),
-            state_ttl_secs,
-            vendor_timeout_secs,
-        };
-
-        // [notify]
-        let n = raw.notify;
-        if n.format.is_some() && n.secret.is_none() {
-            return Err(err(
-                "notify.secret",
-                "name the secret entry that holds the webhook's url (and signing_key)".into(),
-            ));
-        }
-        let failing_after = n.failing_after.unwrap_or(3);
-        if failing_after == 0 {
-            return Err(err("notify.failing_after", "must be at least 1".into()));
-        }
-        let notify = NotifyConfig {
-            webhook_secret: n.secret,
-            format: n.format.unwrap_or_default(),
-            failing_after,
-        };
+        let server = build_server(raw.server, base_dir.as_deref()).map_err(|(f, p)| err(&f, p))?;
+        let notify = build_notify(raw.notify).map_err(|(f, p)| err(&f, p))?;
 
         // [providers]: the catalog, with overrides merged in and new providers added.
         let mut providers: BTreeMap<String, ProviderSpec> = crate::providers::specs()
@@ -385,74 +271,14 @@ impl Config {
             providers.insert(id, spec);
         }
 
-        // [connections]
         let mut connections = BTreeMap::new();
         for (id, rc) in raw.connections {
-            let field = |name: &str| format!("connections.{id}.{name}");
             if !is_identifier(&id) {
                 return Err(err(&format!("connections.{id}"), bad_name()));
             }
-            let Some(spec) = providers.get(&rc.provider) else {
-                return Err(err(
-                    &field("provider"),
-                    format!(
-                        "unknown provider \"{}\" (known: {}; or define it under [providers.{}])",
-                        rc.provider,
-                        providers.keys().cloned().collect::<Vec<_>>().join(", "),
-                        rc.provider
-                    ),
-                ));
-            };
-            let grant = rc
-                .grant
-                .or_else(|| spec.grants.first().copied())
-                .ok_or_else(|| err(&field("grant"), "the provider declares no grant".into()))?;
-            if !spec.grants.contains(&grant) {
-                return Err(err(
-                    &field("grant"),
-                    format!(
-                        "provider {} does not support the {} grant (it supports: {})",
-                        spec.id,
-                        grant.as_str(),
-                        spec.grants
-                            .iter()
-                            .map(|g| g.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                ));
-            }
-            if grant == Grant::AuthorizationCode && spec.authorize_url.is_none() {
-                return Err(err(
-                    &field("grant"),
-                    format!("provider {} has no authorize_url", spec.id),
-                ));
-            }
-            if rc.homey.is_some() && spec.kind != crate::providers::homey::KIND {
-                return Err(err(
-                    &field("homey"),
-                    format!(
-                        "only Homey connections choose a Homey; {} is not one",
-                        spec.id
-                    ),
-                ));
-            }
-            let secret = rc.secret.unwrap_or_else(|| rc.provider.clone());
-            if !is_identifier(&secret) {
-                return Err(err(&field("secret"), bad_name()));
-            }
-            connections.insert(
-                id.clone(),
-                Connection {
-                    label: rc.label.unwrap_or_else(|| id.clone()),
-                    scopes: rc.scopes.unwrap_or_else(|| spec.default_scopes.clone()),
-                    provider: rc.provider,
-                    secret,
-                    grant,
-                    homey: rc.homey,
-                    id,
-                },
-            );
+            let connection =
+                build_connection(id.clone(), rc, &providers).map_err(|(f, p)| err(&f, p))?;
+            connections.insert(id, connection);
         }
 
         // [actions]
