@@ -55,6 +55,7 @@ use homehook_core::config::Config;
 use homehook_core::guard::pin::PinHash;
 use homehook_core::guard::{ClientSource, action_limiter, key_limiter, signature};
 use homehook_core::keys::KeyHash;
+use homehook_core::live::Live;
 use homehook_core::secrets::{ClientCredentials, LocalSecrets};
 use homehook_core::sensitive::SecretString;
 use homehook_core::services::Services;
@@ -487,7 +488,7 @@ pub fn fuzz_app() -> Router {
         )
         .unwrap_or_else(|e| panic!("build the fuzz app: {e}")),
     );
-    homehook_core::http::router(Arc::new(app))
+    homehook_core::http::router(Live::fixed(Arc::new(app)))
 }
 
 /// Sends `tracing` output at every level to nowhere, so the fuzz targets also run the code

@@ -7,6 +7,7 @@ use homehook_core::App;
 use homehook_core::clock::{ManualClock, UnixTime};
 use homehook_core::config::Config;
 use homehook_core::keys::ActionKey;
+use homehook_core::live::Live;
 use homehook_core::secrets::{ClientCredentials, LocalSecrets};
 use homehook_core::services::Services;
 use homehook_core::store::Store;
@@ -52,7 +53,7 @@ impl Homehook {
         let app = Arc::new(App::new(
             Services::new(config, store, Arc::new(secrets), Arc::new(clock)).expect("app"),
         ));
-        let router = homehook_core::http::router(Arc::clone(&app))
+        let router = homehook_core::http::router(Live::fixed(Arc::clone(&app)))
             .into_make_service_with_connect_info::<std::net::SocketAddr>();
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;

@@ -20,6 +20,7 @@ use homehook_core::clock::{Clock, ManualClock, UnixTime};
 use homehook_core::guard::pin::PinHash;
 use homehook_core::guard::signature;
 use homehook_core::http::ROUTES;
+use homehook_core::live::Live;
 use homehook_core::store::{
     ConfigStore, ItemStore, MemoryStore, Store, StoreError, StoredConfig, Taken, TokenStore,
 };
@@ -385,10 +386,14 @@ async fn the_router_serves_every_route_and_nothing_else() {
     };
 
     // Every route is served by `app`, and by the Lambda router its tag names.
-    let (oauth_base, oauth_task) =
-        serve(homehook_core::http::oauth_router(Arc::clone(&w.hh.app))).await;
-    let (actions_base, actions_task) =
-        serve(homehook_core::http::actions_router(Arc::clone(&w.hh.app))).await;
+    let (oauth_base, oauth_task) = serve(homehook_core::http::oauth_router(Live::fixed(
+        Arc::clone(&w.hh.app),
+    )))
+    .await;
+    let (actions_base, actions_task) = serve(homehook_core::http::actions_router(Live::fixed(
+        Arc::clone(&w.hh.app),
+    )))
+    .await;
     for (path, methods) in ROUTES {
         for method in *methods {
             let p = concrete(path, method);

@@ -1,6 +1,7 @@
 //! The `actions` Lambda function: `/a/{action}`, `GET /status`, `GET /discover/{connection}`,
 //! `GET /healthz` — the same axum router `homehook serve` runs locally.
 
+use homehook_core::live::Live;
 use lambda_http::{Error, run, tracing};
 
 #[tokio::main]
@@ -9,7 +10,7 @@ async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let app = homehook_aws::lambda::app_from_env().await?;
     run(homehook_aws::source::with_client_source(
-        homehook_core::http::actions_router(app),
+        homehook_core::http::actions_router(Live::fixed(app)),
     ))
     .await
 }

@@ -98,3 +98,92 @@ async fn idempotency_records_and_pin_lockouts_live_in_dynamodb_for_every_instanc
         Err(homehook_core::guard::pin::PinRefusal::Locked { .. })
     ));
 }
+
+/// Two instances (two `Live` apps, as two Lambda containers would hold) on one table: a config
+/// that revokes a key, published once, is refused by both within `CHECK_EVERY_SECS` and some
+/// reads, and well inside the 5 s the product promises. The figure is printed.
+#[tokio::test]
+async fn a_published_revocation_reaches_two_instances_on_one_table_within_seconds() {
+    use std::net::{IpAddr, Ipv4Addr};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use homehook_core::App;
+    use homehook_core::clock::{Clock, SystemClock};
+    use homehook_core::config::Config;
+    use homehook_core::error::ErrorCode;
+    use homehook_core::gate::{self, Knock};
+    use homehook_core::keys::{ActionKey, KeyHash};
+    use homehook_core::live::{CHECK_EVERY_SECS, Live};
+    use homehook_core::publish::publish;
+    use homehook_core::secrets::LocalSecrets;
+    use homehook_core::services::Services;
+    use homehook_core::store::Store;
+
+    let moto = moto();
+    let store: Arc<dyn Store> = Arc::new(store(&moto).await);
+    let phone = ActionKey::generate();
+    let text = |revoked: bool| {
+        format!(
+            "[connections.home]\nprovider = \"netatmo\"\n[actions.away]\nconnection = \"home\"\npath = \"/api/setthermmode\"\nkey_hash = \"{}\"\n[keys.phone]\nhash = \"{}\"\nactions = [\"away\"]\nrevoked = {revoked}\n",
+            KeyHash::of("the action's own key"),
+            KeyHash::of(phone.expose())
+        )
+    };
+    let instance = || {
+        let config = Config::parse(&text(false), "t.toml", None).expect("config");
+        let secrets = Arc::new(LocalSecrets::from_entries(Default::default()));
+        App::new(
+            Services::new(config, Arc::clone(&store), secrets, Arc::new(SystemClock))
+                .expect("services"),
+        )
+    };
+    let opens = |live: &Arc<Live>| {
+        let live = Arc::clone(live);
+        let key = phone.expose().to_string();
+        async move {
+            let app = live.app().await;
+            let knock = Knock {
+                action: "away",
+                key: Some(&key),
+                method: &http::Method::POST,
+                source: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+            };
+            // Polled fast, the key meets its rate limit: only the refusal of the key counts.
+            !matches!(
+                gate::admit_action(&app.services, &app.guard, knock),
+                Err(p) if p.code == ErrorCode::Unauthorized
+            )
+        }
+    };
+    publish(&*store, &text(false), "t.toml", None, SystemClock.now())
+        .await
+        .expect("v1");
+    let a = Live::following(instance(), Box::new(|c| c)).await;
+    let b = Live::following(instance(), Box::new(|c| c)).await;
+    assert!(opens(&a).await && opens(&b).await);
+
+    publish(&*store, &text(true), "t.toml", Some(1), SystemClock.now())
+        .await
+        .expect("v2 revokes the phone's key");
+    let published = Instant::now();
+    let mut refused: [Option<Duration>; 2] = [None, None];
+    while refused.iter().any(Option::is_none) && published.elapsed() < Duration::from_secs(10) {
+        for (i, live) in [&a, &b].into_iter().enumerate() {
+            if refused[i].is_none() && !opens(live).await {
+                refused[i] = Some(published.elapsed());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let [Some(first), Some(second)] = refused else {
+        panic!("not refused within 10 s: {refused:?}");
+    };
+    println!(
+        "revoked key refused after {:.2} s and {:.2} s on two instances (checks every {CHECK_EVERY_SECS} s)",
+        first.as_secs_f64(),
+        second.as_secs_f64()
+    );
+    assert!(first.max(second) < Duration::from_secs(5), "{refused:?}");
+    assert_eq!((a.version(), b.version()), (Some(2), Some(2)));
+}

@@ -10,6 +10,7 @@ use axum::http::{Request, StatusCode};
 use homehook_aws::lambda::{Settings, app_with};
 use homehook_aws::{DynamoStore, local};
 use homehook_core::keys::ActionKey;
+use homehook_core::live::Live;
 use tower::ServiceExt;
 
 #[tokio::test]
@@ -49,7 +50,7 @@ async fn a_cold_start_reads_no_secret_and_serves_the_same_routers() {
     let app = app_with(&settings, &sdk).await.unwrap();
 
     // /status needs the admin key whose hash is in the secret.
-    let status = homehook_core::http::actions_router(app.clone())
+    let status = homehook_core::http::actions_router(Live::fixed(app.clone()))
         .oneshot(
             Request::get("/status")
                 .header("authorization", format!("Bearer {}", admin.expose()))
@@ -61,7 +62,7 @@ async fn a_cold_start_reads_no_secret_and_serves_the_same_routers() {
     assert_eq!(status.status(), StatusCode::OK);
 
     // /connect stores its state in DynamoDB and sends the owner to the vendor.
-    let connect = homehook_core::http::oauth_router(app.clone())
+    let connect = homehook_core::http::oauth_router(Live::fixed(app.clone()))
         .oneshot(
             Request::get("/connect/home")
                 .header("authorization", format!("Bearer {}", admin.expose()))
@@ -91,7 +92,7 @@ async fn a_cold_start_reads_no_secret_and_serves_the_same_routers() {
     )
     .await
     .unwrap();
-    let connect = homehook_core::http::oauth_router(by_host)
+    let connect = homehook_core::http::oauth_router(Live::fixed(by_host))
         .oneshot(
             Request::get("/connect/home")
                 .header("host", "abc123.execute-api.eu-west-1.amazonaws.com")
@@ -124,7 +125,7 @@ async fn a_cold_start_reads_no_secret_and_serves_the_same_routers() {
     let app = app_with(&missing, &sdk)
         .await
         .expect("no secret read at start");
-    let refused = homehook_core::http::oauth_router(app)
+    let refused = homehook_core::http::oauth_router(Live::fixed(app))
         .oneshot(
             Request::get("/connect/home")
                 .header("authorization", format!("Bearer {}", admin.expose()))

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use homehook_core::App;
 use homehook_core::clock::SystemClock;
+use homehook_core::live::Live;
 use homehook_core::secrets::LocalSecrets;
 use homehook_core::services::Services;
 
@@ -52,7 +53,7 @@ pub(crate) async fn run(
 
     let ticker = tokio::spawn(tick_forever(Arc::clone(&app), interval));
     // The peer address feeds the wrong-key lockout (homehook_core::guard).
-    let router = homehook_core::http::router(Arc::clone(&app))
+    let router = homehook_core::http::router(Live::fixed(Arc::clone(&app)))
         .into_make_service_with_connect_info::<std::net::SocketAddr>();
     let result = axum::serve(listener, router)
         .with_graceful_shutdown(shutdown_signal())

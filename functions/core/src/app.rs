@@ -49,6 +49,19 @@ impl App {
         self
     }
 
+    /// The same process under a new config: the services carry their state over (see
+    /// [`Services::reconfigured`]), the gate keeps its lockouts and takes the new keys' and
+    /// actions' limiters.
+    pub fn reconfigured(&self, config: Config) -> Result<Self, reqwest::Error> {
+        let services = self.services.reconfigured(config)?;
+        let guard = Arc::new(self.guard.with_limits(limits_of(&services.config)));
+        Ok(Self {
+            services,
+            guard,
+            admin_key_from_secrets: self.admin_key_from_secrets,
+        })
+    }
+
     /// One tick: fires the scheduled actions that are due (each once, see
     /// [`crate::schedule`]), then renews every token that is due.
     pub async fn tick(&self) -> Result<TickSummary, TokenError> {
@@ -61,6 +74,10 @@ impl App {
 
 /// The gate of `config`: a rate limiter for every key and action, and the default lockout.
 pub fn guard_of(config: &Config) -> Guard {
+    Guard::new(limits_of(config))
+}
+
+fn limits_of(config: &Config) -> CallLimits {
     let mut limits = CallLimits::default();
     for entry in config.keys.entries() {
         limits.add(key_limiter(&entry.id), entry.rate_limit);
@@ -68,7 +85,7 @@ pub fn guard_of(config: &Config) -> Guard {
     for action in config.actions.values() {
         limits.add(action_limiter(&action.name), action.rate_limit);
     }
-    Guard::new(limits)
+    limits
 }
 
 /// What one tick did: the token renewals' counts, and the scheduled actions under `scheduled`

@@ -37,7 +37,7 @@
 //!    [`connect`]: connecting an account; [`status`]: the status report; [`gate`]: admitting
 //!    a request.
 //! 7. **Root**: [`app`]: the services and the gate's in-process state, built once per process;
-//!    the tick.
+//!    the tick; [`live`]: the app of the newest published config, for every request and tick.
 //! 8. **Delivery**: [`http`]: axum routers and handlers, the same for `homehook serve` and the
 //!    Lambda functions.
 //!
@@ -90,6 +90,7 @@ pub mod gate;
 pub mod guard;
 pub mod http;
 pub mod keys;
+pub mod live;
 pub mod notify;
 pub mod oauth;
 pub mod pace;

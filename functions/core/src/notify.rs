@@ -226,6 +226,11 @@ impl Notifiers {
         self.sinks.push(sink);
     }
 
+    /// Adds every sink of `other`.
+    pub fn extend(&mut self, other: &Notifiers) {
+        self.sinks.extend(other.sinks.iter().cloned());
+    }
+
     /// Whether anything is configured.
     pub fn is_empty(&self) -> bool {
         self.sinks.is_empty()

@@ -33,6 +33,8 @@ pub struct Services {
     pub notifiers: Notifiers,
     /// Calls made per connection against its vendor's budget.
     pub pace: Arc<VendorPace>,
+    /// Sinks the host added (the AWS adapter's SNS topic), kept when the config changes.
+    extra_sinks: Notifiers,
 }
 
 impl Services {
@@ -45,17 +47,15 @@ impl Services {
     ) -> Result<Self, reqwest::Error> {
         let config = Arc::new(config);
         let http = outbound_client(Duration::from_secs(config.server.vendor_timeout_secs))?;
-        let mut notifiers = Notifiers::default();
-        if let Some(secret) = &config.notify.webhook_secret {
-            notifiers.push(Arc::new(Webhook::new(
-                secret.clone(),
-                config.notify.format,
-                Arc::clone(&secrets),
-                http.clone(),
-                Arc::clone(&clock),
-            )));
-        }
-        let keeper = Self::keeper(&config, &store, &secrets, &http, &clock, &notifiers);
+        let notifiers = notifiers_of(&config, &secrets, &http, &clock, &Notifiers::default());
+        let keeper = Arc::new(TokenKeeper::new(
+            Arc::clone(&config),
+            Arc::clone(&store),
+            Arc::clone(&secrets),
+            http.clone(),
+            Arc::clone(&clock),
+            notifiers.clone(),
+        ));
         let pace = Arc::new(VendorPace::new(Arc::clone(&clock)));
         Ok(Self {
             config,
@@ -66,40 +66,80 @@ impl Services {
             keeper,
             notifiers,
             pace,
+            extra_sinks: Notifiers::default(),
         })
     }
 
     /// Adds a place notifications go (the AWS adapter's SNS topic).
     pub fn with_notifier(mut self, sink: Arc<dyn Notify>) -> Self {
-        self.notifiers.push(sink);
-        self.keeper = Self::keeper(
+        self.extra_sinks.push(sink);
+        self.notifiers = notifiers_of(
             &self.config,
-            &self.store,
             &self.secrets,
             &self.http,
             &self.clock,
-            &self.notifiers,
+            &self.extra_sinks,
         );
+        self.keeper = Arc::new(self.keeper.reconfigured(
+            Arc::clone(&self.config),
+            self.http.clone(),
+            self.notifiers.clone(),
+        ));
         self
     }
 
-    fn keeper(
-        config: &Arc<Config>,
-        store: &Arc<dyn Store>,
-        secrets: &Arc<dyn Secrets>,
-        http: &reqwest::Client,
-        clock: &Arc<dyn Clock>,
-        notifiers: &Notifiers,
-    ) -> Arc<TokenKeeper> {
-        Arc::new(TokenKeeper::new(
-            Arc::clone(config),
-            Arc::clone(store),
+    /// The same services under a new config (a new version published): the store, secrets,
+    /// clock, the vendors' pace and the keeper's renewals in flight carry over; the HTTP client
+    /// is made anew only when the vendor timeout changed.
+    pub fn reconfigured(&self, config: Config) -> Result<Self, reqwest::Error> {
+        let config = Arc::new(config);
+        let http = if config.server.vendor_timeout_secs == self.config.server.vendor_timeout_secs {
+            self.http.clone()
+        } else {
+            outbound_client(Duration::from_secs(config.server.vendor_timeout_secs))?
+        };
+        let notifiers = notifiers_of(
+            &config,
+            &self.secrets,
+            &http,
+            &self.clock,
+            &self.extra_sinks,
+        );
+        let keeper = Arc::new(self.keeper.reconfigured(
+            Arc::clone(&config),
+            http.clone(),
+            notifiers.clone(),
+        ));
+        Ok(Self {
+            config,
+            http,
+            keeper,
+            notifiers,
+            ..self.clone()
+        })
+    }
+}
+
+/// The config's webhook (if any), then the host's own sinks.
+fn notifiers_of(
+    config: &Config,
+    secrets: &Arc<dyn Secrets>,
+    http: &reqwest::Client,
+    clock: &Arc<dyn Clock>,
+    extra: &Notifiers,
+) -> Notifiers {
+    let mut notifiers = Notifiers::default();
+    if let Some(secret) = &config.notify.webhook_secret {
+        notifiers.push(Arc::new(Webhook::new(
+            secret.clone(),
+            config.notify.format,
             Arc::clone(secrets),
             http.clone(),
             Arc::clone(clock),
-            notifiers.clone(),
-        ))
+        )));
     }
+    notifiers.extend(extra);
+    notifiers
 }
 
 /// The outbound HTTP client: rustls, `timeout` on every call, and redirects followed only within

@@ -30,7 +30,7 @@ const TIERS: &[(&str, &[&str])] = &[
             "gate",
         ],
     ),
-    ("root", &["app"]),
+    ("root", &["app", "live"]),
     ("delivery", &["http"]),
 ];
 

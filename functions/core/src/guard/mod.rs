@@ -7,6 +7,7 @@
 //! seen signatures are in the store, so every instance sees them.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 pub mod idempotency;
 pub mod keyring;
@@ -26,8 +27,8 @@ pub struct ClientSource(pub IpAddr);
 pub struct Guard {
     /// Limits per key (`key:<id>`) and per action (`action:<name>`).
     pub limits: CallLimits,
-    /// Sources locked out for wrong keys.
-    pub lockout: SourceLockout,
+    /// Sources locked out for wrong keys (shared by the gates of every config version).
+    pub lockout: Arc<SourceLockout>,
 }
 
 impl Guard {
@@ -36,7 +37,16 @@ impl Guard {
     pub fn new(limits: CallLimits) -> Self {
         Self {
             limits,
-            lockout: SourceLockout::default(),
+            lockout: Arc::default(),
+        }
+    }
+
+    /// A gate with new limiters (a new config: its keys and actions) that keeps this one's
+    /// lockouts: a new config does not forgive a scanner.
+    pub fn with_limits(&self, limits: CallLimits) -> Self {
+        Self {
+            limits,
+            lockout: Arc::clone(&self.lockout),
         }
     }
 }

@@ -2,16 +2,18 @@
 //! the gate ([`crate::gate`]); this module reads the request for it, runs what the gate cleared
 //! and answers in the caller's format.
 
+use std::sync::Arc;
+
 use axum::body::{Body, Bytes};
+use axum::extract::Path;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::AppState;
 use super::error::ApiError;
-use super::extract::{CallQuery, CallSource, presented_key};
+use super::extract::{CallQuery, CallSource, Current, presented_key};
 use crate::action;
+use crate::app::App;
 use crate::clock::UnixTime;
 use crate::config::Action;
 use crate::error::ErrorCode;
@@ -36,7 +38,7 @@ pub struct ActionCall {
 
 /// `/a/{action}`: runs an action for a caller holding a key that opens it.
 pub async fn run_action(
-    State(app): State<AppState>,
+    Current(app): Current,
     name: Result<Path<String>, PathRejection>,
     method: Method,
     headers: HeaderMap,
@@ -55,7 +57,7 @@ pub async fn run_action(
 
 /// The gate and the run, for every URL shape of an action call.
 pub(super) async fn serve(
-    app: AppState,
+    app: Arc<App>,
     call: ActionCall,
     method: Method,
     headers: HeaderMap,
@@ -133,7 +135,7 @@ fn respond(
 
 /// Keeps the answer of an idempotent call, or frees its key when the answer says "try again".
 async fn keep_answer(
-    app: &AppState,
+    app: &App,
     claim: idempotency::Claim,
     response: Response,
     admitted: &Admitted<'_>,

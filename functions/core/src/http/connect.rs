@@ -3,14 +3,14 @@
 //! the code and stores the tokens. Browsers get a small HTML page; other clients get JSON.
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::AppState;
 use super::error::ApiError;
-use super::extract::Admin;
+use super::extract::{Admin, Current};
 use super::pages;
+use crate::app::App;
 use crate::catalog::Grant;
 use crate::clock::UnixTime;
 use crate::config::Connection;
@@ -43,7 +43,7 @@ fn redirect_uri(app: &crate::App, headers: &HeaderMap, provider: &str) -> String
 
 /// `GET /connect/{connection}` (admin key): redirect to the provider's authorize URL.
 pub async fn start(
-    State(app): State<AppState>,
+    Current(app): Current,
     Path(connection): Path<String>,
     _owner: Admin,
     headers: HeaderMap,
@@ -75,7 +75,7 @@ pub async fn start(
 
 /// `GET /callback/{provider}`: finish connecting.
 pub async fn callback(
-    State(app): State<AppState>,
+    Current(app): Current,
     Path(provider): Path<String>,
     headers: HeaderMap,
     query: Result<Query<CallbackQuery>, QueryRejection>,
@@ -120,7 +120,7 @@ fn wants_html(headers: &HeaderMap) -> bool {
 
 /// The answer to a connection made: a page for a browser, JSON for anything else.
 fn respond_ok(
-    app: &AppState,
+    app: &App,
     headers: &HeaderMap,
     conn: &Connection,
     expires_at: Option<UnixTime>,

@@ -2,18 +2,17 @@
 //! connection's actions can use, with their ids, asked from the vendor's API.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 
-use super::AppState;
 use super::error::ApiError;
-use super::extract::Admin;
+use super::extract::{Admin, Current};
 use crate::error::ErrorCode;
 use crate::providers::discovery::Discovery;
 use crate::vendor_client::VendorClient;
 
 /// `GET /discover/{connection}`.
 pub async fn discover(
-    State(app): State<AppState>,
+    Current(app): Current,
     Path(connection): Path<String>,
     _owner: Admin,
 ) -> Result<Json<Discovery>, ApiError> {

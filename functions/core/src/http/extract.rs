@@ -4,6 +4,7 @@
 //! [`crate::gate`].
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
@@ -11,6 +12,7 @@ use axum::http::{HeaderMap, header};
 
 use super::AppState;
 use super::error::ApiError;
+use crate::app::App;
 use crate::gate;
 use crate::guard::ClientSource;
 
@@ -80,6 +82,18 @@ impl<S: Send + Sync> FromRequestParts<S> for CallSource {
     }
 }
 
+/// The app of the process's current config ([`crate::live::Live::app`]), for this request.
+#[derive(Debug, Clone)]
+pub struct Current(pub Arc<App>);
+
+impl FromRequestParts<AppState> for Current {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(_: &mut Parts, live: &AppState) -> Result<Self, Self::Rejection> {
+        Ok(Self(live.app().await))
+    }
+}
+
 /// The owner: a request that presented the admin key ([`gate::admit_admin`]). A handler that
 /// takes it runs for nobody else.
 #[derive(Debug, Clone, Copy)]
@@ -88,7 +102,8 @@ pub struct Admin;
 impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, live: &AppState) -> Result<Self, ApiError> {
+        let app = live.app().await;
         let query = CallQuery::parse(parts.uri.query());
         let key = presented_key(&parts.headers, query.key.as_deref());
         gate::admit_admin(&app.services, app.admin_key_from_secrets, key).await?;

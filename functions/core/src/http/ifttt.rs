@@ -9,14 +9,13 @@
 
 use axum::body::Body;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{MatchedPath, Path, State};
+use axum::extract::{MatchedPath, Path};
 use axum::http::{HeaderMap, Method};
 use axum::response::Response;
 
-use super::AppState;
 use super::actions::{ActionCall, serve};
 use super::error::ApiError;
-use super::extract::{CallQuery, CallSource};
+use super::extract::{CallQuery, CallSource, Current};
 use crate::gate::BodyValues;
 
 /// The JSON variant's route, whose body members are the parameters by name.
@@ -26,7 +25,7 @@ pub const JSON_ROUTE: &str = "/trigger/{event}/json/with/key/{key}";
 /// and [`JSON_ROUTE`], where the body's members are the parameters as named.
 #[allow(clippy::too_many_arguments)] // axum extractors, one per part of the request
 pub async fn trigger(
-    State(app): State<AppState>,
+    Current(app): Current,
     route: MatchedPath,
     path: Result<Path<(String, String)>, PathRejection>,
     method: Method,

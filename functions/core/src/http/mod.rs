@@ -1,4 +1,4 @@
-//! The HTTP surface, as axum routers over an [`App`]. The same routers are served by
+//! The HTTP surface, as axum routers over the current [`crate::app::App`]. The same routers are served by
 //! `homehook serve` locally and by the Lambda functions.
 //!
 //! - [`oauth_router`]: `GET /connect/{connection}`, `GET /callback/{provider}`
@@ -14,7 +14,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use crate::app::App;
+use crate::live::Live;
 
 pub mod actions;
 pub mod connect;
@@ -44,8 +44,9 @@ pub const ROUTES: &[(&str, &[&str])] = &[
     ("/trigger/{event}/json/with/key/{key}", &["POST", "GET"]),
 ];
 
-/// Shared state of every handler.
-pub type AppState = Arc<App>;
+/// Shared state of every handler: the process's [`Live`] app (handlers take the current
+/// [`crate::app::App`] with the [`extract::Current`] extractor).
+pub type AppState = Arc<Live>;
 
 /// Connect and callback routes (the `oauth-callback` function).
 pub fn oauth_router(state: AppState) -> Router {

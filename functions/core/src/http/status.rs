@@ -2,18 +2,13 @@
 //! action's next run and latest outcome. `GET /healthz`.
 
 use axum::Json;
-use axum::extract::State;
 
-use super::AppState;
 use super::error::ApiError;
-use super::extract::Admin;
+use super::extract::{Admin, Current};
 use crate::status::{StatusReport, report};
 
 /// `GET /status`.
-pub async fn status(
-    State(app): State<AppState>,
-    _owner: Admin,
-) -> Result<Json<StatusReport>, ApiError> {
+pub async fn status(Current(app): Current, _owner: Admin) -> Result<Json<StatusReport>, ApiError> {
     let report = report(&app.services).await?;
     Ok(Json(report))
 }

@@ -126,6 +126,23 @@ impl TokenKeeper {
         }
     }
 
+    /// The same keeper under a new config (a new version published): the renewals in flight,
+    /// the tokens the store has not taken yet and the lease holder's name carry over.
+    pub fn reconfigured(
+        &self,
+        config: Arc<Config>,
+        http: reqwest::Client,
+        notifiers: Notifiers,
+    ) -> Self {
+        Self {
+            lease_secs: config.server.vendor_timeout_secs as i64 + 10,
+            config,
+            http,
+            notifiers,
+            ..self.clone()
+        }
+    }
+
     /// A token for `conn` with at least 30 s of life left, refreshing first if needed. For a
     /// password-grant connection never connected before, this connects it. A connection that
     /// needs its owner, or that failed recently, answers at once without calling the vendor.

@@ -3,20 +3,18 @@
 //! only; with it (`/?key=<admin key>`), each connection's name and health in words. Never a
 //! key, token, URL query or vendor message.
 
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 
 use super::{code, duration_in_words, escape, respond};
 use crate::app::App;
 use crate::catalog::Grant;
-use crate::http::AppState;
 use crate::http::error::ApiError;
-use crate::http::extract::Admin;
+use crate::http::extract::{Admin, Current};
 use crate::status::{ConnectionStatus, report};
 
 /// `GET /`.
-pub async fn root(State(app): State<AppState>, owner: Result<Admin, ApiError>) -> Response {
+pub async fn root(Current(app): Current, owner: Result<Admin, ApiError>) -> Response {
     let main = if app.services.config.connections.is_empty() {
         first_steps(&app)
     } else {
