@@ -71,7 +71,7 @@ impl Live {
                 app: Arc::new(app),
                 version: None,
             }),
-            next_check: Mutex::new(Some(now)),
+            next_check: Mutex::new(Some(now.plus_secs(CHECK_EVERY_SECS))),
             prepare,
         };
         live.check(now).await;
