@@ -36,6 +36,8 @@ struct Current {
     app: Arc<App>,
     /// The published version `app` runs, if it runs one.
     version: Option<u64>,
+    /// A newer published version this host could not use: looked at once, not again.
+    refused: Option<u64>,
 }
 
 impl std::fmt::Debug for Live {
@@ -56,7 +58,11 @@ impl Live {
     /// A process that keeps `app`'s config (tests, benchmarks, a host without publishing).
     pub fn fixed(app: Arc<App>) -> Arc<Self> {
         Arc::new(Self {
-            current: RwLock::new(Current { app, version: None }),
+            current: RwLock::new(Current {
+                app,
+                version: None,
+                refused: None,
+            }),
             next_check: Mutex::new(None),
             prepare: Box::new(|config| config),
         })
@@ -70,6 +76,7 @@ impl Live {
             current: RwLock::new(Current {
                 app: Arc::new(app),
                 version: None,
+                refused: None,
             }),
             next_check: Mutex::new(Some(now.plus_secs(CHECK_EVERY_SECS))),
             prepare,
@@ -115,7 +122,12 @@ impl Live {
         let current = read(&self.current);
         let store = Arc::clone(&current.app.services.store);
         let stored = match store.get_config().await {
-            Ok(Some(stored)) if Some(stored.version) != current.version => stored,
+            Ok(Some(stored))
+                if Some(stored.version) != current.version
+                    && Some(stored.version) != current.refused =>
+            {
+                stored
+            }
             Ok(_) => return,
             Err(e) => {
                 tracing::warn!(error = %e, "could not look for a newer published config; keeping this one");
@@ -126,6 +138,7 @@ impl Live {
             Ok(config) => (self.prepare)(config),
             Err(e) => {
                 tracing::warn!(version = stored.version, error = %e, "the published config cannot be used here; keeping this one");
+                self.refuse(stored.version);
                 return;
             }
         };
@@ -133,6 +146,7 @@ impl Live {
             Ok(app) => Arc::new(app),
             Err(e) => {
                 tracing::warn!(version = stored.version, error = %e, "could not apply the published config; keeping this one");
+                self.refuse(stored.version);
                 return;
             }
         };
@@ -150,8 +164,17 @@ impl Live {
             *slot = Current {
                 app,
                 version: Some(stored.version),
+                refused: None,
             };
         }
+    }
+
+    /// Remembers a published version this host cannot use, so that it is not read again.
+    fn refuse(&self, version: u64) {
+        self.current
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .refused = Some(version);
     }
 }
 
@@ -263,5 +286,38 @@ mod tests {
         clock.advance(10 * CHECK_EVERY_SECS);
         assert_eq!(opens(&fixed, &key).await, Ok(()));
         assert_eq!(opens(&live, &key).await, Err(ErrorCode::Unauthorized));
+    }
+
+    #[tokio::test]
+    async fn a_document_this_host_cannot_use_is_passed_over_until_a_newer_one() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let clock = ManualClock::new(UnixTime(1_000_000));
+        let key = ActionKey::generate();
+        let open = config_text(&key, false);
+        let live = Live::following(app(Arc::clone(&store), &clock, &open), Box::new(|c| c)).await;
+        // Written past `publish` (an older writer, another host's rules): not a config here.
+        store
+            .swap_config(None, "[actions.away]\nconnection = 7\n", clock.now())
+            .await
+            .expect("written");
+        clock.advance(CHECK_EVERY_SECS);
+        assert_eq!(
+            opens(&live, &key).await,
+            Ok(()),
+            "the process keeps its config"
+        );
+        assert_eq!(live.version(), None);
+        publish::publish(
+            &*store,
+            &config_text(&key, true),
+            "t.toml",
+            Some(1),
+            clock.now(),
+        )
+        .await
+        .expect("v2");
+        clock.advance(CHECK_EVERY_SECS);
+        assert_eq!(opens(&live, &key).await, Err(ErrorCode::Unauthorized));
+        assert_eq!(live.version(), Some(2));
     }
 }

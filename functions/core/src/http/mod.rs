@@ -1,5 +1,5 @@
-//! The HTTP surface, as axum routers over the current [`crate::app::App`]. The same routers are served by
-//! `homehook serve` locally and by the Lambda functions.
+//! The HTTP surface, as axum routers over the current [`crate::app::App`]. The same routers
+//! are served by `homehook serve` locally and by the Lambda functions.
 //!
 //! - [`oauth_router`]: `GET /connect/{connection}`, `GET /callback/{provider}`
 //! - [`actions_router`]: `/a/{action}` (and IFTTT's `/trigger/{event}/with/key/{key}` shapes),
