@@ -207,6 +207,16 @@ mod tests {
         App::new(Services::new(config, store, secrets, Arc::new(clock.clone())).expect("services"))
     }
 
+    /// Publishes `text` from version `expected`, now.
+    async fn publish(
+        store: &Arc<dyn Store>,
+        text: &str,
+        expected: Option<u64>,
+        clock: &ManualClock,
+    ) -> Result<crate::store::StoredConfig, publish::PublishError> {
+        publish::publish(&**store, text, "t.toml", expected, clock.now()).await
+    }
+
     /// Whether `key` opens `away` on the process's current app.
     async fn opens(live: &Live, key: &ActionKey) -> Result<(), ErrorCode> {
         let app = live.app().await;
@@ -228,23 +238,15 @@ mod tests {
         let key = ActionKey::generate();
         let open = config_text(&key, false);
         // The process starts from its own config; the store holds version 1, the same.
-        publish::publish(&*store, &open, "t.toml", None, clock.now())
-            .await
-            .expect("v1");
+        publish(&store, &open, None, &clock).await.expect("v1");
         let live = Live::following(app(Arc::clone(&store), &clock, &open), Box::new(|c| c)).await;
         assert_eq!(live.version(), Some(1));
         assert_eq!(opens(&live, &key).await, Ok(()));
         let before = live.app().await;
 
-        publish::publish(
-            &*store,
-            &config_text(&key, true),
-            "t.toml",
-            Some(1),
-            clock.now(),
-        )
-        .await
-        .expect("v2 revokes the key");
+        publish(&store, &config_text(&key, true), Some(1), &clock)
+            .await
+            .expect("v2 revokes the key");
         // Looked at less than CHECK_EVERY_SECS ago: the process has not seen it yet.
         clock.advance(CHECK_EVERY_SECS - 1);
         assert_eq!(opens(&live, &key).await, Ok(()));
@@ -274,15 +276,9 @@ mod tests {
         assert_eq!(opens(&live, &key).await, Ok(()));
         // A fixed process never looks, whatever is published.
         let fixed = Live::fixed(live.app().await);
-        publish::publish(
-            &*store,
-            &config_text(&key, true),
-            "t.toml",
-            None,
-            clock.now(),
-        )
-        .await
-        .expect("published");
+        publish(&store, &config_text(&key, true), None, &clock)
+            .await
+            .expect("published");
         clock.advance(10 * CHECK_EVERY_SECS);
         assert_eq!(opens(&fixed, &key).await, Ok(()));
         assert_eq!(opens(&live, &key).await, Err(ErrorCode::Unauthorized));
@@ -307,15 +303,9 @@ mod tests {
             "the process keeps its config"
         );
         assert_eq!(live.version(), None);
-        publish::publish(
-            &*store,
-            &config_text(&key, true),
-            "t.toml",
-            Some(1),
-            clock.now(),
-        )
-        .await
-        .expect("v2");
+        publish(&store, &config_text(&key, true), Some(1), &clock)
+            .await
+            .expect("v2");
         clock.advance(CHECK_EVERY_SECS);
         assert_eq!(opens(&live, &key).await, Err(ErrorCode::Unauthorized));
         assert_eq!(live.version(), Some(2));

@@ -43,8 +43,9 @@ mod body;
 
 pub use body::BodyValues;
 
-/// What the URL and headers of an action call say, before its body is read.
-#[derive(Debug, Clone, Copy)]
+/// What the URL and headers of an action call say, before its body is read. Its `Debug`
+/// says whether a key came, never the key.
+#[derive(Clone, Copy)]
 pub struct Knock<'a> {
     /// The action named in the URL (the caller's text: it may be anything).
     pub action: &'a str,
@@ -67,8 +68,9 @@ pub struct Admitted<'a> {
     pub now: UnixTime,
 }
 
-/// The rest of an action call, once its body is read.
-#[derive(Debug, Clone)]
+/// The rest of an action call, once its body is read. Its `Debug` shows sizes and presence
+/// only: the body, the PIN and the signature are the caller's secrets.
+#[derive(Clone)]
 pub struct Presented<'a> {
     /// The body as received (within its size limit).
     pub body: &'a [u8],
@@ -86,6 +88,39 @@ pub struct Presented<'a> {
     pub pin: Option<&'a str>,
     /// Which names the body's values go by.
     pub values: BodyValues,
+}
+
+impl std::fmt::Debug for Knock<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Knock")
+            .field("action", &self.action)
+            .field("key", &self.key.map(|_| "[redacted]"))
+            .field("method", &self.method)
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for Presented<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown = |v: Option<&str>| v.map(|_| "[redacted]");
+        f.debug_struct("Presented")
+            .field("body_bytes", &self.body.len())
+            .field("content_type", &self.content_type)
+            .field(
+                "query",
+                &self.query.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            )
+            .field(
+                "idempotency_key",
+                &self.idempotency_key.map(|_| "[redacted]"),
+            )
+            .field("signed_at", &self.signed_at)
+            .field("signature", &shown(self.signature))
+            .field("pin", &shown(self.pin))
+            .field("values", &self.values)
+            .finish()
+    }
 }
 
 /// A call that passed every check before its parameters: what to run, or what to answer.
@@ -363,4 +398,44 @@ async fn admin_key_in_secrets(services: &Services) -> Result<Option<KeyHash>, Pr
                 "the secrets entry {ADMIN_KEY_ENTRY} is not a key hash (sha256:<64 hex digits>)"
             ))
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_of_a_call_shows_no_key_pin_signature_or_body() {
+        let knock = Knock {
+            action: "disarm",
+            key: Some("hh_the-callers-key"),
+            method: &http::Method::POST,
+            source: None,
+        };
+        let presented = Presented {
+            body: br#"{"pin": "2468"}"#,
+            content_type: Some("application/json"),
+            query: vec![("mode".into(), "the-value".into())],
+            idempotency_key: Some(b"idem-secret"),
+            signed_at: Some("1700000000"),
+            signature: Some("sha256=the-signature"),
+            pin: Some("1357"),
+            values: BodyValues::Named,
+        };
+        let shown = format!("{knock:?} {presented:?}");
+        assert!(
+            shown.contains("disarm") && shown.contains("mode"),
+            "{shown}"
+        );
+        for secret in [
+            "hh_the-callers-key",
+            "2468",
+            "the-value",
+            "idem-secret",
+            "the-signature",
+            "1357",
+        ] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+    }
 }

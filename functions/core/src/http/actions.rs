@@ -20,6 +20,7 @@ use crate::error::ErrorCode;
 use crate::gate::{self, Admitted, BodyValues, Cleared, Knock, Presented};
 use crate::guard::idempotency::{self, KeptResponse};
 use crate::guard::{pin, signature};
+use crate::sensitive::SecretString;
 
 /// Largest request body an action accepts: parameters are small.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -31,7 +32,7 @@ pub struct ActionCall {
     /// The action's name (empty when the path did not decode: no action is named so).
     pub name: String,
     /// The key in the path, for IFTTT's shape.
-    pub path_key: Option<String>,
+    pub path_key: Option<SecretString>,
     /// Which names the body's values go by.
     pub values: BodyValues,
 }
@@ -67,9 +68,10 @@ pub(super) async fn serve(
 ) -> Result<Response, ApiError> {
     let key = call
         .path_key
-        .as_deref()
+        .as_ref()
+        .map(SecretString::expose)
         .filter(|k| !k.is_empty())
-        .or_else(|| presented_key(&headers, query.key.as_deref()));
+        .or_else(|| presented_key(&headers, query.key.as_ref().map(SecretString::expose)));
     let knock = Knock {
         action: &call.name,
         key,

@@ -91,86 +91,14 @@ impl ApiError {
         Problem::new(code, message).into()
     }
 
-    /// 401: no key, wrong key, or (answered the same way) no such action.
-    pub fn unauthorized() -> Self {
-        Self::coded(ErrorCode::Unauthorized, "Unknown action or wrong key.")
-    }
-
-    /// 401: no key at all.
-    pub fn missing_key() -> Self {
-        Self::coded(
-            ErrorCode::MissingKey,
-            "Send the key as `Authorization: Bearer <key>` or `?key=<key>`.",
-        )
-    }
-
     /// 404 for paths homehook does not serve.
     pub fn not_found() -> Self {
         Self::coded(ErrorCode::NotFound, "Nothing here.")
     }
 
-    /// 405 with the allowed methods.
+    /// 405 with the allowed methods (the gate's refusal, for the routes that take only GET).
     pub fn method_not_allowed(allow: &str) -> Self {
-        let mut e = Self::coded(
-            ErrorCode::MethodNotAllowed,
-            format!("This URL accepts only {allow}."),
-        );
-        e.allow = Some(allow.to_string());
-        e
-    }
-
-    /// 502: homehook's own settings for a vendor are wrong; the message names what to fix.
-    pub fn misconfigured(message: impl Into<String>) -> Self {
-        Problem::misconfigured(message).into()
-    }
-
-    /// 429: this key or action is calling faster than its rate limit.
-    pub fn rate_limited(retry_after_secs: u64) -> Self {
-        Self::coded(
-            ErrorCode::RateLimited,
-            format!("Too many calls: try again in {retry_after_secs} s."),
-        )
-        .retry_after(retry_after_secs)
-    }
-
-    /// 429: this address presented too many wrong keys and is refused for a while.
-    pub fn source_locked(retry_after_secs: u64) -> Self {
-        Self::coded(
-            ErrorCode::SourceLocked,
-            format!("Too many wrong keys from this address: try again in {retry_after_secs} s."),
-        )
-        .retry_after(retry_after_secs)
-    }
-
-    /// 400: the `Idempotency-Key` header cannot be used.
-    pub fn invalid_idempotency_key() -> Self {
-        Self::coded(
-            ErrorCode::InvalidIdempotencyKey,
-            "Idempotency-Key must be 1 to 255 visible ASCII characters.",
-        )
-    }
-
-    /// 409: the first call with this `Idempotency-Key` is still running.
-    pub fn idempotency_in_progress() -> Self {
-        Self::coded(
-            ErrorCode::IdempotencyInProgress,
-            "The first call with this Idempotency-Key is still running: repeat it in a moment.",
-        )
-        .retry_after(1)
-    }
-
-    /// 422: the `Idempotency-Key` was used for a different request.
-    pub fn idempotency_key_reused() -> Self {
-        Self::coded(
-            ErrorCode::IdempotencyKeyReused,
-            "This Idempotency-Key was used for a different request in the last 24 hours: use a new key for a new request.",
-        )
-    }
-
-    /// Sets `Retry-After`.
-    pub fn retry_after(mut self, secs: u64) -> Self {
-        self.retry_after_secs = Some(secs);
-        self
+        crate::gate::method_not_allowed(allow).into()
     }
 }
 

@@ -15,6 +15,7 @@ use super::error::ApiError;
 use crate::app::App;
 use crate::gate;
 use crate::guard::ClientSource;
+use crate::sensitive::SecretString;
 
 /// The key a caller presented: `Authorization: Bearer <key>`, else `?key=`.
 pub fn presented_key<'a>(headers: &'a HeaderMap, query_key: Option<&'a str>) -> Option<&'a str> {
@@ -35,7 +36,7 @@ pub fn presented_key<'a>(headers: &'a HeaderMap, query_key: Option<&'a str>) -> 
 #[derive(Debug, Clone, Default)]
 pub struct CallQuery {
     /// `?key=`.
-    pub key: Option<String>,
+    pub key: Option<SecretString>,
     /// `?format=`.
     pub format: Option<String>,
     /// Every other member, in order.
@@ -48,7 +49,7 @@ impl CallQuery {
         let mut query = Self::default();
         for (k, v) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
             match k.as_ref() {
-                "key" => query.key = Some(v.into_owned()),
+                "key" => query.key = Some(SecretString::new(v.into_owned())),
                 "format" => query.format = Some(v.into_owned()),
                 _ => query.params.push((k.into_owned(), v.into_owned())),
             }
@@ -105,8 +106,25 @@ impl FromRequestParts<AppState> for Admin {
     async fn from_request_parts(parts: &mut Parts, live: &AppState) -> Result<Self, ApiError> {
         let app = live.app().await;
         let query = CallQuery::parse(parts.uri.query());
-        let key = presented_key(&parts.headers, query.key.as_deref());
+        let key = presented_key(&parts.headers, query.key.as_ref().map(SecretString::expose));
         gate::admit_admin(&app.services, app.admin_key_from_secrets, key).await?;
         Ok(Admin)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_in_the_query_is_found_but_never_printed() {
+        let query = CallQuery::parse(Some("key=hh_from-the-url&mode=away&format=json"));
+        assert_eq!(
+            query.key.as_ref().map(SecretString::expose),
+            Some("hh_from-the-url")
+        );
+        assert_eq!(query.params, [("mode".to_string(), "away".to_string())]);
+        let shown = format!("{query:?}");
+        assert!(!shown.contains("hh_from-the-url"), "{shown}");
     }
 }

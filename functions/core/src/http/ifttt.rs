@@ -17,6 +17,7 @@ use super::actions::{ActionCall, serve};
 use super::error::ApiError;
 use super::extract::{CallQuery, CallSource, Current};
 use crate::gate::BodyValues;
+use crate::sensitive::SecretString;
 
 /// The JSON variant's route, whose body members are the parameters by name.
 pub const JSON_ROUTE: &str = "/trigger/{event}/json/with/key/{key}";
@@ -41,7 +42,7 @@ pub async fn trigger(
     };
     // A path that does not decode names no action and no key (answered like a missing key).
     let (name, path_key) = match path {
-        Ok(Path((name, key))) => (name, Some(key)),
+        Ok(Path((name, key))) => (name, Some(SecretString::new(key))),
         Err(_) => (String::new(), None),
     };
     let call = ActionCall {

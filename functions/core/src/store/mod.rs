@@ -110,8 +110,9 @@ pub trait ItemStore: Send + Sync {
 }
 
 /// The config document as stored: the `homehook.toml` text people wrote, checked before it was
-/// written, and its version.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// written, and its version. Its `Debug` gives the text's size, not the text: it holds key and
+/// PIN hashes.
+#[derive(Clone, PartialEq, Eq)]
 pub struct StoredConfig {
     /// 1 for the first document, one more for each write.
     pub version: u64,
@@ -119,6 +120,16 @@ pub struct StoredConfig {
     pub text: String,
     /// When it was written.
     pub written_at: UnixTime,
+}
+
+impl std::fmt::Debug for StoredConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredConfig")
+            .field("version", &self.version)
+            .field("bytes", &self.text.len())
+            .field("written_at", &self.written_at)
+            .finish()
+    }
 }
 
 /// The config document: one per store, versioned, replaced whole with a compare-and-swap so
