@@ -2,7 +2,6 @@
 //! scan with the phone. The key itself is never stored (only its hash), so a QR holds the
 //! bare URL unless the owner passes the key.
 
-use std::path::Path;
 
 use anyhow::{Result, bail};
 use homehook_core::Config;
@@ -26,8 +25,11 @@ pub(crate) struct Options<'a> {
 }
 
 /// Runs `homehook actions`.
-pub(crate) fn run(config_path: Option<&Path>, opts: &Options<'_>) -> Result<()> {
-    let config = settings::load_config(config_path)?;
+pub(crate) async fn run(ctx: settings::Context<'_>, opts: &Options<'_>) -> Result<()> {
+    let config = match ctx.target {
+        None => settings::load_config(ctx.config_path)?,
+        Some(_) => (*settings::open_place(ctx, false).await?.0.services.config).clone(),
+    };
     let actions: Vec<&Action> = match opts.name {
         Some(name) => match config.actions.get(name) {
             Some(a) => vec![a],

@@ -1,6 +1,5 @@
 //! Admin commands: `key new`, `pin new`, `discover`.
 
-use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use homehook_core::keys::ActionKey;
@@ -94,14 +93,12 @@ pub(crate) fn pin_new(json: bool) -> Result<()> {
 /// `homehook discover <connection>`: asks the vendor's API, through the same token handling as
 /// the server (a password-grant connection connects here if it never has).
 pub(crate) async fn discover(
-    config_path: Option<&Path>,
-    data_dir: Option<&Path>,
+    ctx: settings::Context<'_>,
     connection: &str,
     json: bool,
 ) -> Result<()> {
-    let config = settings::load_config(config_path)?;
-    settings::connection(&config, connection)?;
-    let app = settings::open_app(data_dir, config, true)?;
+    let (app, _) = settings::open_place(ctx, true).await?;
+    settings::connection(&app.services.config, connection)?;
     let client = VendorClient::new(&app.services, connection)?;
     let spinner = Spinner::start(format!(
         "asking {} for connection {connection}",

@@ -6,7 +6,6 @@
 //! stored a healthy token. Password grant (Somfy Protect, Myfox personal apps): connects at
 //! once with the credentials in the secrets file.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow, bail};
@@ -40,6 +39,10 @@ pub(crate) struct Options<'a> {
 /// that standard output holds only the final JSON object.
 struct Say {
     json: bool,
+    /// How to call homehook again for this place (`homehook`, `homehook --target aws`).
+    cmd: String,
+    /// What finishes the connect at the callback URL.
+    server: &'static str,
 }
 
 impl Say {
@@ -53,16 +56,17 @@ impl Say {
 }
 
 /// Runs `homehook connect`.
-pub(crate) async fn run(
-    config_path: Option<&Path>,
-    data_dir: Option<&Path>,
-    opts: &Options<'_>,
-) -> Result<()> {
-    let config = settings::load_config(config_path)?;
-    settings::connection(&config, opts.connection)?;
-    let app = settings::open_app(data_dir, config, true)?;
+pub(crate) async fn run(ctx: settings::Context<'_>, opts: &Options<'_>) -> Result<()> {
+    let (app, place) = settings::open_place(ctx, true).await?;
     let conn = settings::connection(&app.services.config, opts.connection)?;
-    let say = Say { json: opts.json };
+    let say = Say {
+        json: opts.json,
+        cmd: place.command(),
+        server: match place {
+            settings::Place::Local => "`homehook serve`",
+            settings::Place::Remote { .. } => "the stack's oauth-callback function",
+        },
+    };
     let record = match conn.grant {
         Grant::Password => with_password(&app, conn).await?,
         Grant::AuthorizationCode => with_consent(&app, conn, opts, &say).await?,
@@ -102,7 +106,9 @@ async fn with_consent(
         probe::server_answers(&probe::client(Duration::from_secs(3))?, &base).await
     {
         bail!(
-            "{problem}.\nStart `homehook serve` first (the vendor sends you back to {callback}), then run `homehook connect {}` again.",
+            "{problem}.\nStart {} first (the vendor sends you back to {callback}), then run `{} connect {}` again.",
+            say.server,
+            say.cmd,
             conn.id
         );
     }
@@ -128,7 +134,8 @@ async fn with_consent(
         }
     }
     say.line(format!(
-        "{vendor} sends you back to {callback}, where `homehook serve` finishes connecting. The link works for {}.",
+        "{vendor} sends you back to {callback}, where {} finishes connecting. The link works for {}.",
+        say.server,
         when::span(ttl as i64)
     ));
 
@@ -159,17 +166,21 @@ async fn with_consent(
         if used_at.is_some_and(|at| at.elapsed() > grace) {
             spinner.finish();
             bail!(
-                "the link was used but {} did not connect: the page in your browser says why (access declined, or {vendor} refused the code). Run `homehook connect {}` to try again; `homehook doctor` checks the setup.",
+                "the link was used but {} did not connect: the page in your browser says why (access declined, or {vendor} refused the code). Run `{} connect {}` to try again; `{} doctor` checks the setup.",
                 conn.id,
-                conn.id
+                say.cmd,
+                conn.id,
+                say.cmd
             );
         }
         if Instant::now() >= deadline {
             spinner.finish();
             bail!(
-                "{} was not connected within {}. Check that you opened the link and chose to allow access, that `homehook serve` still runs at {base}, and that {callback} is the redirect URI registered with your {vendor} app; then run `homehook connect {}` again.",
+                "{} was not connected within {}. Check that you opened the link and chose to allow access, that {} still answers at {base}, and that {callback} is the redirect URI registered with your {vendor} app; then run `{} connect {}` again.",
                 conn.id,
                 when::span(wait as i64),
+                say.server,
+                say.cmd,
                 conn.id
             );
         }
@@ -245,11 +256,15 @@ fn report(app: &App, conn: &Connection, record: &TokenRecord, say: &Say) {
         .values()
         .any(|a| a.connection == conn.id);
     if has_actions {
-        say.line("Next: `homehook actions --qr` shows your action URLs to scan with the phone.");
+        say.line(format!(
+            "Next: `{} actions --qr` shows your action URLs to scan with the phone.",
+            say.cmd
+        ));
     } else {
         say.line(format!(
-            "Next: `homehook discover {}` lists the ids your actions need and prints an example to paste into homehook.toml; then `homehook actions --qr`.",
-            conn.id
+            "Next: `{cmd} discover {}` lists the ids your actions need and prints an example to paste into homehook.toml; then `{cmd} config push` and `{cmd} actions --qr`.",
+            conn.id,
+            cmd = say.cmd
         ));
     }
 }

@@ -3,9 +3,12 @@
 
 mod actions;
 mod admin;
+mod config_cmd;
 mod connect;
 mod doctor;
 mod init;
+mod key_cmd;
+mod logs;
 mod probe;
 mod progress;
 mod qr;
@@ -14,6 +17,7 @@ mod settings;
 mod starter;
 mod status;
 mod table;
+mod target;
 mod when;
 
 use std::net::SocketAddr;
@@ -32,6 +36,9 @@ struct Cli {
     /// Directory of the embedded store [default: server.data_dir, else ~/.local/share/homehook]
     #[arg(long, global = true, env = "HOMEHOOK_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// Run against a deployed stack (`homehook target add`) instead of this machine's store
+    #[arg(long, short, global = true, env = "HOMEHOOK_TARGET")]
+    target: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -120,6 +127,26 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The published config every running instance follows: push homehook.toml, pull it
+    /// back, or see the difference.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Deployed stacks the other commands can run against with `--target <name>`.
+    Target {
+        #[command(subcommand)]
+        command: TargetCommand,
+    },
+    /// Follow the functions' logs of a target (through `sam logs`).
+    Logs {
+        /// Only this function: actions, oauth-callback or token-refresh [default: all].
+        #[arg(long)]
+        function: Option<String>,
+        /// Print what is there and stop, instead of following.
+        #[arg(long)]
+        no_follow: bool,
+    },
     /// Keys for actions and the admin.
     Key {
         #[command(subcommand)]
@@ -149,7 +176,81 @@ enum PinCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Check homehook.toml and publish it: running instances follow it within seconds.
+    Push {
+        /// Replace the published config even if it changed since this file was pushed or
+        /// pulled here (a key revoked meanwhile would come back).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Write the published config into homehook.toml.
+    Pull {
+        /// Overwrite changes in the file that are not published.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Show how homehook.toml differs from the published config. Exits 1 if it does.
+    Diff,
+}
+
+#[derive(Debug, Subcommand)]
+enum TargetCommand {
+    /// Add (or replace) a target: from a stack's outputs (`--stack`, through `sam`), or from
+    /// `--table`, `--secret` and `--url`.
+    Add {
+        /// The target's name, for `--target`.
+        name: String,
+        /// The CloudFormation stack (what `sam deploy` named it).
+        #[arg(long)]
+        stack: Option<String>,
+        /// The AWS region [default: AWS_REGION, else eu-west-1].
+        #[arg(long, env = "AWS_REGION")]
+        region: Option<String>,
+        /// The AWS profile to sign in with.
+        #[arg(long, env = "AWS_PROFILE")]
+        profile: Option<String>,
+        /// The stack's DynamoDB table (the TableName output).
+        #[arg(long, conflicts_with = "stack", requires_all = ["secret", "url"])]
+        table: Option<String>,
+        /// The stack's secret (the SecretArn output).
+        #[arg(long, conflicts_with = "stack")]
+        secret: Option<String>,
+        /// The stack's base URL (the BaseUrl output).
+        #[arg(long, conflicts_with = "stack")]
+        url: Option<url::Url>,
+        /// Another endpoint for every AWS call (an emulator).
+        #[arg(long, hide = true)]
+        endpoint: Option<String>,
+    },
+    /// List the targets.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
 enum KeyCommand {
+    /// List the keys of the published config: id, what each opens, expiry, last use.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key: every instance refuses it within seconds.
+    Revoke {
+        /// The key's id (`homehook key list`); `admin` for the admin key.
+        id: String,
+    },
+    /// Make a successor with the same actions; the old key works until the overlap ends.
+    Rotate {
+        /// The key's id (`homehook key list`); `admin` replaces the admin key at once.
+        id: String,
+        /// How long the old key keeps working, in seconds (0: revoked now).
+        #[arg(long, default_value_t = 86_400)]
+        overlap: i64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Make a new random key; prints the key (once) and the hash to put in the config.
     New {
         /// Print JSON.
@@ -203,8 +304,17 @@ fn default_log(command: &Command) -> &'static str {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let config = cli.config.as_deref();
-    let data_dir = cli.data_dir.as_deref();
+    let ctx = settings::Context {
+        config_path: cli.config.as_deref(),
+        data_dir: cli.data_dir.as_deref(),
+        target: cli.target.as_deref(),
+    };
+    let local_only = |what: &str| -> anyhow::Result<()> {
+        match ctx.target {
+            Some(t) => anyhow::bail!("`homehook {what}` runs on this machine only (not with --target {t})"),
+            None => Ok(()),
+        }
+    };
     match cli.command {
         Command::Init {
             vendors,
@@ -219,7 +329,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             force,
             json,
         })?,
-        Command::Serve { listen } => serve::run(config, data_dir, listen).await?,
+        Command::Serve { listen } => {
+            local_only("serve")?;
+            serve::run(ctx.config_path, ctx.data_dir, listen).await?
+        }
         Command::Connect {
             connection,
             no_qr,
@@ -228,8 +341,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             json,
         } => {
             connect::run(
-                config,
-                data_dir,
+                ctx,
                 &connect::Options {
                     connection: &connection,
                     no_qr,
@@ -240,34 +352,90 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             )
             .await?
         }
-        Command::Status { json } => status::run(config, data_dir, json).await?,
+        Command::Status { json } => status::run(ctx, json).await?,
         Command::Actions {
             name,
             qr,
             key,
             qr_light,
             json,
-        } => actions::run(
-            config,
-            &actions::Options {
-                name: name.as_deref(),
-                qr,
-                key: key.as_deref(),
-                light: qr_light,
-                json,
-            },
-        )?,
+        } => {
+            actions::run(
+                ctx,
+                &actions::Options {
+                    name: name.as_deref(),
+                    qr,
+                    key: key.as_deref(),
+                    light: qr_light,
+                    json,
+                },
+            )
+            .await?
+        }
         Command::Discover { connection, json } => {
-            admin::discover(config, data_dir, &connection, json).await?
+            admin::discover(ctx, &connection, json).await?
         }
         Command::Doctor { json } => {
-            if !doctor::run(config, data_dir, json).await? {
+            if !doctor::run(ctx, json).await? {
                 return Ok(ExitCode::FAILURE);
             }
         }
-        Command::Key {
-            command: KeyCommand::New { json, actions, id },
-        } => admin::key_new(json, actions.as_deref(), id.as_deref())?,
+        Command::Config { command } => match command {
+            ConfigCommand::Push { force } => config_cmd::push(ctx, force).await?,
+            ConfigCommand::Pull { force } => config_cmd::pull(ctx, force).await?,
+            ConfigCommand::Diff => {
+                if !config_cmd::diff(ctx).await? {
+                    return Ok(ExitCode::FAILURE);
+                }
+            }
+        },
+        Command::Target { command } => match command {
+            TargetCommand::Add {
+                name,
+                stack,
+                region,
+                profile,
+                table,
+                secret,
+                url,
+                endpoint,
+            } => target::add(target::NewTarget {
+                name: &name,
+                stack: stack.as_deref(),
+                region: region.as_deref(),
+                profile: profile.as_deref(),
+                table,
+                secret,
+                url,
+                endpoint,
+            })?,
+            TargetCommand::List => target::print_list()?,
+        },
+        Command::Logs {
+            function,
+            no_follow,
+        } => logs::follow(ctx, function.as_deref(), !no_follow)?,
+        Command::Key { command } => match command {
+            KeyCommand::New { json, actions, id } => {
+                let published = match actions.as_deref() {
+                    Some(_) => key_cmd::published_store(ctx).await?,
+                    None => None,
+                };
+                match (actions.as_deref(), published) {
+                    (Some(list), Some((store, place))) => {
+                        let names = key_cmd::action_list(list)?;
+                        key_cmd::new_published(ctx, &*store, &place, &names, id.as_deref(), None, json)
+                            .await?
+                    }
+                    _ => admin::key_new(json, actions.as_deref(), id.as_deref())?,
+                }
+            }
+            KeyCommand::List { json } => key_cmd::list(ctx, json).await?,
+            KeyCommand::Revoke { id } => key_cmd::revoke(ctx, &id).await?,
+            KeyCommand::Rotate { id, overlap, json } => {
+                key_cmd::rotate(ctx, &id, overlap, json).await?
+            }
+        },
         Command::Pin {
             command: PinCommand::New { json },
         } => admin::pin_new(json)?,

@@ -10,9 +10,11 @@ use homehook_core::App;
 use homehook_core::clock::SystemClock;
 use homehook_core::live::Live;
 use homehook_core::secrets::LocalSecrets;
+use homehook_core::publish::{self, FileState};
 use homehook_core::services::Services;
+use homehook_core::store::Store;
 
-use crate::settings;
+use crate::{config_cmd, settings};
 
 /// Prints a console line; a closed stdout (`homehook serve | head`) must not stop the server.
 macro_rules! say {
@@ -30,7 +32,9 @@ pub(crate) async fn run(
 ) -> Result<()> {
     let mut config = settings::load_config(config_path)?;
     let (store, dir) = settings::open_store(data_dir, &config)?;
+    let store: Arc<dyn Store> = Arc::new(store);
     let secrets = LocalSecrets::load(config.server.secrets_file.as_deref())?;
+    publish_file(config_path, data_dir, &config, &*store).await?;
     let addr = listen.unwrap_or(config.server.listen);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -40,20 +44,36 @@ pub(crate) async fn run(
         config.server.public_url = format!("http://{bound}/").parse()?;
     }
     let interval = Duration::from_secs(config.server.refresh_interval_secs);
-    let app = Arc::new(App::new(Services::new(
+    let app = App::new(Services::new(
         config,
-        Arc::new(store),
+        store,
         Arc::new(secrets),
         Arc::new(SystemClock),
-    )?));
+    )?);
+    // Every request and tick runs the newest published config (`homehook config push`,
+    // `homehook key …`), within seconds: links keep following the address bound here.
+    let listen_url: url::Url = format!("http://{bound}/").parse()?;
+    let live = Live::following(
+        app,
+        Box::new(move |mut config| {
+            if config.server.public_url_follows_listen {
+                config.server.public_url = listen_url.clone();
+            }
+            config
+        }),
+    )
+    .await;
 
     say!("homehook listening on http://{bound}");
     say!("store: {}", dir.join(homehook_local::DB_FILE).display());
-    print_next_steps(&app);
+    if let Some(version) = live.version() {
+        say!("config: published version {version} (`homehook config push` publishes edits; no restart needed)");
+    }
+    print_next_steps(&*live.app().await, live.version().is_some());
 
-    let ticker = tokio::spawn(tick_forever(Arc::clone(&app), interval));
+    let ticker = tokio::spawn(tick_forever(Arc::clone(&live), interval));
     // The peer address feeds the wrong-key lockout (homehook_core::guard).
-    let router = homehook_core::http::router(Live::fixed(Arc::clone(&app)))
+    let router = homehook_core::http::router(live)
         .into_make_service_with_connect_info::<std::net::SocketAddr>();
     let result = axum::serve(listener, router)
         .with_graceful_shutdown(shutdown_signal())
@@ -62,9 +82,59 @@ pub(crate) async fn run(
     result.context("server failed")
 }
 
-fn print_next_steps(app: &App) {
+/// Publishes the config file at start when that loses nothing: nothing published yet, or the
+/// file edited since it was last published (the usual edit-and-restart). When the published
+/// config changed meanwhile (`homehook key revoke`…), the file does not undo it: the server
+/// runs the published one and says how to reconcile.
+async fn publish_file(
+    config_path: Option<&Path>,
+    data_dir: Option<&Path>,
+    config: &homehook_core::Config,
+    store: &dyn Store,
+) -> Result<()> {
+    let Some(path) = config.source.as_deref() else {
+        return Ok(());
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let ctx = settings::Context {
+        config_path,
+        data_dir,
+        target: None,
+    };
+    let marks = config_cmd::Marks::of(ctx, &settings::Place::Local, path)?;
+    let stored = store.get_config().await?;
+    let expected = match publish::compare(&text, stored.as_ref(), marks.base()) {
+        FileState::Same { version } => {
+            marks.record(version, &text);
+            return Ok(());
+        }
+        FileState::NothingPublished => None,
+        FileState::Edited { version } => Some(version),
+        FileState::Diverged { version } => {
+            tracing::warn!(
+                file = %path.display(),
+                version,
+                "the published config changed since this file was published here (a key made or revoked meanwhile?): serving the published version; `homehook config diff` shows the difference, `homehook config pull` takes it, `homehook config push --force` replaces it"
+            );
+            return Ok(());
+        }
+    };
+    let now = homehook_core::clock::UnixTime(jiff::Timestamp::now().as_second());
+    let stored = publish::publish(store, &text, &path.display().to_string(), expected, now).await?;
+    marks.record(stored.version, &text);
+    say!("published {} as version {}", path.display(), stored.version);
+    Ok(())
+}
+
+fn print_next_steps(app: &App, published: bool) {
     let config = &app.services.config;
     match &config.source {
+        None if published => say!(
+            "{} connections, {} actions",
+            config.connections.len(),
+            config.actions.len()
+        ),
         None => {
             say!("no config file: running with defaults and no connections.");
             say!("next: `homehook init` writes a starter homehook.toml and secrets file for your");
@@ -103,25 +173,21 @@ fn print_next_steps(app: &App) {
     }
 }
 
-async fn tick_forever(app: Arc<App>, every: Duration) {
-    let mut interval = if app.services.config.schedules.is_empty() {
-        tokio::time::interval(every)
-    } else {
-        // Scheduled actions fire on their minute: tick every minute (or more often), a second
-        // past each whole minute of the wall clock.
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        let to_next_minute = Duration::from_secs(60 - now.as_secs() % 60 + 1);
-        tokio::time::interval_at(
-            tokio::time::Instant::now() + to_next_minute,
-            every.min(Duration::from_secs(60)),
-        )
-    };
+async fn tick_forever(live: Arc<Live>, every: Duration) {
+    // Scheduled actions fire on their minute, and a published config may add one at any time:
+    // tick every minute (or more often), a second past each whole minute of the wall clock.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let to_next_minute = Duration::from_secs(60 - now.as_secs() % 60 + 1);
+    let mut interval = tokio::time::interval_at(
+        tokio::time::Instant::now() + to_next_minute,
+        every.min(Duration::from_secs(60)),
+    );
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;
-        match app.tick().await {
+        match live.app().await.tick().await {
             Ok(s)
                 if s.tokens.refreshed
                     + s.tokens.failed

@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
-use homehook_core::Config;
+use anyhow::{Context as _, Result};
+use homehook_core::{App, Config};
 use homehook_core::clock::SystemClock;
 use homehook_core::config::Connection;
 use homehook_core::secrets::LocalSecrets;
@@ -53,14 +53,14 @@ pub(crate) fn open_app(
     data_dir: Option<&Path>,
     config: Config,
     with_secrets: bool,
-) -> Result<homehook_core::App> {
+) -> Result<App> {
     let (store, _) = open_store(data_dir, &config)?;
     let secrets = if with_secrets {
         LocalSecrets::load(config.server.secrets_file.as_deref())?
     } else {
         LocalSecrets::from_entries(Default::default())
     };
-    Ok(homehook_core::App::new(Services::new(
+    Ok(App::new(Services::new(
         config,
         Arc::new(store),
         Arc::new(secrets),
@@ -91,4 +91,91 @@ pub(crate) fn is_loopback(url: &url::Url) -> bool {
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
         None => false,
     }
+}
+
+/// What every command is told about where to run: the config file and data directory of this
+/// machine, or a named target (a deployed stack).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Context<'a> {
+    /// `--config`.
+    pub(crate) config_path: Option<&'a Path>,
+    /// `--data-dir`.
+    pub(crate) data_dir: Option<&'a Path>,
+    /// `--target`.
+    pub(crate) target: Option<&'a str>,
+}
+
+/// Where a command runs.
+pub(crate) enum Place {
+    /// This machine: the config file, the embedded store, the secrets file.
+    Local,
+    /// A deployed stack.
+    Remote {
+        /// The target's name.
+        name: String,
+    },
+}
+
+impl Place {
+    /// How to name this place in messages and hints: `homehook` or `homehook --target <name>`.
+    pub(crate) fn command(&self) -> String {
+        match self {
+            Self::Local => "homehook".into(),
+            Self::Remote { name, .. } => format!("homehook --target {name}"),
+        }
+    }
+}
+
+/// The store of the context: the embedded one, or the target's table.
+pub(crate) async fn open_store_of(
+    ctx: Context<'_>,
+) -> Result<(Arc<dyn homehook_core::store::Store>, Place)> {
+    match ctx.target {
+        None => {
+            let config = load_config(ctx.config_path)?;
+            let (store, _) = open_store(ctx.data_dir, &config)?;
+            Ok((Arc::new(store), Place::Local))
+        }
+        Some(name) => {
+            let target = crate::target::load(name)?;
+            let (store, _) = crate::target::open(&target).await?;
+            Ok((
+                store,
+                Place::Remote {
+                    name: name.to_string(),
+                },
+            ))
+        }
+    }
+}
+
+/// The application a command runs on: locally as [`open_app`] builds it (the config file);
+/// on a target, the stack's published config, table and secret, with connect and action links
+/// on the stack's base URL.
+pub(crate) async fn open_place(ctx: Context<'_>, with_secrets: bool) -> Result<(App, Place)> {
+    let Some(name) = ctx.target else {
+        let config = load_config(ctx.config_path)?;
+        return Ok((open_app(ctx.data_dir, config, with_secrets)?, Place::Local));
+    };
+    let target = crate::target::load(name)?;
+    let (store, secrets) = crate::target::open(&target).await?;
+    let Some((_, mut config)) = homehook_core::publish::published(&*store)
+        .await
+        .with_context(|| format!("cannot read the published config of target {name}"))?
+    else {
+        anyhow::bail!(
+            "target {name} has no published config: `homehook --target {name} config push` publishes homehook.toml"
+        );
+    };
+    config.server.public_url = target.url.clone();
+    config.server.public_url_follows_listen = false;
+    config.server.public_url_from_host = false;
+    let app = App::new(Services::new(config, store, secrets, Arc::new(SystemClock))?)
+        .with_admin_key_from_secrets();
+    Ok((
+        app,
+        Place::Remote {
+            name: name.to_string(),
+        },
+    ))
 }

@@ -1,7 +1,6 @@
 //! `homehook status`: each connection's health and token expiry, read from the store directly
 //! (so it works whether or not a server runs).
 
-use std::path::Path;
 
 use anyhow::Result;
 use homehook_core::schedule::ScheduleStatus;
@@ -16,13 +15,8 @@ const CONNECTION_COLUMNS: &[&str] = &["CONNECTION", "PROVIDER", "HEALTH", "EXPIR
 const SCHEDULE_COLUMNS: &[&str] = &["SCHEDULE", "ACTION", "WHEN", "NEXT RUN", "LAST RUN"];
 
 /// `homehook status [--json]`.
-pub(crate) async fn run(
-    config_path: Option<&Path>,
-    data_dir: Option<&Path>,
-    json: bool,
-) -> Result<()> {
-    let config = settings::load_config(config_path)?;
-    let app = settings::open_app(data_dir, config, false)?;
+pub(crate) async fn run(ctx: settings::Context<'_>, json: bool) -> Result<()> {
+    let (app, _) = settings::open_place(ctx, false).await?;
     let report = homehook_core::status::report(&app.services).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -32,7 +32,8 @@
 //! 6. **Services**: the use cases, over [`services::Services`].
 //!    [`notify`]: telling the owner; [`refresh`]: the token keeper; [`pace`]: staying within
 //!    a vendor's API budget; [`publish`]: the config document in the store, checked before it
-//!    is written; [`services`]: the services value; [`vendor_client`]: one
+//!    is written; [`key_admin`]: making, rotating and revoking keys as published edits;
+//!    [`services`]: the services value; [`vendor_client`]: one
 //!    connection's API; [`action`]: running an action; [`schedule`]: scheduled actions;
 //!    [`connect`]: connecting an account; [`status`]: the status report; [`gate`]: admitting
 //!    a request.
@@ -87,6 +88,7 @@ pub mod connect;
 pub mod cron;
 pub mod error;
 pub mod gate;
+pub mod key_admin;
 pub mod guard;
 pub mod http;
 pub mod keys;

@@ -70,6 +70,42 @@ pub async fn published(
     Ok(Some((stored, config)))
 }
 
+/// How a config file stands against the published document, given `base`: the version this
+/// file was last pushed as or pulled from (a marker its host keeps; `None` when unknown).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileState {
+    /// Nothing is published: publishing the file starts version 1.
+    NothingPublished,
+    /// The file is the published text.
+    Same {
+        /// The published version.
+        version: u64,
+    },
+    /// The file was edited since it was `version`, and the published one is still `version`:
+    /// publishing it loses nothing.
+    Edited {
+        /// The published version.
+        version: u64,
+    },
+    /// The published document changed since this file was pushed or pulled (a `homehook key`
+    /// command, another machine), or the file was never synced here: publishing the file
+    /// would undo those changes.
+    Diverged {
+        /// The published version.
+        version: u64,
+    },
+}
+
+/// Compares a file's text with the published document.
+pub fn compare(file_text: &str, stored: Option<&StoredConfig>, base: Option<u64>) -> FileState {
+    match stored {
+        None => FileState::NothingPublished,
+        Some(s) if s.text == file_text => FileState::Same { version: s.version },
+        Some(s) if base == Some(s.version) => FileState::Edited { version: s.version },
+        Some(s) => FileState::Diverged { version: s.version },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,6 +170,20 @@ mod tests {
         }
         let still = store.get_config().await.expect("read").expect("kept");
         assert_eq!((still.version, still.text), (1, config_with_action("/ok")));
+    }
+
+    #[test]
+    fn a_file_is_compared_with_the_published_document_from_its_base() {
+        let stored = StoredConfig {
+            version: 3,
+            text: "a".into(),
+            written_at: UnixTime(0),
+        };
+        assert_eq!(compare("a", None, None), FileState::NothingPublished);
+        assert_eq!(compare("a", Some(&stored), None), FileState::Same { version: 3 });
+        assert_eq!(compare("b", Some(&stored), Some(3)), FileState::Edited { version: 3 });
+        assert_eq!(compare("b", Some(&stored), Some(2)), FileState::Diverged { version: 3 });
+        assert_eq!(compare("b", Some(&stored), None), FileState::Diverged { version: 3 });
     }
 
     #[tokio::test]

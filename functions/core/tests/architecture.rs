@@ -21,6 +21,7 @@ const TIERS: &[(&str, &[&str])] = &[
             "refresh",
             "pace",
             "publish",
+            "key_admin",
             "services",
             "vendor_client",
             "action",

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use homehook_core::catalog::Grant;
-use homehook_core::secrets::{LocalSecrets, Secrets, SecretsError};
+use homehook_core::secrets::{LocalSecrets, SecretsError};
 use homehook_core::token::Health;
 use homehook_core::{App, Config};
 
@@ -133,15 +133,18 @@ pub(super) fn secrets_file(config: &Config, checks: &mut Vec<Check>) -> LocalSec
 /// webhook's and signed actions' entries exist.
 pub(super) async fn secret_entries(
     config: &Config,
-    secrets: &LocalSecrets,
+    secrets: &dyn homehook_core::secrets::Secrets,
+    file: Option<&str>,
     checks: &mut Vec<Check>,
 ) {
-    let file = config
-        .server
-        .secrets_file
-        .as_deref()
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|| "the secrets file".into());
+    let file = file.map(String::from).unwrap_or_else(|| {
+        config
+            .server
+            .secrets_file
+            .as_deref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "the secrets file".into())
+    });
     for conn in config.connections.values() {
         let name = &conn.secret;
         let check = format!("secret {name}");

@@ -5,8 +5,8 @@
 
 mod local;
 mod network;
+mod remote;
 
-use std::path::Path;
 
 use anyhow::Result;
 use serde::Serialize;
@@ -77,17 +77,18 @@ impl Check {
 }
 
 /// Runs every check; `Ok(true)` when none failed.
-pub(crate) async fn run(
-    config_path: Option<&Path>,
-    data_dir: Option<&Path>,
-    json: bool,
-) -> Result<bool> {
+pub(crate) async fn run(ctx: settings::Context<'_>, json: bool) -> Result<bool> {
     let mut checks = Vec::new();
+    if ctx.target.is_some() {
+        remote::run(ctx, &mut checks).await;
+        return finish(&checks, json);
+    }
+    let (config_path, data_dir) = (ctx.config_path, ctx.data_dir);
     let Some(config) = local::config(config_path, &mut checks) else {
         return finish(&checks, json);
     };
     let secrets = local::secrets_file(&config, &mut checks);
-    local::secret_entries(&config, &secrets, &mut checks).await;
+    local::secret_entries(&config, &secrets, None, &mut checks).await;
     local::admin_key(&config, &mut checks);
     local::public_url(&config, &mut checks);
     local::redirect_uris(&config, &mut checks);

@@ -22,6 +22,7 @@ use crate::keys::KeyHash;
 use crate::template::is_identifier;
 
 mod action;
+pub mod edit;
 mod connection;
 mod schedule;
 mod server;

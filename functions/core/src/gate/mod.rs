@@ -16,6 +16,8 @@
 //!    those parameters are wrong;
 //! 9. parameters valid for the action ([`crate::params`]).
 //!
+//! A call that clears every check counts as a use of its key ([`crate::guard::key_use`]).
+//!
 //! The vendor's own budget (`pace`) is checked on the way out, by the vendor client.
 //!
 //! [`admit_admin`] is the one check of the admin routes (`/status`, `/connect`, `/discover`,
@@ -212,6 +214,7 @@ pub fn admit_action<'a>(
 /// Checks 5–9 of an admitted call (see the module's list).
 pub async fn clear_action(
     services: &Services,
+    guard: &Guard,
     admitted: &Admitted<'_>,
     method: &http::Method,
     presented: Presented<'_>,
@@ -280,6 +283,9 @@ pub async fn clear_action(
         }
     };
     let params = params::check(&action.params, provided, now).map_err(Problem::from);
+    if params.is_ok() {
+        guard.key_use.note(store, &key.id, now).await;
+    }
     Ok(Cleared::Run { params, claim })
 }
 

@@ -10,6 +10,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 pub mod idempotency;
+pub mod key_use;
 pub mod keyring;
 pub mod limits;
 pub mod pin;
@@ -29,6 +30,8 @@ pub struct Guard {
     pub limits: CallLimits,
     /// Sources locked out for wrong keys (shared by the gates of every config version).
     pub lockout: Arc<SourceLockout>,
+    /// When each key was last recorded as used (shared like the lockouts).
+    pub key_use: Arc<key_use::KeyUse>,
 }
 
 impl Guard {
@@ -38,6 +41,7 @@ impl Guard {
         Self {
             limits,
             lockout: Arc::default(),
+            key_use: Arc::default(),
         }
     }
 
@@ -47,6 +51,7 @@ impl Guard {
         Self {
             limits,
             lockout: Arc::clone(&self.lockout),
+            key_use: Arc::clone(&self.key_use),
         }
     }
 }

@@ -91,7 +91,7 @@ pub(super) async fn serve(
         values: call.values,
     };
     let (params, claim) =
-        match gate::clear_action(&app.services, &admitted, &method, presented).await? {
+        match gate::clear_action(&app.services, &app.guard, &admitted, &method, presented).await? {
             Cleared::Replay(answer) => return Ok(replayed(answer)),
             Cleared::Run { params, claim } => (params, claim),
         };

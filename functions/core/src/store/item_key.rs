@@ -11,6 +11,7 @@
 //! | `idem#<hash>`                    | an `Idempotency-Key`'s claim, answer  | [`crate::guard::idempotency`] |
 //! | `pin-fail#<action>#<window>`     | wrong PINs in a 15-minute window      | [`crate::guard::pin`] |
 //! | `pin-lock#<action>`              | an action locked for wrong PINs       | [`crate::guard::pin`] |
+//! | `key-used#<key id>`              | when an action key was last used      | [`crate::guard::key_use`] |
 
 use crate::clock::UnixTime;
 
@@ -48,4 +49,9 @@ pub fn pin_failures(action: &str, start: i64) -> String {
 /// The lock of `action` after too many wrong PINs, until the item expires.
 pub fn pin_lock(action: &str) -> String {
     format!("pin-lock#{action}")
+}
+
+/// When the action key `id` was last used.
+pub fn key_used(id: &str) -> String {
+    format!("key-used#{id}")
 }
