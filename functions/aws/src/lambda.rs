@@ -4,15 +4,20 @@
 //! |---|---|---|
 //! | `HOMEHOOK_TABLE` | the DynamoDB table | required |
 //! | `HOMEHOOK_SECRET_ID` | the Secrets Manager secret with every vendor's credentials | required |
-//! | `HOMEHOOK_CONFIG_TOML` | homehook.toml itself (template.yaml's `HomehookConfig` parameter) | |
-//! | `HOMEHOOK_CONFIG` | path of homehook.toml, when not inline | `$LAMBDA_TASK_ROOT/homehook.toml` if present, else defaults |
+//! | `HOMEHOOK_CONFIG_TOML` | a config to run until one is published (local emulation, benchmarks) | |
+//! | `HOMEHOOK_CONFIG` | the same as a path | `$LAMBDA_TASK_ROOT/homehook.toml` if present, else defaults |
 //! | `HOMEHOOK_PUBLIC_URL` | the public base URL (a custom domain); callback URLs start with it | each connect request's host |
 //! | `HOMEHOOK_NOTIFY_TOPIC` | an SNS topic ARN that hears when a connection needs its owner | none |
 //! | `AWS_REGION`, `AWS_ENDPOINT_URL` | set by Lambda; the endpoint only for local emulators | |
 //!
+//! The config is the one published in the table (`homehook config push`, `homehook key …`):
+//! read once at cold start (one GetItem), then its version is looked at again at most every
+//! [`homehook_core::live::CHECK_EVERY_SECS`] by the request or tick that finds the look due, so
+//! a revoked key is refused by every warm container within seconds, without a deploy.
+//!
 //! One aws-config load (region from the environment, so no instance-metadata probing), one client
-//! per service, one outbound HTTP client: nothing is created per request. No AWS call is made at
-//! cold start: the secret is read when a renewal or an admin request first needs it.
+//! per service, one outbound HTTP client: nothing is created per request. The secret is read when
+//! a renewal or an admin request first needs it, not at cold start.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -23,6 +28,7 @@ use aws_sdk_dynamodb::config::SharedCredentialsProvider;
 use homehook_core::App;
 use homehook_core::clock::SystemClock;
 use homehook_core::config::{Config, ConfigError};
+use homehook_core::live::Live;
 use homehook_core::services::Services;
 
 use crate::{DynamoStore, SecretsManagerSecrets, SnsTopic};
@@ -90,10 +96,40 @@ impl Settings {
     }
 }
 
-/// Builds the application from the environment.
-pub async fn app_from_env() -> Result<Arc<App>, StartError> {
+/// The application from the environment, following the published config.
+pub async fn live_from_env() -> Result<Arc<Live>, StartError> {
     let settings = Settings::from_env()?;
-    app_with(&settings, &sdk_from_env()?).await
+    live_with(&settings, &sdk_from_env()?).await
+}
+
+/// The application from settings, following the config published in the table.
+pub async fn live_with(settings: &Settings, sdk: &SdkConfig) -> Result<Arc<Live>, StartError> {
+    let app = app_with(settings, sdk).await?;
+    let prepare = host_settings(settings)?;
+    Ok(Live::following((*app).clone(), Box::new(prepare)).await)
+}
+
+/// What the host sets in every config it runs: the public URL from the template, or links that
+/// follow each request's host.
+fn host_settings(
+    settings: &Settings,
+) -> Result<impl Fn(Config) -> Config + Send + Sync + 'static, StartError> {
+    let public_url = settings
+        .public_url
+        .as_deref()
+        .map(url::Url::parse)
+        .transpose()
+        .map_err(|e| StartError::PublicUrl(e.to_string()))?;
+    Ok(move |mut config: Config| {
+        // Without a public URL, connect links follow the request's host: the API Gateway
+        // domain (template.yaml cannot name it in the functions' environment without a cycle).
+        config.server.public_url_from_host = public_url.is_none();
+        if let Some(url) = &public_url {
+            config.server.public_url = url.clone();
+            config.server.public_url_follows_listen = false;
+        }
+        config
+    })
 }
 
 /// The SDK configuration a Lambda container needs, read from the variables Lambda sets: the
@@ -126,37 +162,27 @@ pub fn sdk_from_env() -> Result<SdkConfig, StartError> {
 
 /// Builds the application from settings and a loaded SDK configuration.
 pub async fn app_with(settings: &Settings, sdk: &SdkConfig) -> Result<Arc<App>, StartError> {
-    let mut config = match (&settings.config_toml, &settings.config_path) {
+    let config = match (&settings.config_toml, &settings.config_path) {
         (Some(text), _) => Config::parse(text, "HOMEHOOK_CONFIG_TOML", None)?,
         (None, Some(path)) => Config::load(path)?,
         (None, None) => Config::empty()?,
     };
-    // Without a public URL, connect links follow the request's host: the API Gateway domain
-    // (template.yaml cannot name it in the functions' environment without a cycle).
-    config.server.public_url_from_host = settings.public_url.is_none();
-    if let Some(url) = &settings.public_url {
-        config.server.public_url =
-            url::Url::parse(url).map_err(|e| StartError::PublicUrl(e.to_string()))?;
-        config.server.public_url_follows_listen = false;
-    }
+    let config = host_settings(settings)?(config);
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), &settings.table);
     let secrets = SecretsManagerSecrets::new(
         aws_sdk_secretsmanager::Client::new(sdk),
         &settings.secret_id,
         Arc::new(SystemClock),
     );
-    // The admin key's hash may live in the secret rather than in homehook.toml: read on the
-    // first admin request, not here (a cold start reads no secret).
-    let admin_key_in_secret = config.server.admin_key_hash.is_none();
+    // The admin key's hash may live in the secret rather than in the config: read on the first
+    // admin request when the config has none, not here (a cold start reads no secret).
     let mut app = App::new(Services::new(
         config,
         Arc::new(store),
         Arc::new(secrets),
         Arc::new(SystemClock),
     )?);
-    if admin_key_in_secret {
-        app = app.with_admin_key_from_secrets();
-    }
+    app = app.with_admin_key_from_secrets();
     if let Some(topic) = &settings.notify_topic {
         app = app.with_notifier(Arc::new(SnsTopic::new(
             aws_sdk_sns::Client::new(sdk),

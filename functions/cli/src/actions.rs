@@ -2,7 +2,6 @@
 //! scan with the phone. The key itself is never stored (only its hash), so a QR holds the
 //! bare URL unless the owner passes the key.
 
-
 use anyhow::{Result, bail};
 use homehook_core::Config;
 use homehook_core::clock::UnixTime;

@@ -1,6 +1,5 @@
 //! Admin commands: `key new`, `pin new`, `discover`.
 
-
 use anyhow::{Context, Result, bail};
 use homehook_core::keys::ActionKey;
 use homehook_core::providers::port::VendorApi;

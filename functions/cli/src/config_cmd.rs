@@ -47,8 +47,9 @@ impl Marks {
                 let cfg = settings::load_config(ctx.config_path)?;
                 settings::data_dir(ctx.data_dir, &cfg)?.join("published.json")
             }
-            Place::Remote { name, .. } => crate::target::file()?
-                .with_file_name(format!("published-{name}.json")),
+            Place::Remote { name, .. } => {
+                crate::target::file()?.with_file_name(format!("published-{name}.json"))
+            }
         };
         let key = std::fs::canonicalize(config)
             .unwrap_or_else(|_| config.to_path_buf())
@@ -209,7 +210,8 @@ pub(crate) async fn pull(ctx: Context<'_>, force: bool) -> Result<()> {
 /// Writes the published text to `path`, whole, then renamed into place.
 pub(crate) fn write_file(path: &Path, stored: &StoredConfig) -> Result<()> {
     let tmp = path.with_extension("toml.tmp");
-    std::fs::write(&tmp, &stored.text).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::write(&tmp, &stored.text)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }
@@ -222,7 +224,10 @@ pub(crate) async fn diff(ctx: Context<'_>) -> Result<bool> {
     let (store, place) = settings::open_store_of(ctx).await?;
     let stored = store.get_config().await?;
     let (published, label) = match &stored {
-        Some(s) => (s.text.as_str(), format!("published (version {})", s.version)),
+        Some(s) => (
+            s.text.as_str(),
+            format!("published (version {})", s.version),
+        ),
         None => ("", "published (nothing yet)".to_string()),
     };
     if published == text {
@@ -246,7 +251,12 @@ pub(crate) async fn diff(ctx: Context<'_>) -> Result<bool> {
 /// After a published edit (`homehook key …`): brings the config file along when it was in step
 /// with the document edited (so it never falls behind silently), and says so; otherwise tells
 /// how to catch up.
-pub(crate) fn follow_edit(ctx: Context<'_>, place: &Place, before: &StoredConfig, after: &StoredConfig) {
+pub(crate) fn follow_edit(
+    ctx: Context<'_>,
+    place: &Place,
+    before: &StoredConfig,
+    after: &StoredConfig,
+) {
     let path = config_file(ctx);
     let Ok(text) = std::fs::read_to_string(&path) else {
         return;
@@ -259,9 +269,17 @@ pub(crate) fn follow_edit(ctx: Context<'_>, place: &Place, before: &StoredConfig
         match write_file(&path, after) {
             Ok(()) => {
                 marks.record(after.version, &after.text);
-                println!("{} updated to match (version {}).", path.display(), after.version);
+                println!(
+                    "{} updated to match (version {}).",
+                    path.display(),
+                    after.version
+                );
             }
-            Err(e) => println!("could not update {}: {e:#}; `{} config pull` does it.", path.display(), place.command()),
+            Err(e) => println!(
+                "could not update {}: {e:#}; `{} config pull` does it.",
+                path.display(),
+                place.command()
+            ),
         }
     } else {
         println!(

@@ -35,16 +35,34 @@ pub(crate) fn action_list(actions: &str) -> Result<Vec<String>> {
     Ok(names)
 }
 
-/// Whether the place has a published config (then key changes are published edits).
-pub(crate) async fn published_store(ctx: Context<'_>) -> Result<Option<(std::sync::Arc<dyn Store>, Place)>> {
+/// The place's store when `key new --for <actions>` should be a published edit: a config is
+/// published and it has every action named. Otherwise (a new action not written yet, nothing
+/// published on this machine) the key is printed with its `[keys.<id>]` block to paste.
+pub(crate) async fn published_store(
+    ctx: Context<'_>,
+    actions: &[String],
+) -> Result<Option<(std::sync::Arc<dyn Store>, Place)>> {
     let (store, place) = match settings::open_store_of(ctx).await {
         Ok(found) => found,
         // This machine has no usable store: the offline `key new` still works.
         Err(_) if ctx.target.is_none() => return Ok(None),
         Err(e) => return Err(e),
     };
-    Ok(match store.get_config().await? {
-        Some(_) => Some((store, place)),
+    let published = publish::published(&*store).await?;
+    Ok(match published {
+        Some((_, config))
+            if actions
+                .iter()
+                .all(|a| a == "*" || config.actions.contains_key(a)) =>
+        {
+            Some((store, place))
+        }
+        Some(_) if ctx.target.is_none() => None,
+        Some(_) => bail!(
+            "the published config has no action {}: add it to homehook.toml and `{} config push` first",
+            actions.join(", "),
+            place.command()
+        ),
         None if ctx.target.is_none() => None,
         None => bail!(
             "target has no published config: `{} config push` publishes homehook.toml first",
@@ -64,7 +82,10 @@ fn show_new(key: &ActionKey, id: &str, json: bool, edited: &Edited) {
     println!("key:  {}", key.expose());
     println!("id:   {id}");
     println!();
-    println!("Keep the key: it is shown only now. Published as version {}; running instances", edited.after.version);
+    println!(
+        "Keep the key: it is shown only now. Published as version {}; running instances",
+        edited.after.version
+    );
     println!("take it within seconds.");
 }
 
@@ -92,7 +113,10 @@ pub(crate) async fn new_published(
     expires: Option<UnixTime>,
     json: bool,
 ) -> Result<()> {
-    let id = id.map_or_else(|| format!("key-{}", &ActionKey::generate().hash().key_id()), String::from);
+    let id = id.map_or_else(
+        || format!("key-{}", &ActionKey::generate().hash().key_id()),
+        String::from,
+    );
     let (key, edited) = key_admin::create(store, now(), &id, actions, expires)
         .await
         .map_err(|e| failed(e, place))?;
@@ -132,7 +156,10 @@ pub(crate) async fn list(ctx: Context<'_>, json: bool) -> Result<()> {
             ]
         })
         .collect();
-    print!("{}", table::render(&["key", "opens", "state", "last used"], &rows));
+    print!(
+        "{}",
+        table::render(&["key", "opens", "state", "last used"], &rows)
+    );
     Ok(())
 }
 
@@ -151,7 +178,12 @@ pub(crate) async fn revoke(ctx: Context<'_>, id: &str) -> Result<()> {
 }
 
 /// `homehook key rotate <id> [--overlap <secs>]`.
-pub(crate) async fn rotate(ctx: Context<'_>, id: &str, overlap_secs: i64, json: bool) -> Result<()> {
+pub(crate) async fn rotate(
+    ctx: Context<'_>,
+    id: &str,
+    overlap_secs: i64,
+    json: bool,
+) -> Result<()> {
     let (store, place) = settings::open_store_of(ctx).await?;
     let (key, new_id, edited) = key_admin::rotate(&*store, now(), id, overlap_secs)
         .await

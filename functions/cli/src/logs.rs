@@ -18,11 +18,15 @@ const FUNCTIONS: [(&str, &str); 3] = [
 /// Runs `sam logs` for the target's stack until it ends (Ctrl-C when following).
 pub(crate) fn follow(ctx: Context<'_>, function: Option<&str>, tail: bool) -> Result<()> {
     let Some(name) = ctx.target else {
-        bail!("`homehook logs` reads a deployed stack's logs: add --target <name>; `homehook serve` prints its own log");
+        bail!(
+            "`homehook logs` reads a deployed stack's logs: add --target <name>; `homehook serve` prints its own log"
+        );
     };
     let target = crate::target::load(name)?;
     let Some(stack) = &target.stack else {
-        bail!("target {name} was added without --stack: add it again with `homehook target add {name} --stack <stack>`");
+        bail!(
+            "target {name} was added without --stack: add it again with `homehook target add {name} --stack <stack>`"
+        );
     };
     let mut sam = Command::new("sam");
     sam.args(["logs", "--stack-name", stack, "--region", &target.region]);

@@ -218,7 +218,7 @@ enum TargetCommand {
         secret: Option<String>,
         /// The stack's base URL (the BaseUrl output).
         #[arg(long, conflicts_with = "stack")]
-        url: Option<url::Url>,
+        url: Option<String>,
         /// Another endpoint for every AWS call (an emulator).
         #[arg(long, hide = true)]
         endpoint: Option<String>,
@@ -311,7 +311,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     };
     let local_only = |what: &str| -> anyhow::Result<()> {
         match ctx.target {
-            Some(t) => anyhow::bail!("`homehook {what}` runs on this machine only (not with --target {t})"),
+            Some(t) => {
+                anyhow::bail!("`homehook {what}` runs on this machine only (not with --target {t})")
+            }
             None => Ok(()),
         }
     };
@@ -372,9 +374,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             )
             .await?
         }
-        Command::Discover { connection, json } => {
-            admin::discover(ctx, &connection, json).await?
-        }
+        Command::Discover { connection, json } => admin::discover(ctx, &connection, json).await?,
         Command::Doctor { json } => {
             if !doctor::run(ctx, json).await? {
                 return Ok(ExitCode::FAILURE);
@@ -417,15 +417,23 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => logs::follow(ctx, function.as_deref(), !no_follow)?,
         Command::Key { command } => match command {
             KeyCommand::New { json, actions, id } => {
-                let published = match actions.as_deref() {
-                    Some(_) => key_cmd::published_store(ctx).await?,
+                let names = actions.as_deref().map(key_cmd::action_list).transpose()?;
+                let published = match &names {
+                    Some(names) => key_cmd::published_store(ctx, names).await?,
                     None => None,
                 };
-                match (actions.as_deref(), published) {
-                    (Some(list), Some((store, place))) => {
-                        let names = key_cmd::action_list(list)?;
-                        key_cmd::new_published(ctx, &*store, &place, &names, id.as_deref(), None, json)
-                            .await?
+                match (names, published) {
+                    (Some(names), Some((store, place))) => {
+                        key_cmd::new_published(
+                            ctx,
+                            &*store,
+                            &place,
+                            &names,
+                            id.as_deref(),
+                            None,
+                            json,
+                        )
+                        .await?
                     }
                     _ => admin::key_new(json, actions.as_deref(), id.as_deref())?,
                 }

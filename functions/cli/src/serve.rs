@@ -9,8 +9,8 @@ use anyhow::{Context, Result};
 use homehook_core::App;
 use homehook_core::clock::SystemClock;
 use homehook_core::live::Live;
-use homehook_core::secrets::LocalSecrets;
 use homehook_core::publish::{self, FileState};
+use homehook_core::secrets::LocalSecrets;
 use homehook_core::services::Services;
 use homehook_core::store::Store;
 
@@ -34,7 +34,7 @@ pub(crate) async fn run(
     let (store, dir) = settings::open_store(data_dir, &config)?;
     let store: Arc<dyn Store> = Arc::new(store);
     let secrets = LocalSecrets::load(config.server.secrets_file.as_deref())?;
-    publish_file(config_path, data_dir, &config, &*store).await?;
+    let published = publish_file(config_path, data_dir, &config, &*store).await?;
     let addr = listen.unwrap_or(config.server.listen);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -66,8 +66,13 @@ pub(crate) async fn run(
 
     say!("homehook listening on http://{bound}");
     say!("store: {}", dir.join(homehook_local::DB_FILE).display());
+    if let Some(line) = published {
+        say!("{line}");
+    }
     if let Some(version) = live.version() {
-        say!("config: published version {version} (`homehook config push` publishes edits; no restart needed)");
+        say!(
+            "config: published version {version} (`homehook config push` publishes edits; no restart needed)"
+        );
     }
     print_next_steps(&*live.app().await, live.version().is_some());
 
@@ -91,12 +96,12 @@ async fn publish_file(
     data_dir: Option<&Path>,
     config: &homehook_core::Config,
     store: &dyn Store,
-) -> Result<()> {
+) -> Result<Option<String>> {
     let Some(path) = config.source.as_deref() else {
-        return Ok(());
+        return Ok(None);
     };
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let ctx = settings::Context {
         config_path,
         data_dir,
@@ -107,7 +112,7 @@ async fn publish_file(
     let expected = match publish::compare(&text, stored.as_ref(), marks.base()) {
         FileState::Same { version } => {
             marks.record(version, &text);
-            return Ok(());
+            return Ok(None);
         }
         FileState::NothingPublished => None,
         FileState::Edited { version } => Some(version),
@@ -117,14 +122,17 @@ async fn publish_file(
                 version,
                 "the published config changed since this file was published here (a key made or revoked meanwhile?): serving the published version; `homehook config diff` shows the difference, `homehook config pull` takes it, `homehook config push --force` replaces it"
             );
-            return Ok(());
+            return Ok(None);
         }
     };
     let now = homehook_core::clock::UnixTime(jiff::Timestamp::now().as_second());
     let stored = publish::publish(store, &text, &path.display().to_string(), expected, now).await?;
     marks.record(stored.version, &text);
-    say!("published {} as version {}", path.display(), stored.version);
-    Ok(())
+    Ok(Some(format!(
+        "published {} as version {}",
+        path.display(),
+        stored.version
+    )))
 }
 
 fn print_next_steps(app: &App, published: bool) {

@@ -5,11 +5,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
-use homehook_core::{App, Config};
 use homehook_core::clock::SystemClock;
 use homehook_core::config::Connection;
 use homehook_core::secrets::LocalSecrets;
 use homehook_core::services::Services;
+use homehook_core::{App, Config};
 use homehook_local::SqliteStore;
 
 /// The config file used when none is named.
@@ -49,11 +49,7 @@ pub(crate) fn open_store(flag: Option<&Path>, config: &Config) -> Result<(Sqlite
 /// The application over the embedded store in the data directory, as `homehook serve` builds
 /// it: the CLI and a running server share the store (tokens, connect links). Without
 /// `with_secrets`, no secret is read (commands that never call a vendor).
-pub(crate) fn open_app(
-    data_dir: Option<&Path>,
-    config: Config,
-    with_secrets: bool,
-) -> Result<App> {
+pub(crate) fn open_app(data_dir: Option<&Path>, config: Config, with_secrets: bool) -> Result<App> {
     let (store, _) = open_store(data_dir, &config)?;
     let secrets = if with_secrets {
         LocalSecrets::load(config.server.secrets_file.as_deref())?
@@ -170,8 +166,13 @@ pub(crate) async fn open_place(ctx: Context<'_>, with_secrets: bool) -> Result<(
     config.server.public_url = target.url.clone();
     config.server.public_url_follows_listen = false;
     config.server.public_url_from_host = false;
-    let app = App::new(Services::new(config, store, secrets, Arc::new(SystemClock))?)
-        .with_admin_key_from_secrets();
+    let app = App::new(Services::new(
+        config,
+        store,
+        secrets,
+        Arc::new(SystemClock),
+    )?)
+    .with_admin_key_from_secrets();
     Ok((
         app,
         Place::Remote {

@@ -1,7 +1,6 @@
 //! `homehook status`: each connection's health and token expiry, read from the store directly
 //! (so it works whether or not a server runs).
 
-
 use anyhow::Result;
 use homehook_core::schedule::ScheduleStatus;
 use homehook_core::status::{ConnectionStatus, StatusReport};

@@ -156,9 +156,9 @@ pub(crate) fn stack_outputs(stack: &str, region: &str, profile: Option<&str>) ->
     if let Some(p) = profile {
         sam.args(["--profile", p]);
     }
-    let out = sam
-        .output()
-        .context("cannot run `sam` (the AWS SAM CLI): install it, or give --table, --secret and --url")?;
+    let out = sam.output().context(
+        "cannot run `sam` (the AWS SAM CLI): install it, or give --table, --secret and --url",
+    )?;
     if !out.status.success() {
         bail!(
             "`sam list stack-outputs --stack-name {stack}` failed: {}",
@@ -191,26 +191,6 @@ pub(crate) async fn open(
     Ok((Arc::new(store), Arc::new(secrets)))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_target_is_read_from_the_stacks_outputs() {
-        let json = r#"[
-          {"OutputKey": "BaseUrl", "OutputValue": "https://abc.execute-api.eu-west-1.amazonaws.com", "Description": "x"},
-          {"OutputKey": "TableName", "OutputValue": "homehook-Table-1X2Y"},
-          {"OutputKey": "SecretArn", "OutputValue": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:ClientSecret-abc"}
-        ]"#;
-        let t = from_outputs("homehook", "eu-west-1", Some("home"), json).expect("target");
-        assert_eq!(t.table, "homehook-Table-1X2Y");
-        assert_eq!(t.url.as_str(), "https://abc.execute-api.eu-west-1.amazonaws.com/");
-        assert_eq!(t.profile.as_deref(), Some("home"));
-        let missing = from_outputs("other", "eu-west-1", None, "[]").expect_err("not homehook");
-        assert!(missing.to_string().contains("no TableName output"), "{missing}");
-    }
-}
-
 /// What `homehook target add` was given.
 pub(crate) struct NewTarget<'a> {
     pub(crate) name: &'a str,
@@ -219,7 +199,7 @@ pub(crate) struct NewTarget<'a> {
     pub(crate) profile: Option<&'a str>,
     pub(crate) table: Option<String>,
     pub(crate) secret: Option<String>,
-    pub(crate) url: Option<url::Url>,
+    pub(crate) url: Option<String>,
     pub(crate) endpoint: Option<String>,
 }
 
@@ -243,7 +223,9 @@ pub(crate) fn add(new: NewTarget<'_>) -> Result<()> {
             region: region.to_string(),
             table,
             secret,
-            url,
+            url: url
+                .parse()
+                .with_context(|| format!("--url {url} is not a URL"))?,
             stack: None,
             profile: new.profile.map(String::from),
             endpoint: None,
@@ -255,8 +237,17 @@ pub(crate) fn add(new: NewTarget<'_>) -> Result<()> {
         ..target
     };
     let path = save(new.name, target.clone())?;
-    println!("target {} → {} (table {}), saved in {}", new.name, target.url, target.table, path.display());
-    println!("Next: `homehook --target {} config push` publishes homehook.toml there.", new.name);
+    println!(
+        "target {} → {} (table {}), saved in {}",
+        new.name,
+        target.url,
+        target.table,
+        path.display()
+    );
+    println!(
+        "Next: `homehook --target {} config push` publishes homehook.toml there.",
+        new.name
+    );
     Ok(())
 }
 
@@ -278,6 +269,35 @@ pub(crate) fn print_list() -> Result<()> {
             ]
         })
         .collect();
-    print!("{}", crate::table::render(&["target", "url", "region", "stack"], &rows));
+    print!(
+        "{}",
+        crate::table::render(&["target", "url", "region", "stack"], &rows)
+    );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_target_is_read_from_the_stacks_outputs() {
+        let json = r#"[
+          {"OutputKey": "BaseUrl", "OutputValue": "https://abc.execute-api.eu-west-1.amazonaws.com", "Description": "x"},
+          {"OutputKey": "TableName", "OutputValue": "homehook-Table-1X2Y"},
+          {"OutputKey": "SecretArn", "OutputValue": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:ClientSecret-abc"}
+        ]"#;
+        let t = from_outputs("homehook", "eu-west-1", Some("home"), json).expect("target");
+        assert_eq!(t.table, "homehook-Table-1X2Y");
+        assert_eq!(
+            t.url.as_str(),
+            "https://abc.execute-api.eu-west-1.amazonaws.com/"
+        );
+        assert_eq!(t.profile.as_deref(), Some("home"));
+        let missing = from_outputs("other", "eu-west-1", None, "[]").expect_err("not homehook");
+        assert!(
+            missing.to_string().contains("no TableName output"),
+            "{missing}"
+        );
+    }
 }

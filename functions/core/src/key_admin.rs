@@ -257,7 +257,11 @@ mod tests {
         let cfg = config(&rotated.after);
         assert!(cfg.keys.admit(phone2.expose(), "away", now).is_ok());
         assert!(cfg.keys.admit("phone", "away", now.plus_secs(3599)).is_ok());
-        assert!(cfg.keys.admit("phone", "away", now.plus_secs(3600)).is_err());
+        assert!(
+            cfg.keys
+                .admit("phone", "away", now.plus_secs(3600))
+                .is_err()
+        );
         let (_, id, _) = rotate(&store, now, "phone-2", 0).await.expect("again");
         assert_eq!(id, "phone-3");
 
@@ -279,8 +283,14 @@ mod tests {
             .await
             .expect("v1");
         let err = revoke(&store, now, "phone").await.expect_err("refused");
-        assert!(err.to_string().contains("no key opens this action"), "{err}");
-        assert_eq!(store.get_config().await.expect("read").expect("v").version, 1);
+        assert!(
+            err.to_string().contains("no key opens this action"),
+            "{err}"
+        );
+        assert_eq!(
+            store.get_config().await.expect("read").expect("v").version,
+            1
+        );
         assert!(matches!(
             rotate(&store, now, "away:12345678", 60).await,
             Err(KeyAdminError::NotRotatable(_))

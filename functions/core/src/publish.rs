@@ -180,10 +180,22 @@ mod tests {
             written_at: UnixTime(0),
         };
         assert_eq!(compare("a", None, None), FileState::NothingPublished);
-        assert_eq!(compare("a", Some(&stored), None), FileState::Same { version: 3 });
-        assert_eq!(compare("b", Some(&stored), Some(3)), FileState::Edited { version: 3 });
-        assert_eq!(compare("b", Some(&stored), Some(2)), FileState::Diverged { version: 3 });
-        assert_eq!(compare("b", Some(&stored), None), FileState::Diverged { version: 3 });
+        assert_eq!(
+            compare("a", Some(&stored), None),
+            FileState::Same { version: 3 }
+        );
+        assert_eq!(
+            compare("b", Some(&stored), Some(3)),
+            FileState::Edited { version: 3 }
+        );
+        assert_eq!(
+            compare("b", Some(&stored), Some(2)),
+            FileState::Diverged { version: 3 }
+        );
+        assert_eq!(
+            compare("b", Some(&stored), None),
+            FileState::Diverged { version: 3 }
+        );
     }
 
     #[tokio::test]

@@ -1,15 +1,14 @@
 //! The `oauth-callback` Lambda function: `GET /connect/{connection}` and
 //! `GET /callback/{provider}` — the same axum router `homehook serve` runs locally.
 
-use homehook_core::live::Live;
 use lambda_http::{Error, run, tracing};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
-    let app = homehook_aws::lambda::app_from_env().await?;
+    let live = homehook_aws::lambda::live_from_env().await?;
     run(homehook_aws::source::with_client_source(
-        homehook_core::http::oauth_router(Live::fixed(app)),
+        homehook_core::http::oauth_router(live),
     ))
     .await
 }

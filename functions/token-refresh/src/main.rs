@@ -4,12 +4,13 @@
 
 use std::sync::Arc;
 
-use homehook_core::App;
 use homehook_core::app::TickSummary;
+use homehook_core::live::Live;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
 
-async fn tick(app: &App, _event: LambdaEvent<serde_json::Value>) -> Result<TickSummary, Error> {
-    let summary = app.tick().await?;
+async fn tick(live: &Live, _event: LambdaEvent<serde_json::Value>) -> Result<TickSummary, Error> {
+    // The newest published config: a schedule pushed a minute ago fires on this tick.
+    let summary = live.app().await.tick().await?;
     tracing::info!(
         refreshed = summary.tokens.refreshed,
         skipped = summary.tokens.skipped,
@@ -26,10 +27,10 @@ async fn tick(app: &App, _event: LambdaEvent<serde_json::Value>) -> Result<TickS
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
-    let app: Arc<App> = homehook_aws::lambda::app_from_env().await?;
+    let live = homehook_aws::lambda::live_from_env().await?;
     run(service_fn(|event| {
-        let app = Arc::clone(&app);
-        async move { tick(&app, event).await }
+        let live = Arc::clone(&live);
+        async move { tick(&live, event).await }
     }))
     .await
 }

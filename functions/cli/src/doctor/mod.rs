@@ -7,7 +7,6 @@ mod local;
 mod network;
 mod remote;
 
-
 use anyhow::Result;
 use serde::Serialize;
 

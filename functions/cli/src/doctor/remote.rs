@@ -14,7 +14,11 @@ pub(super) async fn run(ctx: Context<'_>, checks: &mut Vec<Check>) {
     let t = match target::load(name) {
         Ok(t) => t,
         Err(e) => {
-            checks.push(Check::fail("target", format!("{e:#}"), "`homehook target add`"));
+            checks.push(Check::fail(
+                "target",
+                format!("{e:#}"),
+                "`homehook target add`",
+            ));
             return;
         }
     };
@@ -22,7 +26,11 @@ pub(super) async fn run(ctx: Context<'_>, checks: &mut Vec<Check>) {
     let (store, secrets) = match target::open(&t).await {
         Ok(found) => found,
         Err(e) => {
-            checks.push(Check::fail("aws", format!("{e:#}"), "check your AWS credentials"));
+            checks.push(Check::fail(
+                "aws",
+                format!("{e:#}"),
+                "check your AWS credentials",
+            ));
             return;
         }
     };
@@ -31,12 +39,19 @@ pub(super) async fn run(ctx: Context<'_>, checks: &mut Vec<Check>) {
         Ok(Some((stored, _))) => {
             checks.push(Check::ok(
                 "config",
-                format!("version {} is published in table {}", stored.version, t.table),
+                format!(
+                    "version {} is published in table {}",
+                    stored.version, t.table
+                ),
             ));
             match settings::open_place(ctx, true).await {
                 Ok((app, _)) => app,
                 Err(e) => {
-                    checks.push(Check::fail("config", format!("{e:#}"), format!("`{cmd} config push`")));
+                    checks.push(Check::fail(
+                        "config",
+                        format!("{e:#}"),
+                        format!("`{cmd} config push`"),
+                    ));
                     return;
                 }
             }
@@ -53,13 +68,22 @@ pub(super) async fn run(ctx: Context<'_>, checks: &mut Vec<Check>) {
             checks.push(Check::fail(
                 "config",
                 format!("{e:#}"),
-                format!("check that table {} exists in {} and that your AWS user may read it", t.table, t.region),
+                format!(
+                    "check that table {} exists in {} and that your AWS user may read it",
+                    t.table, t.region
+                ),
             ));
             return;
         }
     };
     let cfg = &config.services.config;
-    local::secret_entries(cfg, &*secrets, Some(&format!("the secret {}", t.secret)), checks).await;
+    local::secret_entries(
+        cfg,
+        &*secrets,
+        Some(&format!("the secret {}", t.secret)),
+        checks,
+    )
+    .await;
     // The admin key: the config's wins over the secret's; both is a trap.
     let in_secret = homehook_core::secrets::Secrets::entry(&*secrets, ADMIN_KEY_ENTRY)
         .await
@@ -86,7 +110,9 @@ pub(super) async fn run(ctx: Context<'_>, checks: &mut Vec<Check>) {
             Err(problem) => Check::fail(
                 "stack",
                 problem,
-                format!("`{cmd} logs` shows why the functions fail; `sam deploy` if the stack is gone"),
+                format!(
+                    "`{cmd} logs` shows why the functions fail; `sam deploy` if the stack is gone"
+                ),
             ),
         },
         Err(e) => Check::warn("stack", format!("{e:#}"), "try again"),

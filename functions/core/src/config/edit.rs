@@ -35,9 +35,7 @@ fn parse(text: &str) -> Result<DocumentMut, EditError> {
 
 /// The `[name]` table, made if missing (as a section, not an inline table).
 fn section<'a>(doc: &'a mut DocumentMut, name: &str) -> Result<&'a mut Table, EditError> {
-    let item = doc
-        .entry(name)
-        .or_insert_with(|| Item::Table(Table::new()));
+    let item = doc.entry(name).or_insert_with(|| Item::Table(Table::new()));
     if let Item::Table(t) = item {
         // An implicit parent keeps `[keys.x]` headers without an empty `[keys]` above them.
         t.set_implicit(true);
@@ -149,14 +147,16 @@ pub fn named_key_actions(text: &str, id: &str) -> Result<Vec<String>, EditError>
     Ok(key
         .get("actions")
         .and_then(Item::as_array)
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default())
 }
 
 fn named_key<'a>(doc: &'a mut DocumentMut, id: &str) -> Option<&'a mut dyn toml_edit::TableLike> {
-    doc.get_mut("keys")?
-        .get_mut(id)?
-        .as_table_like_mut()
+    doc.get_mut("keys")?.get_mut(id)?.as_table_like_mut()
 }
 
 #[cfg(test)]
@@ -198,11 +198,17 @@ mod tests {
     #[test]
     fn revoking_marks_a_named_key_and_removes_an_actions_own_or_the_admin_key() {
         let named = revoke_key(TEXT, "phone").expect("named");
-        assert!(named.ends_with("actions = [\"away\"]\nrevoked = true\n"), "{named}");
+        assert!(
+            named.ends_with("actions = [\"away\"]\nrevoked = true\n"),
+            "{named}"
+        );
         let own = revoke_key(TEXT, "away:33333333").expect("own");
         assert!(own.contains("key_hash = [\"sha256:2222"), "{own}");
         assert!(!own.contains("3333"), "{own}");
-        assert!(own.contains("[actions.away] # the phone's"), "comments kept: {own}");
+        assert!(
+            own.contains("[actions.away] # the phone's"),
+            "comments kept: {own}"
+        );
         let admin = revoke_key(TEXT, ADMIN_KEY_ID).expect("admin");
         assert!(!admin.contains("1111"), "{admin}");
         for unknown in ["nobody", "away:99999999", "cabin:22222222"] {
@@ -216,7 +222,10 @@ mod tests {
     #[test]
     fn expiry_and_admin_key_are_set_in_place() {
         let expiring = expire_key(TEXT, "phone", UnixTime(1_796_342_400)).expect("expiry");
-        assert!(expiring.ends_with("expires = \"2026-12-04T00:00:00Z\"\n"), "{expiring}");
+        assert!(
+            expiring.ends_with("expires = \"2026-12-04T00:00:00Z\"\n"),
+            "{expiring}"
+        );
         let admin = set_admin_key(TEXT, &hash('6')).expect("admin");
         assert!(admin.contains("admin_key_hash = \"sha256:6666"), "{admin}");
         assert!(!admin.contains("1111"));
@@ -227,7 +236,9 @@ mod tests {
             vec!["away".to_string()]
         );
         assert_eq!(
-            parse("[[").map(|_| ()).map_err(|e| matches!(e, EditError::NotToml(_))),
+            parse("[[")
+                .map(|_| ())
+                .map_err(|e| matches!(e, EditError::NotToml(_))),
             Err(true)
         );
     }

@@ -22,8 +22,8 @@ use crate::keys::KeyHash;
 use crate::template::is_identifier;
 
 mod action;
-pub mod edit;
 mod connection;
+pub mod edit;
 mod schedule;
 mod server;
 

@@ -71,11 +71,15 @@ mod tests {
         let t0 = UnixTime(1_000_000);
         assert_eq!(last_use(&store, "phone", t0).await.expect("read"), None);
         uses.note(&store, "phone", t0).await;
-        uses.note(&store, "phone", t0.plus_secs(RECORD_EVERY_SECS - 1)).await;
+        uses.note(&store, "phone", t0.plus_secs(RECORD_EVERY_SECS - 1))
+            .await;
         assert_eq!(last_use(&store, "phone", t0).await.expect("read"), Some(t0));
         let later = t0.plus_secs(RECORD_EVERY_SECS);
         uses.note(&store, "phone", later).await;
-        assert_eq!(last_use(&store, "phone", later).await.expect("read"), Some(later));
+        assert_eq!(
+            last_use(&store, "phone", later).await.expect("read"),
+            Some(later)
+        );
         assert_eq!(last_use(&store, "watch", later).await.expect("read"), None);
     }
 }
