@@ -248,3 +248,146 @@ async fn a_connection_needing_its_owner_is_published_to_the_sns_topic() {
     app.tick().await.unwrap();
     assert_eq!(sink.received().len(), 1);
 }
+
+/// A warm container follows the config published in its table: a key unknown at cold start
+/// opens the action once a config naming it is published, and is refused again once revoked,
+/// each within seconds, on the same `Live` (no new container, no restart).
+#[tokio::test]
+async fn a_config_push_reaches_a_warm_container_without_a_restart() {
+    use std::time::{Duration, Instant};
+
+    use homehook_aws::lambda::live_with;
+    use homehook_core::clock::{Clock, SystemClock};
+    use homehook_core::live::CHECK_EVERY_SECS;
+
+    homehook_tests::leak_watch::init();
+    let moto = moto::moto();
+    let sdk = local::sdk_config(&moto.endpoint);
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), "homehook");
+    store.create_table().await.unwrap();
+    aws_sdk_secretsmanager::Client::new(&sdk)
+        .create_secret()
+        .name("homehook/clients")
+        .secret_string(r#"{"netatmo": {"client_id": "id", "client_secret": "s"}}"#)
+        .send()
+        .await
+        .unwrap();
+    let settings = Settings {
+        table: "homehook".into(),
+        secret_id: "homehook/clients".into(),
+        config_toml: None,
+        config_path: None,
+        public_url: Some("https://hooks.example.com".into()),
+        notify_topic: None,
+    };
+    // The cold start: nothing is published, so the container runs the built-in defaults.
+    let live = live_with(&settings, &sdk).await.unwrap();
+    assert_eq!(live.version(), None, "nothing published yet");
+
+    let phone = ActionKey::generate();
+    let spare = ActionKey::generate();
+    homehook_tests::leak_watch::issued("action_key", phone.expose());
+    homehook_tests::leak_watch::issued("action_key", spare.expose());
+    let call = |key: String| {
+        let router = homehook_core::http::actions_router(live.clone());
+        async move {
+            let answer = router
+                .oneshot(
+                    Request::post("/a/away")
+                        .header("authorization", format!("Bearer {key}"))
+                        .body(Body::empty())
+                        .unwrap(),
+                )
+                .await
+                .unwrap();
+            let status = answer.status();
+            let body = axum::body::to_bytes(answer.into_body(), 1 << 16)
+                .await
+                .unwrap();
+            let body: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            (status, body)
+        }
+    };
+    // Polls until `done` holds for the answer, at most `limit`; the seconds it took.
+    async fn until<F, Fut>(
+        limit: Duration,
+        mut ask: F,
+        done: impl Fn(StatusCode) -> bool,
+    ) -> (f64, StatusCode, serde_json::Value)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = (StatusCode, serde_json::Value)>,
+    {
+        let started = Instant::now();
+        loop {
+            let (status, body) = ask().await;
+            if done(status) || started.elapsed() > limit {
+                return (started.elapsed().as_secs_f64(), status, body);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    let (status, body) = call(phone.expose().to_string()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "no action yet: {body}");
+    assert_eq!(body["error"], "unauthorized", "{body}");
+
+    // The owner publishes a config with the action, opened by [keys.phone] (and by the
+    // action's own key, so that phone can be revoked later). The connection has no token.
+    let text = format!(
+        "# pushed while the container is warm\n[connections.home]\nprovider = \"netatmo\"\n\n[actions.away]\nconnection = \"home\"\npath = \"/api/setthermmode\"\nkey_hash = \"{}\"\n\n[keys.phone]\nhash = \"{}\"\nactions = [\"away\"]\n",
+        spare.hash(),
+        phone.hash()
+    );
+    let published =
+        homehook_core::publish::publish(&store, &text, "homehook.toml", None, SystemClock.now())
+            .await
+            .unwrap();
+    assert_eq!(published.version, 1);
+    let (opened_after, status, body) = until(
+        Duration::from_secs(5),
+        || call(phone.expose().to_string()),
+        |s| s != StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    eprintln!("published version 1: the phone key passed the gate after {opened_after:.2} s");
+    assert!(
+        opened_after <= (CHECK_EVERY_SECS + 1) as f64,
+        "the phone key was still refused {opened_after:.2} s after the publish ({status} {body})"
+    );
+    // Past the gate, the action finds its connection never connected: a clear 409.
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "after {opened_after:.2} s: {body}"
+    );
+    assert_eq!(body["error"], "not_connected", "{body}");
+    assert_eq!(live.version(), Some(1));
+
+    // The phone is lost: its key is revoked as a published edit (version 2).
+    let revoked = homehook_core::key_admin::revoke(&store, SystemClock.now(), "phone")
+        .await
+        .unwrap();
+    assert_eq!((revoked.before.version, revoked.after.version), (1, 2));
+    let (refused_after, status, body) = until(
+        Duration::from_secs(8),
+        || call(phone.expose().to_string()),
+        |s| s == StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    eprintln!("published version 2 (phone revoked): refused after {refused_after:.2} s");
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "the revoked key was still let through {refused_after:.2} s after the revoke: {body}"
+    );
+    assert!(
+        refused_after <= 5.0,
+        "the revoked key was refused only {refused_after:.2} s after the revoke"
+    );
+    assert_eq!(live.version(), Some(2), "the same container moved 1 → 2");
+    // The action's own key still opens it: only phone was revoked.
+    let (status, body) = call(spare.expose().to_string()).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"], "not_connected", "{body}");
+}

@@ -77,7 +77,9 @@ pub(crate) async fn run(ctx: settings::Context<'_>, opts: &Options<'_>) -> Resul
         println!(
             "Call with the action's key: header `Authorization: Bearer <key>` or `?key=<key>`."
         );
-        println!("`homehook actions --qr` shows a QR code of each URL to scan with your phone.");
+        println!(
+            "`homehook actions --qr` (with --target <name> for a stack) shows a QR code of each URL to scan with your phone."
+        );
         return Ok(());
     }
     if settings::is_loopback(&config.server.public_url) {

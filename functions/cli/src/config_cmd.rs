@@ -248,10 +248,19 @@ pub(crate) async fn diff(ctx: Context<'_>) -> Result<bool> {
     Ok(false)
 }
 
+/// A line for the person: on standard output, or standard error under `--json` (standard
+/// output then holds only the JSON).
+macro_rules! say {
+    ($json:expr, $($arg:tt)*) => {
+        if $json { eprintln!($($arg)*) } else { println!($($arg)*) }
+    };
+}
+
 /// After a published edit (`homehook key …`): brings the config file along when it was in step
 /// with the document edited (so it never falls behind silently), and says so; otherwise tells
 /// how to catch up.
 pub(crate) fn follow_edit(
+    json: bool,
     ctx: Context<'_>,
     place: &Place,
     before: &StoredConfig,
@@ -269,20 +278,23 @@ pub(crate) fn follow_edit(
         match write_file(&path, after) {
             Ok(()) => {
                 marks.record(after.version, &after.text);
-                println!(
+                say!(
+                    json,
                     "{} updated to match (version {}).",
                     path.display(),
                     after.version
                 );
             }
-            Err(e) => println!(
+            Err(e) => say!(
+                json,
                 "could not update {}: {e:#}; `{} config pull` does it.",
                 path.display(),
                 place.command()
             ),
         }
     } else {
-        println!(
+        say!(
+            json,
             "{} differs from the published config: `{cmd} config diff` shows how; `{cmd} config pull` takes the published one.",
             path.display(),
             cmd = place.command()

@@ -121,7 +121,7 @@ pub(crate) async fn new_published(
         .await
         .map_err(|e| failed(e, place))?;
     show_new(&key, &id, json, &edited);
-    config_cmd::follow_edit(ctx, place, &edited.before, &edited.after);
+    config_cmd::follow_edit(json, ctx, place, &edited.before, &edited.after);
     Ok(())
 }
 
@@ -173,7 +173,7 @@ pub(crate) async fn revoke(ctx: Context<'_>, id: &str) -> Result<()> {
         "revoked {id} (published as version {}): every instance refuses it within seconds.",
         edited.after.version
     );
-    config_cmd::follow_edit(ctx, &place, &edited.before, &edited.after);
+    config_cmd::follow_edit(false, ctx, &place, &edited.before, &edited.after);
     Ok(())
 }
 
@@ -201,6 +201,6 @@ pub(crate) async fn rotate(
             println!("{id} is revoked.");
         }
     }
-    config_cmd::follow_edit(ctx, &place, &edited.before, &edited.after);
+    config_cmd::follow_edit(json, ctx, &place, &edited.before, &edited.after);
     Ok(())
 }

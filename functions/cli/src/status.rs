@@ -15,19 +15,22 @@ const SCHEDULE_COLUMNS: &[&str] = &["SCHEDULE", "ACTION", "WHEN", "NEXT RUN", "L
 
 /// `homehook status [--json]`.
 pub(crate) async fn run(ctx: settings::Context<'_>, json: bool) -> Result<()> {
-    let (app, _) = settings::open_place(ctx, false).await?;
+    let (app, place) = settings::open_place(ctx, false).await?;
     let report = homehook_core::status::report(&app.services).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
     }
-    print!("{}", render(&report, jiff::Timestamp::now()));
+    print!(
+        "{}",
+        render(&report, jiff::Timestamp::now(), &place.command())
+    );
     Ok(())
 }
 
 /// The readable report: the connections table, then what needs attention, row by row. Other
 /// tables (scheduled actions) go through [`table::render`] the same way.
-pub(crate) fn render(report: &StatusReport, now: jiff::Timestamp) -> String {
+pub(crate) fn render(report: &StatusReport, now: jiff::Timestamp, cmd: &str) -> String {
     if report.connections.is_empty() {
         return "no connections configured\n".into();
     }
@@ -37,7 +40,11 @@ pub(crate) fn render(report: &StatusReport, now: jiff::Timestamp) -> String {
         .map(|c| connection_row(c, now))
         .collect();
     let mut out = table::render(CONNECTION_COLUMNS, &rows);
-    let notes: Vec<String> = report.connections.iter().flat_map(notes).collect();
+    let notes: Vec<String> = report
+        .connections
+        .iter()
+        .flat_map(|c| notes(c, cmd))
+        .collect();
     if !notes.is_empty() {
         out.push('\n');
         for note in notes {
@@ -117,7 +124,7 @@ fn connection_row(c: &ConnectionStatus, now: jiff::Timestamp) -> Vec<String> {
 
 /// Lines about a connection that needs something: why, when homehook tries again, how to
 /// reconnect.
-fn notes(c: &ConnectionStatus) -> Vec<String> {
+fn notes(c: &ConnectionStatus, cmd: &str) -> Vec<String> {
     let mut notes = Vec::new();
     if let Some(reason) = &c.reason {
         notes.push(format!("{}: {reason}", c.id));
@@ -136,12 +143,12 @@ fn notes(c: &ConnectionStatus) -> Vec<String> {
     }
     if let Some(url) = &c.reconnect_url {
         notes.push(format!(
-            "{}: reconnect: {url}?key=<admin key> (or run `homehook connect {}`)",
+            "{}: reconnect: {url}?key=<admin key> (or run `{cmd} connect {}`)",
             c.id, c.id
         ));
     } else if c.health == "not_connected" {
         notes.push(format!(
-            "{}: connects on first use, or now with `homehook connect {}`",
+            "{}: connects on first use, or now with `{cmd} connect {}`",
             c.id, c.id
         ));
     }
@@ -195,7 +202,7 @@ mod tests {
             answer: Some("Alarm armed".into()),
             ..schedule_last()
         };
-        let text = render(&report(vec![schedule(Some(ok))]), now);
+        let text = render(&report(vec![schedule(Some(ok))]), now, "homehook");
         let row = text
             .lines()
             .find(|l| l.starts_with("night"))
@@ -210,7 +217,7 @@ mod tests {
             message: Some("the vendor is unavailable: HTTP 503".into()),
             ..schedule_last()
         };
-        let text = render(&report(vec![schedule(Some(failed))]), now);
+        let text = render(&report(vec![schedule(Some(failed))]), now, "homehook");
         assert!(
             text.contains("FAILED 2026-11-23 23:00: vendor_unavailable"),
             "{text}"
@@ -222,7 +229,7 @@ mod tests {
             "{text}"
         );
         // No schedules: no second table.
-        assert!(!render(&report(vec![]), now).contains("SCHEDULE"));
+        assert!(!render(&report(vec![]), now, "homehook").contains("SCHEDULE"));
     }
 
     fn schedule_last() -> LastRun {

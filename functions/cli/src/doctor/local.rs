@@ -308,11 +308,22 @@ pub(super) fn redirect_uris(config: &Config, checks: &mut Vec<Check>) {
 }
 
 /// Each connection's stored token: there, healthy, not expired.
-pub(super) async fn connections(app: &App, server_running: bool, checks: &mut Vec<Check>) {
+pub(super) async fn connections(
+    app: &App,
+    server_running: bool,
+    cmd: &str,
+    checks: &mut Vec<Check>,
+) {
     let now = app.services.clock.now();
     for conn in app.services.config.connections.values() {
         let check = format!("connection {}", conn.id);
-        let connect = format!("`homehook connect {}`", conn.id);
+        let connect = format!("`{cmd} connect {}`", conn.id);
+        // What keeps tokens fresh: this machine's server, or the stack's schedule.
+        let server = if cmd == "homehook" {
+            "start `homehook serve`"
+        } else {
+            "check the stack's token-refresh function (`homehook --target <name> logs`)"
+        };
         let record = match app.services.store.get_token(&conn.id).await {
             Ok(r) => r,
             Err(e) => {
@@ -329,7 +340,7 @@ pub(super) async fn connections(app: &App, server_running: bool, checks: &mut Ve
                 Grant::AuthorizationCode => Check::fail(
                     check,
                     "not connected: no token stored",
-                    format!("start `homehook serve`, then run {connect} and allow access"),
+                    format!("{server}, then run {connect} and allow access"),
                 ),
                 Grant::Password => Check::warn(
                     check,
@@ -377,7 +388,7 @@ pub(super) async fn connections(app: &App, server_running: bool, checks: &mut Ve
                 Some(s) if s <= 0 && !server_running => Check::warn(
                     check,
                     format!("healthy, but the access token {}", when::expires(s)),
-                    "start `homehook serve`: it renews tokens before they expire",
+                    format!("{server}: it renews tokens before they expire"),
                 ),
                 Some(s) if s <= 0 => Check::warn(
                     check,

@@ -100,7 +100,7 @@ pub(crate) async fn run(ctx: settings::Context<'_>, json: bool) -> Result<bool> 
     checks.extend(clocks);
 
     match settings::open_app(data_dir, config, false) {
-        Ok(app) => local::connections(&app, server_running, &mut checks).await,
+        Ok(app) => local::connections(&app, server_running, "homehook", &mut checks).await,
         Err(e) => checks.push(Check::fail(
             "store",
             format!("cannot open the store: {e:#}"),

@@ -138,5 +138,5 @@ pub(super) async fn run(ctx: Context<'_>, checks: &mut Vec<Check>) {
             format!("`{cmd} logs --function token-refresh`; the stack's TickMissing alarm says when it stopped"),
         )
     });
-    local::connections(&config, true, checks).await;
+    local::connections(&config, true, &cmd, checks).await;
 }
