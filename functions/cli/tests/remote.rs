@@ -548,7 +548,9 @@ async fn remote_mode_publishes_edits_keys_and_refuses_a_lost_update() {
     assert_eq!(rotated.code, 0, "{}", rotated.stderr);
     // Under --json the note about the file goes to standard error.
     assert!(
-        rotated.stderr.contains("homehook.toml updated to match (version 4)."),
+        rotated
+            .stderr
+            .contains("homehook.toml updated to match (version 4)."),
         "{}",
         rotated.stderr
     );
