@@ -8,6 +8,7 @@
 //! | `HOMEHOOK_CONFIG` | the same as a path | `$LAMBDA_TASK_ROOT/homehook.toml` if present, else defaults |
 //! | `HOMEHOOK_PUBLIC_URL` | the public base URL (a custom domain); callback URLs start with it | each connect request's host |
 //! | `HOMEHOOK_NOTIFY_TOPIC` | an SNS topic ARN that hears when a connection needs its owner | none |
+//! | `HOMEHOOK_STACK` | the stack's name, for the CLI hints in pages (`homehook --target <stack>`) | `homehook` hints |
 //! | `AWS_REGION`, `AWS_ENDPOINT_URL` | set by Lambda; the endpoint only for local emulators | |
 //!
 //! The config is the one published in the table (`homehook config push`, `homehook key …`):
@@ -66,6 +67,8 @@ pub struct Settings {
     pub public_url: Option<String>,
     /// An SNS topic ARN for notifications.
     pub notify_topic: Option<String>,
+    /// The CloudFormation stack's name.
+    pub stack: Option<String>,
 }
 
 impl Settings {
@@ -92,6 +95,7 @@ impl Settings {
             config_path,
             public_url: optional("HOMEHOOK_PUBLIC_URL"),
             notify_topic: optional("HOMEHOOK_NOTIFY_TOPIC"),
+            stack: optional("HOMEHOOK_STACK"),
         })
     }
 }
@@ -120,7 +124,16 @@ fn host_settings(
         .map(url::Url::parse)
         .transpose()
         .map_err(|e| StartError::PublicUrl(e.to_string()))?;
+    // The README names the target after the stack (`homehook target add <stack> --stack
+    // <stack>`), so pages can give the exact command.
+    let command = settings
+        .stack
+        .as_deref()
+        .map(|stack| format!("homehook --target {stack}"));
     Ok(move |mut config: Config| {
+        if let Some(command) = &command {
+            config.server.command = command.clone();
+        }
         // Without a public URL, connect links follow the request's host: the API Gateway
         // domain (template.yaml cannot name it in the functions' environment without a cycle).
         config.server.public_url_from_host = public_url.is_none();

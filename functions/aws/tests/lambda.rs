@@ -46,6 +46,7 @@ async fn a_cold_start_reads_no_secret_and_serves_the_same_routers() {
         // As template.yaml sets it: the HTTP API's base URL.
         public_url: Some("https://hooks.example.com".into()),
         notify_topic: None,
+        stack: None,
     };
     let app = app_with(&settings, &sdk).await.unwrap();
 
@@ -108,7 +109,7 @@ async fn a_cold_start_reads_no_secret_and_serves_the_same_routers() {
         "{location}"
     );
 
-    // Inline config (template.yaml's HomehookConfig parameter) wins over a path.
+    // An inline config (local emulation, benchmarks) wins over a path.
     let inline = Settings {
         config_toml: Some("[connections.cottage]\nprovider = \"netatmo\"\n".into()),
         ..settings.clone()
@@ -201,6 +202,7 @@ async fn a_connection_needing_its_owner_is_published_to_the_sns_topic() {
         config_path: None,
         public_url: Some("https://hooks.example.com".into()),
         notify_topic: Some(topic_arn),
+        stack: None,
     };
     let app = app_with(&settings, &sdk).await.unwrap();
     // A connection whose refresh token the vendor no longer knows, due for renewal.
@@ -279,6 +281,7 @@ async fn a_config_push_reaches_a_warm_container_without_a_restart() {
         config_path: None,
         public_url: Some("https://hooks.example.com".into()),
         notify_topic: None,
+        stack: None,
     };
     // The cold start: nothing is published, so the container runs the built-in defaults.
     let live = live_with(&settings, &sdk).await.unwrap();
@@ -390,4 +393,34 @@ async fn a_config_push_reaches_a_warm_container_without_a_restart() {
     let (status, body) = call(spare.expose().to_string()).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(body["error"], "not_connected", "{body}");
+}
+
+#[tokio::test]
+async fn pages_and_messages_name_the_stacks_target() {
+    // No AWS call is made to build the app: a closed port will do.
+    let sdk = homehook_aws::local::sdk_config("http://127.0.0.1:9");
+    let settings = Settings {
+        table: "t".into(),
+        secret_id: "s".into(),
+        config_toml: None,
+        config_path: None,
+        public_url: None,
+        notify_topic: None,
+        stack: None,
+    };
+    let plain = app_with(&settings, &sdk).await.expect("app");
+    assert_eq!(plain.services.config.server.command, "homehook");
+    let named = app_with(
+        &Settings {
+            stack: Some("homehook".into()),
+            ..settings
+        },
+        &sdk,
+    )
+    .await
+    .expect("app");
+    assert_eq!(
+        named.services.config.server.command,
+        "homehook --target homehook"
+    );
 }

@@ -511,6 +511,7 @@ async fn remote_mode_publishes_edits_keys_and_refuses_a_lost_update() {
         config_path: None,
         public_url: Some(URL.into()),
         notify_topic: None,
+        stack: None,
     };
     let live = live_with(&settings, &local::sdk_config(&endpoint))
         .await

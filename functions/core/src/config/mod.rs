@@ -109,6 +109,10 @@ pub struct ServerConfig {
     /// the caller cannot choose): set by the Lambda wiring when no public URL is given, never
     /// from the file.
     pub public_url_from_host: bool,
+    /// How the owner runs homehook's CLI for this host, for the hints in pages and messages:
+    /// `homehook` here, `homehook --target <stack>` for a stack (set by the Lambda wiring, never
+    /// from the file).
+    pub command: String,
     /// Where the embedded store lives; `None` means the platform default.
     pub data_dir: Option<PathBuf>,
     /// Hash of the admin key that guards `/connect` and `/status`.

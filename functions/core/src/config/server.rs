@@ -98,6 +98,7 @@ pub(super) fn build_server(
         public_url,
         public_url_follows_listen,
         public_url_from_host: false,
+        command: "homehook".into(),
         data_dir: s.data_dir.map(relative),
         admin_key_hash,
         refresh_interval_secs,

@@ -376,7 +376,10 @@ pub async fn admit_admin(
     let Some(hash) = hash else {
         return Err(Problem::new(
             ErrorCode::AdminDisabled,
-            "No admin key is configured: run `homehook key new`, put the hash in homehook.toml as server.admin_key_hash, and restart.",
+            format!(
+                "No admin key is configured: `{} key rotate admin` makes one (shown once) and publishes its hash.",
+                services.config.server.command
+            ),
         ));
     };
     let presented = presented.ok_or_else(missing_key)?;

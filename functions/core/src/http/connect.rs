@@ -102,6 +102,7 @@ pub async fn callback(
                 connect_url: &connect_url,
                 provider: vendor,
                 link_lifetime_secs: app.services.config.server.state_ttl_secs,
+                command: &app.services.config.server.command,
             })
         }
     }
@@ -136,6 +137,7 @@ fn respond_ok(
             label: &conn.label,
             provider,
             expires_in_secs: expires_at.map(|t| app.services.clock.now().secs_until(t)),
+            command: &app.services.config.server.command,
             actions: app
                 .services
                 .config

@@ -20,6 +20,8 @@ pub struct Connected<'a> {
     pub expires_in_secs: Option<i64>,
     /// How many configured actions use this connection.
     pub actions: usize,
+    /// The CLI command for this host (`homehook`, `homehook --target <stack>`).
+    pub command: &'a str,
 }
 
 /// The page after a connection was made.
@@ -42,12 +44,12 @@ pub fn connected_page(c: &Connected<'_>) -> Response {
         0 => format!(
             "No action uses {label} yet: {} lists the ids an action needs; add the action to \
              homehook.toml, then {} prints its URL.",
-            code(&format!("homehook discover {}", c.connection)),
-            code("homehook actions"),
+            code(&format!("{} discover {}", c.command, c.connection)),
+            code(&format!("{} actions", c.command)),
         ),
         n => format!(
             "Your action URLs: run {} ({n} action{} use{} {label}).",
-            code("homehook actions"),
+            code(&format!("{} actions", c.command)),
             if n == 1 { "" } else { "s" },
             if n == 1 { "s" } else { "" },
         ),
@@ -62,7 +64,7 @@ pub fn connected_page(c: &Connected<'_>) -> Response {
 <li>{actions}</li>
 <li>Health at any time: {status}.</li>
 </ul>"#,
-        status = code("homehook status"),
+        status = code(&format!("{} status", c.command)),
     );
     respond(
         StatusCode::OK,
@@ -83,6 +85,8 @@ pub struct NotConnected<'a> {
     pub provider: Option<&'a str>,
     /// How long a connect link lasts.
     pub link_lifetime_secs: i64,
+    /// The CLI command for this host (`homehook`, `homehook --target <stack>`).
+    pub command: &'a str,
 }
 
 /// The page after a connect flow failed: what went wrong in plain words and how to try again.
@@ -90,7 +94,7 @@ pub fn not_connected_page(n: &NotConnected<'_>) -> Response {
     let mut steps = Vec::new();
     match n.error.code {
         "misconfigured" => steps.push(
-            "Fix the setting named above (in homehook.toml or the secrets), then restart homehook."
+            "Fix the setting named above (in homehook.toml, then publish it with `config push`; or in the secrets)."
                 .to_string(),
         ),
         "vendor_busy" | "vendor_unavailable" | "store_unavailable" => steps.push(format!(
@@ -109,7 +113,10 @@ pub fn not_connected_page(n: &NotConnected<'_>) -> Response {
         code("<admin key>"),
         code(&format!("{}?key=<admin key>", n.connect_url)),
         if placeholder {
-            format!(" ({} lists your connections).", code("homehook status"))
+            format!(
+                " ({} lists your connections).",
+                code(&format!("{} status", n.command))
+            )
         } else {
             String::new()
         }
@@ -133,4 +140,42 @@ pub fn not_connected_page(n: &NotConnected<'_>) -> Response {
         status = n.error.status.as_u16(),
     );
     respond(n.error.status, "Not connected · homehook", &main)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn text(response: Response) -> String {
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        String::from_utf8_lossy(&body).into_owned()
+    }
+
+    #[tokio::test]
+    async fn the_connected_page_gives_the_commands_of_its_host() {
+        for (command, shown) in [
+            ("homehook", "homehook discover home"),
+            (
+                "homehook --target homehook",
+                "homehook --target homehook discover home",
+            ),
+        ] {
+            let page = text(connected_page(&Connected {
+                connection: "home",
+                label: "Home",
+                provider: "Netatmo",
+                expires_in_secs: Some(10_800),
+                actions: 0,
+                command,
+            }))
+            .await;
+            assert!(page.contains(&format!("<code>{shown}</code>")), "{page}");
+            assert!(
+                page.contains(&format!("<code>{command} status</code>")),
+                "{page}"
+            );
+        }
+    }
 }
