@@ -115,6 +115,37 @@ pub fn serve(cwd: &Path, log: &str) -> Server {
     Server { child, base }
 }
 
+/// [`serve`], also returning the console lines it printed while starting (those that came
+/// before half a second of quiet).
+pub fn serve_with_console(cwd: &Path, log: &str) -> (Server, Vec<String>) {
+    let mut child = homehook(cwd)
+        .args(["serve", "--data-dir"])
+        .arg(cwd.join("data"))
+        .envs(homehook_tests::leak_watch::CHILD_ENV)
+        .stdout(Stdio::piped())
+        .stderr(homehook_tests::leak_watch::log_file(log))
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            // Keep draining after the test stops listening, as a terminal would.
+            let _ = tx.send(line);
+        }
+    });
+    let first = rx.recv_timeout(Duration::from_secs(30)).unwrap();
+    let base = first
+        .strip_prefix("homehook listening on ")
+        .unwrap_or_else(|| panic!("serve said: {first}"))
+        .to_string();
+    let mut console = vec![first];
+    while let Ok(line) = rx.recv_timeout(Duration::from_millis(500)) {
+        console.push(line);
+    }
+    (Server { child, base }, console)
+}
+
 /// A process whose standard output is read line by line while it runs; killed when dropped.
 pub struct Running {
     child: Child,
