@@ -10,7 +10,7 @@ mod support;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use homehook_core::keys::{ActionKey, KeyHash};
+use homehook_core::keys::ActionKey;
 use support::{Server, run};
 
 /// A config whose action `away` is opened by its own key and by `[keys.phone]`.
