@@ -65,6 +65,35 @@ impl SecretsManagerSecrets {
         self
     }
 
+    /// Writes `entries` into the secret, keeping the entries it has that `entries` does not
+    /// name (the admin key's hash, another vendor's credentials). Returns the names written.
+    /// The next read sees the new value at once in this process; other containers within
+    /// their cache's TTL.
+    pub async fn merge(
+        &self,
+        entries: &BTreeMap<String, Value>,
+    ) -> Result<Vec<String>, SecretsError> {
+        // Read fresh: a cached value may be older than the secret.
+        *self.cache.lock().await = None;
+        let mut all = self.entries().await?;
+        for (name, value) in entries {
+            all.insert(name.clone(), value.clone());
+        }
+        let text = serde_json::to_string(&all).map_err(|e| SecretsError::Malformed {
+            name: self.secret_id.clone(),
+            problem: e.to_string(),
+        })?;
+        self.client
+            .put_secret_value()
+            .secret_id(&self.secret_id)
+            .secret_string(text)
+            .send()
+            .await
+            .map_err(|e| SecretsError::Backend(DisplayErrorContext(e).to_string()))?;
+        *self.cache.lock().await = None;
+        Ok(entries.keys().cloned().collect())
+    }
+
     /// The secret's entries, from the cache while it is fresh. One reader at a time, so a cold
     /// container that gets several requests at once reads the secret once.
     async fn entries(&self) -> Result<BTreeMap<String, Value>, SecretsError> {

@@ -133,6 +133,11 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// The vendors' credentials of a deployed stack.
+    Secrets {
+        #[command(subcommand)]
+        command: SecretsCommand,
+    },
     /// Deployed stacks the other commands can run against with `--target <name>`.
     Target {
         #[command(subcommand)]
@@ -192,6 +197,17 @@ enum ConfigCommand {
     },
     /// Show how homehook.toml differs from the published config. Exits 1 if it does.
     Diff,
+}
+
+#[derive(Debug, Subcommand)]
+enum SecretsCommand {
+    /// Copy the secrets file's entries (server.secrets_file, or --file) into the target's
+    /// secret, keeping the entries it has that the file does not name. Prints names only.
+    Push {
+        /// The secrets file [default: server.secrets_file of the config].
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -389,6 +405,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
         },
+        Command::Secrets {
+            command: SecretsCommand::Push { file },
+        } => target::push_secrets(ctx, file.as_deref()).await?,
         Command::Target { command } => match command {
             TargetCommand::Add {
                 name,

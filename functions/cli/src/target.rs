@@ -301,3 +301,39 @@ mod tests {
         );
     }
 }
+
+/// `homehook --target <name> secrets push`: the local secrets file into the stack's secret.
+pub(crate) async fn push_secrets(
+    ctx: crate::settings::Context<'_>,
+    file: Option<&std::path::Path>,
+) -> Result<()> {
+    let Some(name) = ctx.target else {
+        bail!("`homehook secrets push` fills a stack's secret: add --target <name>");
+    };
+    let path = match file {
+        Some(f) => f.to_path_buf(),
+        None => crate::settings::load_config(ctx.config_path)?
+            .server
+            .secrets_file
+            .context("no secrets file: pass --file secrets.toml (or set server.secrets_file)")?,
+    };
+    // The same checks as `homehook serve` (owner-only mode, each entry's shape).
+    let local = homehook_core::secrets::LocalSecrets::load(Some(&path))?;
+    let entries = local.file_entries();
+    if entries.is_empty() {
+        bail!("{} has no entries", path.display());
+    }
+    let target = load(name)?;
+    let (_, secrets) = open(&target).await?;
+    let written = secrets
+        .merge(entries)
+        .await
+        .with_context(|| format!("cannot write the secret {}", target.secret))?;
+    println!(
+        "wrote {} into the secret of {name}: {}",
+        path.display(),
+        written.join(", ")
+    );
+    println!("Warm functions read it within 5 minutes; new ones at once.");
+    Ok(())
+}

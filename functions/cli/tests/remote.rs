@@ -169,7 +169,8 @@ async fn remote_mode_publishes_edits_keys_and_refuses_a_lost_update() {
     local::secretsmanager(&endpoint)
         .create_secret()
         .name(SECRET)
-        .secret_string(r#"{"netatmo": {"client_id": "id", "client_secret": "s"}}"#)
+        // Empty but for another vendor's entry: `secrets push` fills it and keeps that one.
+        .secret_string(r#"{"legrand": {"client_id": "lg", "client_secret": "lgs"}}"#)
         .send()
         .await
         .unwrap();
@@ -231,6 +232,57 @@ async fn remote_mode_publishes_edits_keys_and_refuses_a_lost_update() {
     );
     let saved = std::fs::read_to_string(a.home.join("targets.toml")).unwrap();
     assert!(saved.contains(&endpoint), "{saved}");
+
+    // secrets push: the local secrets file into the stack's secret, names printed, never values.
+    let secrets_file = a.config().with_file_name("secrets.toml");
+    std::fs::write(
+        &secrets_file,
+        "[netatmo]\nclient_id = \"id\"\nclient_secret = \"netatmo-client-secret-value\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &secrets_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let filled = a.run(&[
+        "--target",
+        "t",
+        "secrets",
+        "push",
+        "--file",
+        secrets_file.to_str().unwrap(),
+    ]);
+    ok(&filled, "secrets push");
+    assert!(
+        filled.stdout.contains("into the secret of t: netatmo"),
+        "{}",
+        filled.stdout
+    );
+    assert!(
+        !filled.stdout.contains("netatmo-client-secret-value"),
+        "{}",
+        filled.stdout
+    );
+    let stored: serde_json::Value = serde_json::from_str(
+        local::secretsmanager(&endpoint)
+            .get_secret_value()
+            .secret_id(SECRET)
+            .send()
+            .await
+            .unwrap()
+            .secret_string()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        stored["netatmo"]["client_secret"],
+        "netatmo-client-secret-value"
+    );
+    assert_eq!(
+        stored["legrand"]["client_id"], "lg",
+        "the other entry is kept"
+    );
 
     // config push: version 1; again: nothing to do.
     let pushed = a.run(&["--target", "t", "config", "push"]);

@@ -186,6 +186,11 @@ impl LocalSecrets {
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.file.keys().map(String::as_str)
     }
+
+    /// The file's entries as JSON, to copy them into another store (`homehook secrets push`).
+    pub fn file_entries(&self) -> &BTreeMap<String, serde_json::Value> {
+        &self.file
+    }
 }
 
 fn env_suffix(name: &str) -> String {
