@@ -276,32 +276,6 @@ pub(crate) fn print_list() -> Result<()> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_target_is_read_from_the_stacks_outputs() {
-        let json = r#"[
-          {"OutputKey": "BaseUrl", "OutputValue": "https://abc.execute-api.eu-west-1.amazonaws.com", "Description": "x"},
-          {"OutputKey": "TableName", "OutputValue": "homehook-Table-1X2Y"},
-          {"OutputKey": "SecretArn", "OutputValue": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:ClientSecret-abc"}
-        ]"#;
-        let t = from_outputs("homehook", "eu-west-1", Some("home"), json).expect("target");
-        assert_eq!(t.table, "homehook-Table-1X2Y");
-        assert_eq!(
-            t.url.as_str(),
-            "https://abc.execute-api.eu-west-1.amazonaws.com/"
-        );
-        assert_eq!(t.profile.as_deref(), Some("home"));
-        let missing = from_outputs("other", "eu-west-1", None, "[]").expect_err("not homehook");
-        assert!(
-            missing.to_string().contains("no TableName output"),
-            "{missing}"
-        );
-    }
-}
-
 /// `homehook --target <name> secrets push`: the local secrets file into the stack's secret.
 pub(crate) async fn push_secrets(
     ctx: crate::settings::Context<'_>,
@@ -336,4 +310,30 @@ pub(crate) async fn push_secrets(
     );
     println!("Warm functions read it within 5 minutes; new ones at once.");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_target_is_read_from_the_stacks_outputs() {
+        let json = r#"[
+          {"OutputKey": "BaseUrl", "OutputValue": "https://abc.execute-api.eu-west-1.amazonaws.com", "Description": "x"},
+          {"OutputKey": "TableName", "OutputValue": "homehook-Table-1X2Y"},
+          {"OutputKey": "SecretArn", "OutputValue": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:ClientSecret-abc"}
+        ]"#;
+        let t = from_outputs("homehook", "eu-west-1", Some("home"), json).expect("target");
+        assert_eq!(t.table, "homehook-Table-1X2Y");
+        assert_eq!(
+            t.url.as_str(),
+            "https://abc.execute-api.eu-west-1.amazonaws.com/"
+        );
+        assert_eq!(t.profile.as_deref(), Some("home"));
+        let missing = from_outputs("other", "eu-west-1", None, "[]").expect_err("not homehook");
+        assert!(
+            missing.to_string().contains("no TableName output"),
+            "{missing}"
+        );
+    }
 }
