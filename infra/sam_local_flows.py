@@ -219,7 +219,7 @@ class Cli:
     """The homehook CLI as its owner runs it against a deployed stack: a target, the owner's
     AWS credentials from the environment only (no profile or credentials file is read)."""
 
-    def __init__(self, home, access_key, endpoint):
+    def __init__(self, home, access_key):
         self.home = home
         self.env = {k: v for k, v in os.environ.items()
                     if not k.startswith(("AWS_", "HOMEHOOK_"))}
@@ -232,7 +232,6 @@ class Cli:
             "AWS_EC2_METADATA_DISABLED": "true",
             "NO_COLOR": "1",
         })
-        self.endpoint = endpoint
 
     def run(self, *args, stdin=None, lines=12, quiet=False):
         started = time.monotonic()
@@ -355,7 +354,7 @@ def main():
 
         # A schedule due one minute ago (UTC), within its hour of grace: both ticks below owe it.
         due = time.gmtime(time.time() - 60)
-        cli = Cli(home, owner, endpoint)
+        cli = Cli(home, owner)
         pin_hash = json.loads(cli.ok("pin", "new", "--json", stdin="4821\n", quiet=True).stdout)["pin_hash"]
         config = f"""
 [providers.netatmo]

@@ -212,15 +212,35 @@ impl Problem {
     }
 }
 
+/// A store failure, for the caller: the backend's own words (an SDK error can carry the
+/// account, a role's ARN, the raw response) go to the log, never into an answer.
 impl From<StoreError> for Problem {
     fn from(e: StoreError) -> Self {
-        Self::new(ErrorCode::StoreUnavailable, e.to_string()).retry_after(5)
+        tracing::warn!(error = %e, "store failed");
+        let words = match e {
+            StoreError::Corrupt(_) => "Stored data could not be read; the log says which.",
+            StoreError::Conflict | StoreError::Backend(_) => {
+                "The store is unavailable right now: try again in a few seconds."
+            }
+        };
+        Self::new(ErrorCode::StoreUnavailable, words).retry_after(5)
     }
 }
 
+/// A secrets failure: what the owner must fix is said (a missing or malformed entry names no
+/// value); a backend failure's own words go to the log only, like the store's.
 impl From<SecretsError> for Problem {
     fn from(e: SecretsError) -> Self {
-        Self::misconfigured(e.to_string())
+        match e {
+            SecretsError::Backend(_) => {
+                tracing::warn!(error = %e, "secrets failed");
+                Self::new(
+                    ErrorCode::Misconfigured,
+                    "The vendors' credentials cannot be read right now (the secrets store failed; the log says why).",
+                )
+            }
+            other => Self::misconfigured(other.to_string()),
+        }
     }
 }
 
@@ -386,4 +406,26 @@ pub enum ActionError {
     /// The action's config produced an unusable request.
     #[error("the action is misconfigured: {0}")]
     Misconfigured(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_backends_own_words_never_reach_the_caller() {
+        let leak = "User: arn:aws:iam::123456789012:user/ActionsFunction is not authorized";
+        let store = Problem::from(StoreError::Backend(leak.into()));
+        assert_eq!(store.code, ErrorCode::StoreUnavailable);
+        assert!(!store.message.contains("arn:aws"), "{}", store.message);
+        assert_eq!(store.retry_after_secs, Some(5));
+        let secrets = Problem::from(SecretsError::Backend(leak.into()));
+        assert!(!secrets.message.contains("arn:aws"), "{}", secrets.message);
+        // What the owner must fix is still said.
+        let missing = Problem::from(SecretsError::NoEntry {
+            name: "netatmo".into(),
+            store: "the secret".into(),
+        });
+        assert!(missing.message.contains("netatmo"), "{}", missing.message);
+    }
 }
