@@ -52,7 +52,10 @@ async fn per_call(live: &Live, rounds: usize, per_round: usize) -> f64 {
 }
 
 /// Measures on `stores` (name, store): the lookups on the first, a due look's read on each.
-pub async fn measure(stores: Vec<(&'static str, Arc<dyn Store>)>, reads: usize) -> Result<LiveCheck> {
+pub async fn measure(
+    stores: Vec<(&'static str, Arc<dyn Store>)>,
+    reads: usize,
+) -> Result<LiveCheck> {
     let config = "[connections.home]\nprovider = \"netatmo\"\n";
     let mut out = Vec::new();
     for (name, store) in &stores {
