@@ -5,8 +5,9 @@
 //!
 //! - [`dynamo`]: [`DynamoStore`], tokens and OAuth states in one DynamoDB table.
 //! - [`secrets_manager`]: [`SecretsManagerSecrets`], every vendor's client credentials in one
-//!   secret, cached per container.
-//! - [`lambda`]: the application in a Lambda container, from the environment.
+//!   secret, cached per container (and written by `homehook secrets push`).
+//! - [`lambda`]: the application in a Lambda container, from the environment, following the
+//!   config published in the table.
 //! - [`https`]: the one HTTPS client the SDK clients share (rustls on ring).
 //! - [`sns`]: [`SnsTopic`], notifications to an SNS topic.
 //! - [`source`]: the caller's address from API Gateway's request context, for the lockout.
