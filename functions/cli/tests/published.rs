@@ -163,6 +163,24 @@ async fn serve_follows_revocations_and_a_restart_never_undoes_them() {
     assert_eq!(watch_status, 409, "the key made from the copy still works");
     assert_eq!(status_of(&server.base, &phone).await, 401);
 
+    // doctor says so, with what to do.
+    let doctor = run(dir, &["doctor", "--json"]).await;
+    let checks: serde_json::Value = serde_json::from_str(&doctor.stdout).unwrap();
+    let published = checks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "published config")
+        .unwrap_or_else(|| panic!("{doctor}"));
+    assert_eq!(published["status"], "warn", "{published}");
+    assert!(
+        published["detail"]
+            .as_str()
+            .unwrap()
+            .contains("the server runs version 3"),
+        "{published}"
+    );
+
     // `config diff` shows it, `config pull` takes it, and then an edit publishes on `push`
     // while the server runs.
     let diff = run(dir, &["config", "diff"]).await;

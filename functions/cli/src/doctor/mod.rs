@@ -100,7 +100,10 @@ pub(crate) async fn run(ctx: settings::Context<'_>, json: bool) -> Result<bool> 
     checks.extend(clocks);
 
     match settings::open_app(data_dir, config, false) {
-        Ok(app) => local::connections(&app, server_running, "homehook", &mut checks).await,
+        Ok(app) => {
+            published(ctx, &app, &mut checks).await;
+            local::connections(&app, server_running, "homehook", &mut checks).await
+        }
         Err(e) => checks.push(Check::fail(
             "store",
             format!("cannot open the store: {e:#}"),
@@ -108,6 +111,58 @@ pub(crate) async fn run(ctx: settings::Context<'_>, json: bool) -> Result<bool> 
         )),
     }
     finish(&checks, json)
+}
+
+/// The config file against the published config the server runs.
+async fn published(ctx: settings::Context<'_>, app: &homehook_core::App, checks: &mut Vec<Check>) {
+    use homehook_core::publish::{FileState, compare};
+    let Some(path) = app.services.config.source.as_deref() else {
+        return;
+    };
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return;
+    };
+    let stored = match app.services.store.get_config().await {
+        Ok(stored) => stored,
+        Err(e) => {
+            checks.push(Check::warn(
+                "published config",
+                format!("cannot read it: {e}"),
+                "check the data directory",
+            ));
+            return;
+        }
+    };
+    let base = crate::config_cmd::Marks::of(ctx, &settings::Place::Local, path)
+        .ok()
+        .and_then(|m| m.base());
+    checks.push(match compare(&text, stored.as_ref(), base) {
+        FileState::Same { version } => Check::ok(
+            "published config",
+            format!("{} is published (version {version})", path.display()),
+        ),
+        FileState::NothingPublished => Check::warn(
+            "published config",
+            "nothing is published yet: the server publishes the file when it starts",
+            "start `homehook serve`, or `homehook config push`",
+        ),
+        FileState::Edited { version } => Check::warn(
+            "published config",
+            format!(
+                "{} has edits the server does not run yet (it runs version {version})",
+                path.display()
+            ),
+            "`homehook config push` (the server follows within seconds)",
+        ),
+        FileState::Diverged { version } => Check::warn(
+            "published config",
+            format!(
+                "the server runs version {version}, which differs from {} (a key changed since?)",
+                path.display()
+            ),
+            "`homehook config diff`, then `homehook config pull` (or `config push --force`)",
+        ),
+    });
 }
 
 fn finish(checks: &[Check], json: bool) -> Result<bool> {
