@@ -109,9 +109,34 @@ pub(crate) async fn discover(
         .with_context(|| format!("asking the vendor of connection {connection}"));
     spinner.finish();
     let found = found?;
+    // Whether the grant covers the configured built-ins: the vendor's own refusal ("code 13")
+    // would not say that reconnecting fixes it.
+    let conn = settings::connection(&app.services.config, connection)?;
+    let granted = app
+        .services
+        .store
+        .get_token(connection)
+        .await
+        .ok()
+        .flatten()
+        .map(|t| t.scopes)
+        .unwrap_or_default();
+    let scope_warning = crate::doctor::scope_gaps(&app, conn, &granted).map(|gap| {
+        format!(
+            "warning: {gap}. Reconnect to grant them: {} connect {connection}",
+            app.services.config.server.command
+        )
+    });
     if json {
         println!("{}", serde_json::to_string_pretty(&found)?);
+        if let Some(w) = scope_warning {
+            eprintln!("{w}");
+        }
         return Ok(());
+    }
+    if let Some(w) = &scope_warning {
+        println!("{w}");
+        println!();
     }
     if found.sections.is_empty() {
         println!("{connection} ({}): nothing to list", found.provider);

@@ -367,3 +367,63 @@ async fn connect_with_a_password_connects_at_once_and_names_the_secret_when_refu
     let left = v["expires_in_secs"].as_i64().unwrap();
     assert!((3500..=3600).contains(&left), "{v}");
 }
+
+/// A built-in added after connecting may need a scope the owner never granted (Netatmo's
+/// persons need `write_camera`): `doctor` and `discover` name the action, the scope and the
+/// command that fixes it, and connecting again asks the vendor for that scope.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_builtin_needing_a_scope_the_grant_lacks_is_named_with_the_fix() {
+    let fake = netatmo().await;
+    let (_tmp, dir) = workdir();
+    let port = free_port();
+    init_for_fake(&dir, &fake, port).await;
+    let _server = serve(&dir, "homehook-serve-scopes");
+    let (mut connect, link) = start_connect(&dir, "netatmo", &["--no-qr"]);
+    let asked = |link: &str| {
+        url::Url::parse(link)
+            .unwrap()
+            .query_pairs()
+            .find(|(k, _)| k == "scope")
+            .map(|(_, v)| v.to_string())
+            .unwrap_or_default()
+    };
+    assert!(!asked(&link).contains("write_camera"), "{link}");
+    assert_eq!(allow_in_browser(&link).await.status(), 200);
+    let (status, output) = connect.finish(Duration::from_secs(20));
+    assert!(status.success(), "{output}");
+    let doctor = run(&dir, &["doctor"]).await;
+    assert!(!doctor.stdout.contains("scopes of"), "{doctor}");
+
+    let mut config = std::fs::read_to_string(dir.join("homehook.toml")).unwrap();
+    config.push_str(&format!(
+        "\n[actions.away]\nconnection = \"netatmo\"\nbuiltin = \"persons_away\"\nwith = {{ home_id = \"{HOME}\" }}\nkey_hash = \"sha256:{}\"\n",
+        "0".repeat(64)
+    ));
+    std::fs::write(dir.join("homehook.toml"), config).unwrap();
+
+    let doctor = run(&dir, &["doctor"]).await;
+    assert!(
+        doctor.stdout.contains(
+            "warn  scopes of netatmo: action away (persons_away) needs write_camera, which the vendor did not grant this connection"
+        ) && doctor
+            .stdout
+            .contains("      fix: reconnect to grant them: `homehook connect netatmo`"),
+        "{doctor}"
+    );
+    let discover = run(&dir, &["discover", "netatmo"]).await;
+    assert!(discover.ok, "{discover}");
+    assert!(
+        discover.stdout.contains(
+            "warning: action away (persons_away) needs write_camera, which the vendor did not grant this connection"
+        ) && discover
+            .stdout
+            .contains("Reconnect to grant them: homehook connect netatmo"),
+        "{discover}"
+    );
+    // Connecting again asks for it, on top of the defaults.
+    let (_connect, link) = start_connect(&dir, "netatmo", &["--no-qr"]);
+    let scopes = asked(&link);
+    for scope in ["read_station", "write_thermostat", "write_camera"] {
+        assert!(scopes.split(' ').any(|s| s == scope), "{scope}: {link}");
+    }
+}

@@ -97,8 +97,12 @@ pub struct ProviderSpec {
     pub token_placement: TokenPlacement,
     /// Answers that mean "access token expired: refresh and retry once".
     pub expired_token: Vec<ExpiredTokenSignal>,
-    /// Send a PKCE (S256) challenge with the authorization request.
-    pub pkce: bool,
+    /// Whether the authorization request carries a PKCE (S256) challenge, and what is known of
+    /// the vendor's support for it.
+    pub pkce: Pkce,
+    /// What joins scopes in the authorization request: a space (RFC 6749 §3.3) for most,
+    /// a comma for Athom's Homey cloud (its own client, `homey-api`, joins them so).
+    pub scope_separator: char,
     /// Which vendor module reads this provider's answers; [`VendorKind::STANDARD`] for
     /// providers from config.
     pub kind: VendorKind,
@@ -107,6 +111,29 @@ pub struct ProviderSpec {
     /// API calls a connection may make, every window at once (Netatmo: 50 per 10 s and 500 per
     /// hour per user); empty for no limit. See [`crate::pace`].
     pub api_budget: Vec<CallBudget>,
+}
+
+/// PKCE on the authorization request, as a fact about the vendor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pkce {
+    /// Not sent (password-grant vendors, or `pkce = false` in config).
+    Off,
+    /// Sent; the vendor (or the owner, in config) says it checks it.
+    Supported,
+    /// Sent though no public client of the vendor sends it, so nothing shows the vendor checks
+    /// it. An OAuth 2.0 server ignores request parameters it does not know (RFC 6749 §3.1), so
+    /// the challenge costs nothing where it is ignored and protects the code where it is
+    /// checked; should a vendor ever refuse it, `pkce = false` under `[providers.<id>]` turns
+    /// it off. The evidence per vendor is in docs/providers/.
+    Unverified,
+}
+
+impl Pkce {
+    /// Whether the authorization request carries a challenge.
+    pub fn sent(self) -> bool {
+        self != Pkce::Off
+    }
 }
 
 /// How a provider's tokens are renewed, beyond "before the access token expires".

@@ -54,7 +54,7 @@ pub async fn begin(
     let flow = OAuthFlow::new(spec, &creds, Some(redirect_uri), &services.http)
         .map_err(|e| Problem::misconfigured(e.to_string()))?;
     let started = flow
-        .start(&conn.scopes, spec.pkce)
+        .start(&conn.scopes, spec.pkce.sent(), spec.scope_separator)
         .map_err(|e| Problem::misconfigured(e.to_string()))?;
     let pending = PendingConnect {
         connection: conn.id.clone(),

@@ -264,17 +264,24 @@ impl<'a> OAuthFlow<'a> {
         })
     }
 
-    /// Builds the authorize URL with a fresh `state` and, if `pkce`, an S256 challenge.
+    /// Builds the authorize URL with a fresh `state`, the scopes joined by `separator`, and, if
+    /// `pkce`, an S256 challenge.
     pub fn start(
         &self,
         scopes: &[String],
         pkce: bool,
+        separator: char,
     ) -> Result<AuthorizationStart, TokenEndpointError> {
         let mut request = self
             .client
             .authorize_url(CsrfToken::new_random)
-            .map_err(|e| TokenEndpointError::Malformed(e.to_string()))?
-            .add_scopes(scopes.iter().map(|s| Scope::new(s.clone())));
+            .map_err(|e| TokenEndpointError::Malformed(e.to_string()))?;
+        // The oauth2 crate joins scopes with spaces; another separator goes as one scope string.
+        request = match separator {
+            ' ' => request.add_scopes(scopes.iter().map(|s| Scope::new(s.clone()))),
+            _ if scopes.is_empty() => request,
+            sep => request.add_scope(Scope::new(scopes.join(&sep.to_string()))),
+        };
         let mut verifier = None;
         if pkce {
             let (challenge, v) = PkceCodeChallenge::new_random_sha256();
@@ -482,6 +489,39 @@ mod tests {
         );
         assert_eq!(jwt_expiry("a|b"), None);
         assert_eq!(jwt_expiry("x.bm90IGpzb24.y"), None);
+    }
+
+    /// Homey's authorize URL joins scopes with commas, as Athom's own client does; others with
+    /// spaces; the PKCE challenge goes only where the catalog says so.
+    #[test]
+    fn authorize_urls_join_scopes_the_vendors_way() {
+        let creds: ClientCredentials =
+            serde_json::from_value(serde_json::json!({"client_id": "c"})).expect("creds");
+        let http = reqwest::Client::new();
+        let scopes = [
+            "homey.device.control".to_string(),
+            "homey.flow.start".into(),
+        ];
+        let query = |spec: &ProviderSpec| {
+            let flow = OAuthFlow::new(spec, &creds, Some("https://h.example/callback/x"), &http)
+                .expect("flow");
+            let started = flow
+                .start(&scopes, spec.pkce.sent(), spec.scope_separator)
+                .expect("start");
+            started
+                .url
+                .query_pairs()
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect::<std::collections::BTreeMap<_, _>>()
+        };
+        let homey = query(&crate::providers::homey::spec());
+        assert_eq!(homey["scope"], "homey.device.control,homey.flow.start");
+        assert!(homey.contains_key("code_challenge"));
+        let netatmo = query(&crate::providers::netatmo::spec());
+        assert_eq!(netatmo["scope"], "homey.device.control homey.flow.start");
+        let mut off = crate::providers::netatmo::spec();
+        off.pkce = crate::catalog::Pkce::Off;
+        assert!(!query(&off).contains_key("code_challenge"));
     }
 
     #[test]

@@ -45,6 +45,11 @@ pub struct Recipe {
     /// Disarms or opens something: POST only, a stricter rate limit, a PIN if configured.
     #[serde(default)]
     pub sensitive: bool,
+    /// OAuth scopes the vendor wants for this call beyond the provider's defaults (Netatmo's
+    /// persons need `write_camera`). A connection with this action asks for them when it is
+    /// connected; `discover` and `doctor` warn when its grant lacks them.
+    #[serde(default)]
+    pub scopes: Vec<String>,
 }
 
 impl Recipe {

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use homehook_core::catalog::Grant;
+use homehook_core::config::Connection;
 use homehook_core::secrets::{LocalSecrets, SecretsError};
 use homehook_core::token::Health;
 use homehook_core::{App, Config};
@@ -350,6 +351,13 @@ pub(super) async fn connections(
             });
             continue;
         };
+        if let Some(gap) = scope_gaps(app, conn, &record.scopes) {
+            checks.push(Check::warn(
+                format!("scopes of {}", conn.id),
+                gap,
+                format!("reconnect to grant them: {connect}"),
+            ));
+        }
         let expiry = record.expires_at.map(|at| now.secs_until(at));
         let secret_hint = match conn.grant {
             Grant::Password => format!(
@@ -403,6 +411,31 @@ pub(super) async fn connections(
             },
         });
     }
+}
+
+/// The built-in actions of `conn` that need a scope its grant lacks, in a sentence; `None`
+/// when the grant covers them (or the vendor did not say what it granted).
+pub(crate) fn scope_gaps(app: &App, conn: &Connection, granted: &[String]) -> Option<String> {
+    let gaps = app.services.config.scope_gaps(&conn.id, granted);
+    if gaps.is_empty() {
+        return None;
+    }
+    let each: Vec<String> = gaps
+        .iter()
+        .map(|g| {
+            format!(
+                "action {} ({}) needs {}",
+                g.action,
+                g.builtin,
+                g.missing.join(" and ")
+            )
+        })
+        .collect();
+    Some(format!(
+        "{}, which the vendor did not grant this connection: the vendor will refuse {}",
+        each.join("; "),
+        if gaps.len() == 1 { "it" } else { "them" }
+    ))
 }
 
 fn plural(n: usize) -> &'static str {

@@ -7,6 +7,8 @@ mod local;
 mod network;
 mod remote;
 
+pub(crate) use local::scope_gaps;
+
 use anyhow::Result;
 use serde::Serialize;
 

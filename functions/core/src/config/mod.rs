@@ -25,6 +25,7 @@ mod action;
 mod connection;
 pub mod edit;
 mod schedule;
+mod scopes;
 mod server;
 
 pub use action::Action;
@@ -32,6 +33,7 @@ use action::{RawAction, build_action};
 use connection::{RawConnection, build_connection};
 pub use schedule::{DEFAULT_GRACE_SECS, Schedule};
 use schedule::{RawSchedule, build_schedule};
+pub use scopes::ScopeGap;
 use server::{RawNotify, RawServer, build_notify, build_server};
 
 /// Default lifetime of an OAuth `state` (and its PKCE verifier): 10 minutes.
@@ -196,6 +198,7 @@ struct RawProvider {
     token_placement: Option<TokenPlacement>,
     expired_token: Option<Vec<ExpiredTokenSignal>>,
     pkce: Option<bool>,
+    scope_separator: Option<String>,
     token_budget: Option<catalog::CallBudget>,
     api_budget: Option<Vec<catalog::CallBudget>>,
     refresh_token_lifetime_days: Option<u32>,
@@ -296,6 +299,7 @@ impl Config {
                 build_action(&name, ra, &connections, &providers).map_err(|(f, p)| err(&f, p))?;
             actions.insert(name, action);
         }
+        scopes::add_needed_scopes(&mut connections, &actions, &providers);
 
         let keys = build_keys(raw.keys, &actions).map_err(|(f, p)| err(&f, p))?;
 
@@ -493,7 +497,23 @@ fn merge_provider(
         base.expired_token = v;
     }
     if let Some(v) = rp.pkce {
-        base.pkce = v;
+        base.pkce = if v {
+            catalog::Pkce::Supported
+        } else {
+            catalog::Pkce::Off
+        };
+    }
+    if let Some(v) = rp.scope_separator {
+        base.scope_separator = match v.as_str() {
+            " " => ' ',
+            "," => ',',
+            _ => {
+                return Err((
+                    field("scope_separator"),
+                    "a space (\" \") or a comma (\",\")".into(),
+                ));
+            }
+        };
     }
     if let Some(v) = rp.token_budget {
         if v.max == 0 || v.window_secs <= 0 {
@@ -564,7 +584,8 @@ fn new_provider(
             pointer: None,
             equals: None,
         }],
-        pkce: true,
+        pkce: catalog::Pkce::Unverified,
+        scope_separator: ' ',
         kind: catalog::VendorKind::STANDARD,
         refresh: catalog::RefreshPolicy::default(),
         api_budget: vec![],

@@ -13,6 +13,7 @@ use super::discovery::Section;
 use super::port::{Endpoint, VendorApi};
 use super::{StepResult, StepRun, Vendor, VendorEntry, Verdict, items, standard, text};
 use crate::catalog::{
+    Pkce,
     ClientAuth, ExpiredTokenSignal, Grant, ProviderSpec, RefreshPolicy, TokenPlacement, VendorKind,
 };
 use crate::error::ActionError;
@@ -146,7 +147,10 @@ pub fn spec() -> ProviderSpec {
             pointer: Some("/error".into()),
             equals: Some("invalid_token".into()),
         }],
-        pkce: true,
+        // Athom's own client (homey-api, AthomCloudAPI.js) sends no PKCE.
+        pkce: Pkce::Unverified,
+        // homey-api's AthomCloudAPI.js: `params.scope = scopes.join(',')`.
+        scope_separator: ',',
         kind: KIND,
         refresh: RefreshPolicy::default(),
         api_budget: vec![],

@@ -13,6 +13,7 @@ use super::discovery::Section;
 use super::port::{Endpoint, VendorApi};
 use super::{Vendor, VendorEntry, Verdict, items, text};
 use crate::catalog::{
+    Pkce,
     CallBudget, ClientAuth, ExpiredTokenSignal, Grant, ProviderSpec, RefreshPolicy, TokenPlacement,
     VendorKind,
 };
@@ -127,7 +128,9 @@ pub fn spec() -> ProviderSpec {
             pointer: Some("/error".into()),
             equals: Some("invalid_token".into()),
         }],
-        pkce: true,
+        // No Myfox client sends PKCE (myfox-api, MyFox2MQTT, the Jeedom plugin).
+        pkce: Pkce::Unverified,
+        scope_separator: ' ',
         kind: KIND,
         refresh: RefreshPolicy {
             // Myfox deactivates an app that asks for too many tokens; one an hour is plenty

@@ -12,6 +12,7 @@ use super::discovery::Section;
 use super::port::{Endpoint, VendorApi};
 use super::{StepResult, StepRun, Vendor, VendorEntry, Verdict, items, text};
 use crate::catalog::{
+    Pkce,
     CallBudget, ClientAuth, ExpiredTokenSignal, Grant, ProviderSpec, RefreshPolicy, TokenPlacement,
     VendorKind,
 };
@@ -166,7 +167,9 @@ fn netatmo_like(id: &str, name: &str, scopes: &[&str]) -> ProviderSpec {
             pointer: Some("/error/code".into()),
             equals: Some(3.into()),
         }],
-        pkce: true,
+        // No client of Netatmo's sends PKCE (not its PHP SDK, not pyatmo).
+        pkce: Pkce::Unverified,
+        scope_separator: ' ',
         kind: KIND,
         refresh: RefreshPolicy::default(),
         // Per user: 50 requests per 10 s and 500 per hour (providers.md).

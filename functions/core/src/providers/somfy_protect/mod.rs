@@ -10,6 +10,7 @@ use super::discovery::Section;
 use super::port::{Endpoint, VendorApi};
 use super::{Vendor, VendorEntry, Verdict, items, text};
 use crate::catalog::{
+    Pkce,
     CallBudget, ClientAuth, ExpiredTokenSignal, Grant, ProviderSpec, RefreshPolicy, TokenPlacement,
     VendorKind,
 };
@@ -112,7 +113,8 @@ pub fn spec() -> ProviderSpec {
             pointer: None,
             equals: None,
         }],
-        pkce: false,
+        pkce: Pkce::Off,
+        scope_separator: ' ',
         kind: KIND,
         refresh: RefreshPolicy {
             // The token endpoint answers 429 after about 5 calls in 10 minutes: keep one spare.
