@@ -113,6 +113,9 @@ pub struct FakeSettings {
     pub token_error_style: TokenErrorStyle,
     /// Scopes in token answers (`None`: no `scope` field).
     pub scopes: Option<Value>,
+    /// Whether answers of `jwt_token_path` carry `expires_in` too (unknown for Somfy's JWT
+    /// endpoint, so its tests run both ways; default: they do not).
+    pub jwt_expires_in: bool,
 }
 
 impl Default for FakeSettings {
@@ -134,6 +137,7 @@ impl Default for FakeSettings {
             token_budget: None,
             token_error_style: TokenErrorStyle::Rfc6749,
             scopes: Some(json!(["read_station", "write_thermostat"])),
+            jwt_expires_in: false,
         }
     }
 }
@@ -637,7 +641,7 @@ fn grant(
         if refreshing && settings.omit_refresh_token_on_refresh {
             o.remove("refresh_token");
         }
-        if as_jwt {
+        if as_jwt && !settings.jwt_expires_in {
             o.remove("expires_in");
             o.remove("expire_in");
         }

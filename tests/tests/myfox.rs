@@ -1,6 +1,7 @@
-//! Myfox API v2 against its fake: password grant (personal apps) and authorization code
-//! (commercial apps) with HTTP Basic client auth, the `{"status":"OK"|"KO"}` envelope,
-//! `invalid_token` → refresh and retry once, "(632)" temporary errors.
+//! Myfox API v2 against its fake (bodies in tests/fixtures/myfox): password grant (personal
+//! apps) and authorization code (commercial apps) with HTTP Basic client auth, the
+//! `{"status":"OK"|"KO"}` envelope, `invalid_token` → refresh and retry once, "(632)" temporary
+//! errors in the `error` field, heaters with and without a thermostat.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
@@ -8,7 +9,9 @@ use std::sync::Arc;
 
 use homehook_core::clock::ManualClock;
 use homehook_core::store::MemoryStore;
-use homehook_tests::fakes::myfox::{FakeMyfox, GATE, HEATER, SCENARIO, SHUTTER, SITE, SOCKET};
+use homehook_tests::fakes::myfox::{
+    FakeMyfox, GATE, HEATER, SCENARIO, SHUTTER, SITE, SOCKET, THERMOSTAT,
+};
 use homehook_tests::harness::{
     T0, World, discovered_ids, secrets_for, token_endpoint_rate_limit_is_honoured,
 };
@@ -70,6 +73,12 @@ secret = "myfox"
             "myfox",
             "heater",
             &format!("{}, name = \"Bathroom heater\"", device(HEATER)),
+        ),
+        action(
+            "living_room",
+            "myfox",
+            "heater",
+            &format!("{}, name = \"Living room heater\"", device(THERMOSTAT)),
         ),
         action("ghost", "myfox", "socket_on", &device("404404")),
     ]
@@ -243,7 +252,63 @@ async fn discover_lists_sites_scenarios_and_devices() {
     let ids = |key: &str| discovered_ids(&found, key);
     assert_eq!(ids("site_id"), [SITE]);
     assert_eq!(ids("scenario_id"), [SCENARIO]);
-    assert_eq!(ids("device_id"), [SOCKET, SHUTTER, GATE, HEATER]);
+    assert_eq!(
+        ids("device_id"),
+        [SOCKET, SHUTTER, GATE, HEATER, THERMOSTAT]
+    );
+    // Which modes go with which device: the thermostat list is its own (myfox-api const.py).
+    let detail = |id: &str| {
+        found["sections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|s| s["items"].as_array().unwrap())
+            .find(|i| i["id"] == id)
+            .map(|i| i["detail"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    assert!(detail(HEATER).contains("on/off/eco/frost"), "{found}");
+    assert!(
+        detail(THERMOSTAT).contains("auto/away/boost/thermostatoff"),
+        "{found}"
+    );
+}
+
+#[tokio::test]
+async fn a_thermostat_takes_its_modes() {
+    let w = world().await;
+    assert_eq!(
+        w.act_text("living_room", json!({"mode": "boost"})).await,
+        (200, "Living room heater set to boost".into())
+    );
+    assert_eq!(w.vendor.home().devices[THERMOSTAT], "heater/boost");
+}
+
+#[tokio::test]
+async fn a_632_in_the_error_field_is_retried_then_a_503() {
+    let w = world().await;
+    assert_eq!(w.act_text("status", json!({})).await.0, 200);
+    // Myfox's temporary error comes in `error`, with HTTP 200 (myfox-api myfoxapi.py L283).
+    w.vendor.update(|h| h.temporary_error = true);
+    let before = w.vendor.vendor.api_calls().len();
+    let (status, body) = w.act_json("lamp_on", json!({})).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (503, Some("vendor_unavailable")),
+        "{body}"
+    );
+    assert!(
+        body["message"].as_str().unwrap().contains("(632)"),
+        "{body}"
+    );
+    assert_eq!(w.vendor.vendor.api_calls().len() - before, 3, "three tries");
+    // Once it passes, the same action works and the socket is on.
+    w.vendor.update(|h| h.temporary_error = false);
+    assert_eq!(
+        w.act_text("lamp_on", json!({})).await,
+        (200, "Lamp socket on".into())
+    );
+    assert_eq!(w.vendor.home().devices[SOCKET], "socket/on");
 }
 
 #[tokio::test]

@@ -1,8 +1,12 @@
 //! A fake Myfox API v2: HTTP Basic client auth at `/oauth2/token` (password, authorization code,
 //! refresh), the token as `?access_token=` or a bearer, every answer in the
 //! `{"status":"OK","payload":…}` / `{"status":"KO","error":…,"error_description":…}` envelope
-//! (a KO can come with HTTP 200), `invalid_token` for an expired token, "(632)" for Myfox's
-//! temporary error.
+//! (a KO can come with HTTP 200), `invalid_token` for an expired token, "(632)" in the `error`
+//! field for Myfox's temporary error (where myfox-api looks for it).
+//!
+//! Its bodies are tests/fixtures/myfox (see SOURCES.md there): no answer recorded from the live
+//! API is public, so they follow the vendor's published models (ids are integers) and the
+//! envelope its clients read, with the fake's state patched in.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -30,6 +34,30 @@ pub const SHUTTER: &str = "9002";
 pub const GATE: &str = "9003";
 /// A heater.
 pub const HEATER: &str = "9004";
+/// A heater with a virtual thermostat (listed by `/device/heater/items/withthermostat`).
+pub const THERMOSTAT: &str = "9005";
+
+const SITES: &str = include_str!("../../fixtures/myfox/client_site_items.json");
+const SECURITY: &str = include_str!("../../fixtures/myfox/site_security.json");
+const SCENARIOS: &str = include_str!("../../fixtures/myfox/scenario_items.json");
+const SOCKETS: &str = include_str!("../../fixtures/myfox/device_socket_items.json");
+const SHUTTERS: &str = include_str!("../../fixtures/myfox/device_shutter_items.json");
+const GATES: &str = include_str!("../../fixtures/myfox/device_gate_items.json");
+const HEATERS: &str = include_str!("../../fixtures/myfox/device_heater_items.json");
+const THERMOSTATS: &str =
+    include_str!("../../fixtures/myfox/device_heater_items_withthermostat.json");
+const COMMAND_OK: &str = include_str!("../../fixtures/myfox/command_ok.json");
+const TEMPORARY: &str = include_str!("../../fixtures/myfox/ko_temporary_632.json");
+
+/// A fixture body; a broken fixture serves `null`, which every test would notice.
+fn fixture(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or(Value::Null)
+}
+
+/// A fixture answered as it is, HTTP 200.
+fn served(text: &str) -> Response {
+    axum::Json(fixture(text)).into_response()
+}
 
 /// The home as the Myfox app would show it.
 #[derive(Debug, Clone, Default)]
@@ -40,7 +68,7 @@ pub struct MyfoxHome {
     pub played: Vec<String>,
     /// Device id → last command.
     pub devices: BTreeMap<String, String>,
-    /// Answer every command with the temporary error "(632)".
+    /// Answer every command with the temporary error "(632)" (in `error`, HTTP 200).
     pub temporary_error: bool,
 }
 
@@ -106,11 +134,6 @@ impl FakeMyfox {
     }
 }
 
-fn ok(payload: Value) -> Response {
-    axum::Json(json!({"status": "OK", "timestamp": 1_700_000_000, "payload": payload}))
-        .into_response()
-}
-
 fn ko(status: StatusCode, error: &str, description: &str) -> Response {
     (
         status,
@@ -159,23 +182,21 @@ async fn api(
         return ko(StatusCode::NOT_FOUND, "not_found", "Unknown method");
     };
     if rest == "/client/site/items" {
-        return ok(json!({"items": [{"siteId": SITE, "label": "Maison", "brand": "myfox"}]}));
+        return served(SITES);
     }
     let Some(site_rest) = rest.strip_prefix(&format!("/site/{SITE}")) else {
         return ko(StatusCode::BAD_REQUEST, "invalid_request", "Unknown site");
     };
     let post = req.method == Method::POST;
     if post && home.temporary_error {
-        return ko(
-            StatusCode::OK,
-            "error",
-            "Temporary error, please retry (632)",
-        );
+        return served(TEMPORARY);
     }
-    let device = |kind: &str, id: &str, model: &str, label: &str| json!({"deviceId": id, "label": label, "modelId": 1, "modelLabel": model, "kind": kind});
     match (post, site_rest) {
         (false, "/security") => {
-            ok(json!({"status": home.security, "statusLabel": label(home.security)}))
+            let mut answer = fixture(SECURITY);
+            answer["payload"] =
+                json!({"status": home.security, "statusLabel": label(home.security)});
+            axum::Json(answer).into_response()
         }
         (true, s) if s.starts_with("/security/set/") => {
             home.security = match &s["/security/set/".len()..] {
@@ -190,27 +211,18 @@ async fn api(
                     );
                 }
             };
-            ok(json!({"request": "OK"}))
+            served(COMMAND_OK)
         }
-        (false, "/scenario/items") => ok(
-            json!({"items": [{"scenarioId": SCENARIO, "label": "Good night", "typeLabel": "onDemand", "enabled": true}]}),
-        ),
+        (false, "/scenario/items") => served(SCENARIOS),
         (true, s) if s == format!("/scenario/{SCENARIO}/play") => {
             home.played.push(SCENARIO.into());
-            ok(json!({"request": "OK"}))
+            served(COMMAND_OK)
         }
-        (false, "/device/socket/items") => {
-            ok(json!({"items": [device("socket", SOCKET, "Prise", "Lamp socket")]}))
-        }
-        (false, "/device/shutter/items") => {
-            ok(json!({"items": [device("shutter", SHUTTER, "Volet", "Kitchen shutter")]}))
-        }
-        (false, "/device/gate/items") => {
-            ok(json!({"items": [device("gate", GATE, "Portail", "Front gate")]}))
-        }
-        (false, "/device/heater/items") => {
-            ok(json!({"items": [device("heater", HEATER, "Radiateur", "Bathroom heater")]}))
-        }
+        (false, "/device/socket/items") => served(SOCKETS),
+        (false, "/device/shutter/items") => served(SHUTTERS),
+        (false, "/device/gate/items") => served(GATES),
+        (false, "/device/heater/items") => served(HEATERS),
+        (false, "/device/heater/items/withthermostat") => served(THERMOSTATS),
         (true, s) if s.starts_with("/device/") => {
             let mut parts = s.trim_start_matches("/device/").splitn(2, '/');
             let (id, command) = (
@@ -221,7 +233,9 @@ async fn api(
                 SOCKET => ["socket/on", "socket/off"].contains(&command),
                 SHUTTER => ["shutter/open", "shutter/close", "shutter/my"].contains(&command),
                 GATE => ["gate/perform/one", "gate/perform/two"].contains(&command),
-                HEATER => command.strip_prefix("heater/").is_some_and(|m| {
+                // Whether Myfox refuses thermostat modes on a plain heater is unknown: both
+                // take all eight here.
+                HEATER | THERMOSTAT => command.strip_prefix("heater/").is_some_and(|m| {
                     [
                         "on",
                         "off",
@@ -244,7 +258,7 @@ async fn api(
                 );
             }
             home.devices.insert(id.to_string(), command.to_string());
-            ok(json!({"request": "OK"}))
+            served(COMMAND_OK)
         }
         _ => ko(StatusCode::NOT_FOUND, "not_found", "Unknown method"),
     }

@@ -2,8 +2,9 @@
 //! commercial ones, HTTP Basic client authentication. Every answer is an envelope:
 //! `{"status":"OK","payload":…}` or `{"status":"KO","error":…,"error_description":…}`, and a KO
 //! can come with HTTP 200. `invalid_token` means refresh and retry once; "(632)" is Myfox's
-//! temporary error. Myfox deactivates apps that request too many tokens, so tokens are cached
-//! for their whole life.
+//! temporary error, carried in the `error` field (myfox-api myfoxapi.py L283). Myfox
+//! deactivates apps that request too many tokens, so tokens are cached for their whole life.
+//! The evidence for each of these is in docs/providers/myfox.md.
 
 use serde_json::Value;
 
@@ -13,9 +14,8 @@ use super::discovery::Section;
 use super::port::{Endpoint, VendorApi};
 use super::{Vendor, VendorEntry, Verdict, items, text};
 use crate::catalog::{
-    Pkce,
-    CallBudget, ClientAuth, ExpiredTokenSignal, Grant, ProviderSpec, RefreshPolicy, TokenPlacement,
-    VendorKind,
+    CallBudget, ClientAuth, ExpiredTokenSignal, Grant, Pkce, ProviderSpec, RefreshPolicy,
+    TokenPlacement, VendorKind,
 };
 use crate::error::ActionError;
 use crate::vendor::{VendorResponse, path_segment};
@@ -42,12 +42,15 @@ impl Vendor for Myfox {
                 if error == "invalid_token" {
                     return Some(Verdict::TokenExpired);
                 }
-                let said = if description.is_empty() {
-                    error.clone()
-                } else {
-                    description.clone()
+                // The maintained client looks for "(632)" in `error` (myfox-api myfoxapi.py L283,
+                // commit 6703b14); `error_description` is checked too, in case it moves there.
+                let temporary = error.contains("(632)") || description.contains("(632)");
+                let said = match (error.contains("(632)"), description.is_empty()) {
+                    (true, false) => format!("{error}: {description}"),
+                    (true, true) | (false, true) => error.clone(),
+                    (false, false) => description.clone(),
                 };
-                if description.contains("(632)") || r.status >= 500 {
+                if temporary || r.status >= 500 {
                     return Some(Verdict::Transient {
                         reason: format!("Myfox says: {said}"),
                         retryable: true,
@@ -84,23 +87,35 @@ impl Vendor for Myfox {
                     format!("{} site_id={site_id}", text(&s["typeLabel"])),
                 );
             }
-            for kind in ["socket", "shutter", "gate", "heater"] {
+            // Heaters take on/off/eco/frost; heaters with a virtual thermostat (their own list)
+            // take auto/away/boost/thermostatoff (myfox-api const.py L83-94).
+            for (kind, list) in [
+                ("socket", "socket/items"),
+                ("shutter", "shutter/items"),
+                ("gate", "gate/items"),
+                ("heater", "heater/items"),
+                ("thermostat", "heater/items/withthermostat"),
+            ] {
                 // Not every account has every kind; a refusal here only means "none".
                 let Ok(listed) = api
-                    .get(
-                        Endpoint::Actions,
-                        &format!("{base}/device/{kind}/items"),
-                        &[],
-                    )
+                    .get(Endpoint::Actions, &format!("{base}/device/{list}"), &[])
                     .await
                 else {
                     continue;
                 };
                 for d in items(&listed, "/payload/items") {
+                    let modes = match kind {
+                        "heater" => " modes on/off/eco/frost",
+                        "thermostat" => " modes auto/away/boost/thermostatoff",
+                        _ => "",
+                    };
                     devices.push(
                         &d["deviceId"],
                         &d["label"],
-                        format!("{kind} ({}) site_id={site_id}", text(&d["modelLabel"])),
+                        format!(
+                            "{kind} ({}){modes} site_id={site_id}",
+                            text(&d["modelLabel"])
+                        ),
                     );
                 }
             }
@@ -173,17 +188,18 @@ mod tests {
                 reason: Some("Myfox says: Unknown device".into())
             })
         );
-        let temporary = response(
-            200,
+        // "(632)" where the maintained client finds it (`error`), and where homehook looked
+        // before (`error_description`): both temporary.
+        for temporary in [
+            json!({"status": "KO", "error": "Erreur temporaire (632)", "error_description": "retry"}),
             json!({"status": "KO", "error": "error", "error_description": "Temporary error (632)"}),
-        );
-        assert!(matches!(
-            Myfox.classify(Endpoint::Actions, &temporary),
-            Some(Verdict::Transient {
-                retryable: true,
-                ..
-            })
-        ));
+        ] {
+            let verdict = Myfox.classify(Endpoint::Actions, &response(200, temporary));
+            assert!(
+                matches!(&verdict, Some(Verdict::Transient { retryable: true, reason }) if reason.contains("(632)")),
+                "{verdict:?}"
+            );
+        }
         assert_eq!(
             Myfox.classify(
                 Endpoint::Actions,
