@@ -113,6 +113,10 @@ pub struct FakeSettings {
     pub token_error_style: TokenErrorStyle,
     /// Scopes in token answers (`None`: no `scope` field).
     pub scopes: Option<Value>,
+    /// Accept a code exchange that carries no `redirect_uri` (Athom's own client, homey-api's
+    /// `authenticateWithAuthorizationCode`, sends only `grant_type` and `code`); one that
+    /// carries it must still match the authorization request's.
+    pub redirect_uri_optional: bool,
     /// Whether answers of `jwt_token_path` carry `expires_in` too (unknown for Somfy's JWT
     /// endpoint, so its tests run both ways; default: they do not).
     pub jwt_expires_in: bool,
@@ -137,6 +141,7 @@ impl Default for FakeSettings {
             token_budget: None,
             token_error_style: TokenErrorStyle::Rfc6749,
             scopes: Some(json!(["read_station", "write_thermostat"])),
+            redirect_uri_optional: false,
             jwt_expires_in: false,
         }
     }
@@ -231,6 +236,15 @@ impl OAuthHandle {
     /// The shared clock.
     pub fn clock(&self) -> ManualClock {
         self.0.clock.clone()
+    }
+
+    /// The vendor expires every access token now (a fake's control endpoint, for clients
+    /// that run out of process).
+    pub fn expire_access_tokens(&self) {
+        let now = self.0.clock.now();
+        for at in lock(&self.0.tokens).access.values_mut() {
+            *at = now;
+        }
     }
 
     /// Records an API call (for tests that look at what was sent).
@@ -572,7 +586,9 @@ fn grant(
             let Some(pending) = form.get("code").and_then(|c| tokens.codes.remove(c)) else {
                 return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
             };
-            if form.get("redirect_uri") != Some(&pending.redirect_uri) {
+            let redirect_uri = form.get("redirect_uri");
+            let omitted_ok = redirect_uri.is_none() && settings.redirect_uri_optional;
+            if !omitted_ok && redirect_uri != Some(&pending.redirect_uri) {
                 return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
             }
             if let Some(challenge) = pending.challenge {

@@ -10,7 +10,8 @@ use std::sync::Arc;
 use homehook_core::clock::ManualClock;
 use homehook_core::store::MemoryStore;
 use homehook_tests::fakes::homey::{
-    ADVANCED_FLOW, FLOW, FakeHomey, GUESTS, HOMEY, LAMP, THERMOSTAT,
+    ADVANCED_FLOW, FLOW, FakeHomey, GUESTS, HEATING_OFFSET, HOMEY, LAMP, PLUG, RemoteUrls,
+    THERMOSTAT,
 };
 use homehook_tests::harness::{
     Homehook, T0, World, discovered_ids, secrets_for, token_endpoint_rate_limit_is_honoured,
@@ -18,6 +19,11 @@ use homehook_tests::harness::{
 use serde_json::{Value, json};
 
 fn config(vendor: &str, homey: Option<&str>) -> String {
+    config_with(vendor, homey, "")
+}
+
+/// The test config; `connection` adds lines to `[connections.homey]`.
+fn config_with(vendor: &str, homey: Option<&str>, connection: &str) -> String {
     let action = |name: &str, builtin: &str, with: &str| {
         format!(
             "[actions.{name}]\nconnection = \"homey\"\nbuiltin = \"{builtin}\"\nwith = {{ {with} }}\nkey_hash = \"{{key}}\"\n"
@@ -41,6 +47,7 @@ api_base = "{vendor}"
 provider = "homey"
 label = "Homey"
 {}
+{connection}
 "#,
             homey
                 .map(|h| format!("homey = \"{h}\""))
@@ -67,6 +74,36 @@ label = "Homey"
             &format!("variable_id = \"{GUESTS}\", name = \"Guests\""),
         ),
         action("missing_flow", "flow", "flow_id = \"no-such-flow\""),
+        action(
+            "thermostat_state",
+            "device_state",
+            &format!("device_id = \"{THERMOSTAT}\""),
+        ),
+        action(
+            "plug_state",
+            "device_state",
+            &format!("device_id = \"{PLUG}\""),
+        ),
+        action(
+            "room_temperature",
+            "device_capability",
+            &format!("device_id = \"{THERMOSTAT}\", capability = \"measure_temperature\""),
+        ),
+        action(
+            "thermostat_raw",
+            "device_capability",
+            &format!("device_id = \"{THERMOSTAT}\", capability = \"target_temperature\""),
+        ),
+        action(
+            "guests_as_number",
+            "variable_number",
+            &format!("variable_id = \"{GUESTS}\""),
+        ),
+        action(
+            "heating_offset",
+            "variable_number",
+            &format!("variable_id = \"{HEATING_OFFSET}\""),
+        ),
     ]
     .concat()
 }
@@ -106,7 +143,8 @@ async fn devices_flows_and_variables_through_one_session() {
     assert_eq!(w.vendor.state().capabilities[LAMP]["dim"], json!(0.4));
     assert_eq!(
         w.act_text("lamp_state", json!({})).await,
-        (200, "Living lamp: dimmed to 40 %, on".into())
+        (200, "Study Lamp: on, dimmed to 40 %".into()),
+        "Homey's own name for the device, its capabilities in Homey's order"
     );
     assert_eq!(
         w.act_text("thermostat", json!({"temperature": 21.5})).await,
@@ -147,7 +185,7 @@ async fn devices_flows_and_variables_through_one_session() {
         "{body}"
     );
     assert!(
-        body["message"].as_str().unwrap().contains("Flow not found"),
+        body["message"].as_str().unwrap().contains("Flow Not Found"),
         "{body}"
     );
 }
@@ -326,9 +364,24 @@ async fn a_revoked_connection_needs_the_owner_and_discover_lists_everything() {
     let found: Value = w.admin_get("/discover/homey").await.json().await.unwrap();
     let ids = |key: &str| discovered_ids(&found, key);
     assert_eq!(ids("homey"), [HOMEY]);
-    assert_eq!(ids("device_id"), [LAMP, THERMOSTAT]);
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    assert_eq!(
+        sorted(ids("device_id")),
+        sorted(vec![LAMP.into(), THERMOSTAT.into(), PLUG.into()])
+    );
     assert_eq!(ids("flow_id"), [FLOW, ADVANCED_FLOW]);
-    assert_eq!(ids("variable_id"), [GUESTS]);
+    assert_eq!(
+        sorted(ids("variable_id")),
+        sorted(vec![GUESTS.into(), HEATING_OFFSET.into()])
+    );
+    let listed = found.to_string();
+    assert!(
+        listed.contains("Study Lamp") && listed.contains("light: onoff, dim"),
+        "discover shows the recorded device with its capabilities: {listed}"
+    );
 
     w.vendor.vendor.revoke_refresh_tokens();
     w.vendor.expire_sessions();
@@ -352,4 +405,170 @@ async fn a_rate_limited_token_endpoint_is_waited_for() {
     // With a live session the Homey needs no cloud token; without one the chain needs it.
     w.vendor.expire_sessions();
     token_endpoint_rate_limit_is_honoured(&w, &w.vendor.vendor, "lamp_on").await;
+}
+
+/// The devices are answers recorded from real Homeys (tests/fixtures/homey): each is spoken
+/// the way its owner would hear it, and what an action changed is heard next time.
+#[tokio::test]
+async fn recorded_devices_are_spoken_as_their_owner_would_hear_them() {
+    let w = world_with(None, false).await;
+    assert_eq!(
+        w.act_text("lamp_state", json!({})).await,
+        (200, "Study Lamp: off, dimmed to 50 %".into())
+    );
+    assert_eq!(
+        w.act_text("thermostat_state", json!({})).await,
+        (
+            200,
+            "Room 1 VThermo: Idle, Target temperature 17.5 °C, Temperature 17.9 °C".into()
+        ),
+        "a yes/no capability in the words Homey gives it (titleFalse)"
+    );
+    assert_eq!(
+        w.act_text("plug_state", json!({})).await,
+        (
+            200,
+            "Room 1 Wallplug 1: Power 0 W, Power Meter 718.6 KWh, off".into()
+        )
+    );
+    assert_eq!(
+        w.act_text("thermostat", json!({"temperature": 21.5})).await,
+        (200, "Thermostat set to 21.5 °C".into())
+    );
+    assert_eq!(
+        w.act_text("thermostat_state", json!({})).await.1,
+        "Room 1 VThermo: Idle, Target temperature 21.5 °C, Temperature 17.9 °C"
+    );
+    assert_eq!(
+        w.act_text("heating_offset", json!({"value": -1.5})).await,
+        (200, "Heating offset set to -1.5".into()),
+        "the variable's own name when config gives none"
+    );
+    assert_eq!(w.vendor.state().variables[HEATING_OFFSET], json!(-1.5));
+}
+
+/// What Homey refuses (a read-only capability, a value past the device's range, a value of the
+/// wrong type for a variable) reaches the caller in Homey's words, and nothing changes.
+#[tokio::test]
+async fn what_homey_refuses_is_said_and_changes_nothing() {
+    let w = world_with(None, false).await;
+    let before = w.vendor.state();
+    for (action, value, words) in [
+        ("room_temperature", json!(30), "not setable"),
+        ("thermostat_raw", json!(45), "out of range"),
+        ("guests_as_number", json!(3), "Invalid type"),
+    ] {
+        let (status, body) = w.act_json(action, json!({ "value": value })).await;
+        assert_eq!(
+            (status, body["vendor_status"].as_u64()),
+            (502, Some(400)),
+            "{action}: {body}"
+        );
+        assert!(
+            body["message"].as_str().unwrap().contains(words),
+            "{action}: {body}"
+        );
+    }
+    let after = w.vendor.state();
+    assert_eq!(after.capabilities, before.capabilities);
+    assert_eq!(after.variables, before.variables);
+}
+
+/// A cloud service reaches a Homey from the internet only: its relay (`remoteUrl`), else the
+/// port its owner forwards (`remoteUrlForwarded`); never its LAN URLs.
+#[tokio::test]
+async fn a_homey_without_a_relay_url_is_reached_at_its_forwarded_port() {
+    let clock = ManualClock::new(T0);
+    let settings = FakeHomey::settings();
+    let fake = FakeHomey::start(clock.clone(), settings.clone()).await;
+    fake.set_remote_urls(
+        HOMEY,
+        RemoteUrls {
+            remote: false,
+            forwarded: true,
+        },
+    );
+    let config = config(&fake.vendor.base, None);
+    let w = World::with_vendor(
+        clock,
+        fake,
+        &config,
+        secrets_for("homey", &settings),
+        Arc::new(MemoryStore::new()),
+    )
+    .await;
+    assert_eq!(w.connect("homey").await.status(), 200);
+    assert_eq!(
+        w.act_text("lamp_on", json!({})).await,
+        (200, "Living lamp on".into())
+    );
+    let session =
+        w.hh.store
+            .get_token("homey")
+            .await
+            .unwrap()
+            .unwrap()
+            .session
+            .unwrap();
+    assert!(
+        session
+            .base_url
+            .ends_with(&format!("/homey-forwarded/{HOMEY}")),
+        "{}",
+        session.base_url
+    );
+
+    // Neither: a clear refusal, no delegation token sent anywhere.
+    w.vendor.set_remote_urls(
+        HOMEY,
+        RemoteUrls {
+            remote: false,
+            forwarded: false,
+        },
+    );
+    w.vendor.expire_sessions();
+    let delegations = w.vendor.delegations();
+    let (status, body) = w.act_json("lamp_on", json!({})).await;
+    assert_eq!(status, 502, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("no usable https remote URL"),
+        "{body}"
+    );
+    assert_eq!(w.vendor.delegations(), delegations);
+}
+
+/// Athom's consent page gets the scopes joined with commas, as Athom's own client sends them,
+/// and the fake (like Athom) accepts them.
+#[tokio::test]
+async fn consent_asks_for_scopes_joined_with_commas() {
+    let clock = ManualClock::new(T0);
+    let settings = FakeHomey::settings();
+    let fake = FakeHomey::start(clock.clone(), settings.clone()).await;
+    let config = config_with(
+        &fake.vendor.base,
+        None,
+        r#"scopes = ["homey.device.control", "homey.flow.start"]"#,
+    );
+    let w = World::with_vendor(
+        clock,
+        fake,
+        &config,
+        secrets_for("homey", &settings),
+        Arc::new(MemoryStore::new()),
+    )
+    .await;
+    let authorize = w.start_connect("homey").await;
+    let url = url::Url::parse(&authorize).unwrap();
+    assert_eq!(url.path(), "/oauth2/authorise");
+    let scope: Vec<String> = url
+        .query_pairs()
+        .filter(|(k, _)| k == "scope")
+        .map(|(_, v)| v.into_owned())
+        .collect();
+    assert_eq!(scope, ["homey.device.control,homey.flow.start"]);
+    assert_eq!(w.connect("homey").await.status(), 200);
+    assert_eq!(w.act_text("lamp_on", json!({})).await.0, 200);
 }

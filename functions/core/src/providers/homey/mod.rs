@@ -13,8 +13,8 @@ use super::discovery::Section;
 use super::port::{Endpoint, VendorApi};
 use super::{StepResult, StepRun, Vendor, VendorEntry, Verdict, items, standard, text};
 use crate::catalog::{
-    Pkce,
-    ClientAuth, ExpiredTokenSignal, Grant, ProviderSpec, RefreshPolicy, TokenPlacement, VendorKind,
+    ClientAuth, ExpiredTokenSignal, Grant, Pkce, ProviderSpec, RefreshPolicy, TokenPlacement,
+    VendorKind,
 };
 use crate::error::ActionError;
 use crate::sensitive::SecretString;
@@ -204,6 +204,18 @@ fn pick_homey<'v>(api: &dyn VendorApi, me: &'v Value) -> Result<&'v Value, Actio
     }
 }
 
+/// The URL homehook reaches a Homey at from the internet: `remoteUrl` (Athom's relay, which
+/// every Homey with cloud access has; the only URL homey-api uses for Homey Cloud and its last
+/// resort for a Homey Pro), else `remoteUrlForwarded` (a port the owner's router forwards, which
+/// homey-api also tries for a Homey Pro). The LAN URLs (`localUrl`, `localUrlSecure`, mDNS)
+/// homey-api prefers at home are never reachable from a cloud service, so they are not tried.
+fn internet_url(homey: &Value, plain_allowed: bool) -> Option<String> {
+    ["remoteUrl", "remoteUrlForwarded"]
+        .iter()
+        .map(|key| text(&homey[*key]))
+        .find(|url| url.starts_with("https://") || (plain_allowed && url.starts_with("http://")))
+}
+
 /// A JSON string answer (delegation token, session bearer), or a clear refusal.
 fn string_answer(r: &VendorResponse, what: &str) -> Result<SecretString, ActionError> {
     match &r.json {
@@ -221,16 +233,17 @@ async fn login(api: &dyn VendorApi) -> Result<DeviceSession, ActionError> {
     let homey = pick_homey(api, &me)?;
     let homey_id = text(&homey["_id"]);
     let name = text(&homey["name"]);
-    let remote = text(&homey["remoteUrl"]);
     // The delegation token and the session travel to this URL: TLS only, unless the cloud
     // itself is plain HTTP (a local test server).
     let plain_allowed = api.spec().api_base.starts_with("http://");
-    if !(remote.starts_with("https://") || (plain_allowed && remote.starts_with("http://"))) {
+    let Some(remote) = internet_url(homey, plain_allowed) else {
         return Err(ActionError::VendorRejected {
             status: 200,
-            reason: Some(format!("Homey {name} has no usable https remote URL")),
+            reason: Some(format!(
+                "Homey {name} has no usable https remote URL (remoteUrl, remoteUrlForwarded)"
+            )),
         });
-    }
+    };
     let delegation = api
         .send(
             Endpoint::Cloud,
@@ -294,7 +307,9 @@ pub(crate) async fn device_state(api: &dyn VendorApi, request: &VendorRequest) -
 }
 
 /// The device in one object: `id`, `name`, `class`, `capabilities` (in Homey's display order,
-/// those with a value: `id`, `title`, `value`, `units`) and `values` (capability id → value).
+/// those with a value: `id`, `title`, `value`, `units`, and for a yes/no capability that names
+/// its two states, like a thermostat's "Active"/"Idle", `state`) and `values` (capability id →
+/// value).
 pub(crate) fn device_summary(device: &Value) -> Value {
     let caps = device.get("capabilitiesObj").and_then(Value::as_object);
     // Homey lists capabilities in display order in `capabilities`.
@@ -309,12 +324,23 @@ pub(crate) fn device_summary(device: &Value) -> Value {
         .filter_map(|id| {
             let cap = caps?.get(id)?;
             let value = cap.get("value").filter(|v| !v.is_null())?;
-            Some(json!({
+            let mut summary = json!({
                 "id": id,
                 "title": cap.get("title").map(text).unwrap_or_else(|| id.clone()),
                 "value": value,
                 "units": cap.get("units").map(text).unwrap_or_default(),
-            }))
+            });
+            // Homey words some yes/no capabilities itself (`titleTrue`/`titleFalse`, recorded
+            // on real devices); "Idle" says more than "State no".
+            let state_key = match value.as_bool() {
+                Some(true) => "titleTrue",
+                Some(false) => "titleFalse",
+                None => "",
+            };
+            if let Some(state) = cap.get(state_key).and_then(Value::as_str) {
+                summary["state"] = json!(state);
+            }
+            Some(summary)
         })
         .collect();
     let values: serde_json::Map<String, Value> = capabilities
@@ -342,6 +368,59 @@ fn listing(value: &Value) -> Vec<&Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Devices recorded from real Homeys (tests/fixtures/homey/SOURCES.md).
+    fn recorded_devices() -> Value {
+        serde_json::from_str(include_str!(
+            "../../../../../tests/fixtures/homey/devices.json"
+        ))
+        .expect("fixture")
+    }
+
+    #[test]
+    fn a_recorded_thermostat_says_its_state_in_homeys_words() {
+        let devices = recorded_devices();
+        let summary = device_summary(&devices["1f4c5f56-150e-4ec8-9183-ef33022a5129"]);
+        assert_eq!(summary["name"], "Room 1 VThermo");
+        let caps = summary["capabilities"].as_array().expect("capabilities");
+        assert_eq!(
+            caps.iter().map(|c| text(&c["id"])).collect::<Vec<_>>(),
+            ["vt_onoff", "target_temperature", "measure_temperature"],
+            "Homey's display order"
+        );
+        assert_eq!(caps[0]["state"], "Idle");
+        assert_eq!(caps[1]["units"], "°C");
+        assert_eq!(summary["values"]["measure_temperature"], json!(17.9));
+        // A yes/no capability Homey does not word keeps no `state`.
+        let lamp = device_summary(&devices["7c2b75c4-fb27-4206-ada3-26950feefa95"]);
+        assert!(lamp["capabilities"][0].get("state").is_none(), "{lamp}");
+    }
+
+    #[test]
+    fn a_homey_is_reached_at_its_relay_then_its_forwarded_port_never_the_lan() {
+        let homey = |remote: Value, forwarded: Value| {
+            json!({"_id": "h", "remoteUrl": remote, "remoteUrlForwarded": forwarded,
+                   "localUrl": "http://192.168.1.20",
+                   "localUrlSecure": "https://192-168-1-20.homey.homeylocal.com"})
+        };
+        let relay = json!("https://h.connect.athom.com");
+        let forwarded = json!("https://203-0-113-7.homey.homeylocal.com:4443");
+        assert_eq!(
+            internet_url(&homey(relay.clone(), forwarded.clone()), false),
+            Some(text(&relay)),
+            "the relay first, as homey-api's cloud strategy"
+        );
+        assert_eq!(
+            internet_url(&homey(Value::Null, forwarded.clone()), false),
+            Some(text(&forwarded))
+        );
+        assert_eq!(internet_url(&homey(Value::Null, Value::Null), false), None);
+        assert_eq!(
+            internet_url(&homey(json!("http://h.example"), Value::Null), false),
+            None,
+            "the delegation token never travels in clear"
+        );
+    }
 
     #[test]
     fn sums_a_device_up_in_display_order() {
