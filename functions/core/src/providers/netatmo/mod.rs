@@ -20,8 +20,7 @@ use super::port::{Endpoint, VendorApi};
 use super::{StepRun, Vendor, VendorEntry, Verdict, items, no_step, text};
 use crate::catalog::{
     CallBudget, ClientAuth, ExpiredTokenSignal, Grant, Pkce, ProviderSpec, RefreshPolicy,
-    TokenPlacement,
-    VendorKind,
+    TokenPlacement, VendorKind,
 };
 use crate::error::ActionError;
 use crate::vendor::{VendorRequest, VendorResponse};
@@ -376,7 +375,8 @@ mod tests {
         );
         let reason = rejected_reason(Netatmo.classify(Endpoint::Actions, &device));
         assert!(
-            reason.contains("invalid argument or device id") && reason.contains("12:34:56:00:f1:ff"),
+            reason.contains("invalid argument or device id")
+                && reason.contains("12:34:56:00:f1:ff"),
             "{reason}"
         );
         let scope = recorded(
@@ -391,9 +391,7 @@ mod tests {
         // pyatmo home.py `update`: the home is there, the errored module is only unreachable.
         let status = recorded(
             200,
-            include_str!(
-                "../../../../../tests/fixtures/netatmo/home_status_error_and_data.json"
-            ),
+            include_str!("../../../../../tests/fixtures/netatmo/home_status_error_and_data.json"),
         );
         assert_eq!(Netatmo.classify(Endpoint::Actions, &status), None);
         // The home's id and nothing else came back: nothing is reachable, which is a failure.

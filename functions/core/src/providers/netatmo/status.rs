@@ -59,7 +59,11 @@ pub(crate) fn home_summary(home: &Value, status: &Value) -> Value {
         items(home, "/rooms")
             .iter()
             .find(|r| r.get("id").map(text).as_deref() == Some(room_id))
-            .map(|r| items(r, "/module_ids").iter().any(|m| errored.contains(&text(m))))
+            .map(|r| {
+                items(r, "/module_ids")
+                    .iter()
+                    .any(|m| errored.contains(&text(m)))
+            })
             .unwrap_or(false)
     };
     let rooms: Vec<Value> = items(status, "/body/home/rooms")
