@@ -214,6 +214,52 @@ async fn concurrent_actions_on_an_expired_token_share_one_refresh() {
     assert_eq!(w.vendor.token_calls(), 2, "12 actions, one refresh");
 }
 
+/// Ten-second access tokens: steady traffic renews once per lifetime, not once per action,
+/// and a burst of 50 actions on an expired token shares one token call.
+#[tokio::test]
+async fn short_lived_tokens_are_renewed_once_per_lifetime_not_per_action() {
+    let settings = FakeSettings {
+        access_ttl_secs: 10,
+        ..FakeSettings::default()
+    };
+    let w = World::start(Arc::new(MemoryStore::new()), settings).await;
+    assert_eq!(w.connect("home").await.status(), 200);
+    assert_eq!(w.vendor.token_calls(), 1, "the code exchange");
+
+    // One action a second for 30 s: three lifetimes.
+    for _ in 0..30 {
+        assert_eq!(
+            w.act("heating", json!({"mode": "away"})).await.status(),
+            200
+        );
+        w.clock.advance(1);
+    }
+    assert_eq!(
+        w.vendor.token_calls() - 1,
+        3,
+        "30 actions over three 10-s lifetimes: one renewal each (at 9 s of 10)"
+    );
+
+    // Idle past expiry, then a burst.
+    w.clock.advance(20);
+    let before = w.vendor.token_calls();
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..50 {
+        let request = w
+            .client
+            .post(format!("{}/a/heating", w.hh.base))
+            .bearer_auth(w.keys.action.expose());
+        calls.spawn(async move { request.send().await.expect("act").status().as_u16() });
+    }
+    let statuses = calls.join_all().await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    assert_eq!(
+        w.vendor.token_calls() - before,
+        1,
+        "50 actions, one renewal"
+    );
+}
+
 #[tokio::test]
 async fn two_connections_to_one_provider_keep_separate_tokens() {
     let w = World::start(Arc::new(MemoryStore::new()), FakeSettings::default()).await;

@@ -113,6 +113,15 @@ impl TokenRecord {
     pub fn expires_within(&self, now: UnixTime, secs: i64) -> bool {
         self.expires_at.is_some_and(|at| now.plus_secs(secs) >= at)
     }
+
+    /// How long the vendor granted the access token for: from its issue (the last renewal,
+    /// or the connection) to its expiry; `None` when the vendor did not say.
+    pub fn lifetime_secs(&self) -> Option<i64> {
+        let issued = self.refreshed_at.unwrap_or(self.connected_at);
+        self.expires_at
+            .map(|at| issued.secs_until(at))
+            .filter(|secs| *secs > 0)
+    }
 }
 
 /// Health of a connection.

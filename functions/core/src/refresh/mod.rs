@@ -14,6 +14,10 @@
 //!   sibling may have rotated it.
 //! - **Failures are classed** (`failure.rs`): transient (wait, keep tokens), reauth needed
 //!   (mark, tell the owner, keep the data), misconfigured (name the setting).
+//! - **One renewal per lifetime** (`policy.rs`, `lead_secs`): renew a lead ahead of expiry —
+//!   the margin or a tenth of the token's lifetime, whichever is shorter — so a 10-s token is
+//!   renewed once per lifetime under traffic, not once per action, and a token issued moments
+//!   ago is always used.
 //! - **Each provider's pace** (`policy.rs`): renew ahead of expiry, keep lapsing refresh tokens
 //!   alive, stay inside token budgets.
 
@@ -38,7 +42,8 @@ mod session;
 /// A record whose connection is gone from the config is looked at again this much later.
 const ORPHAN_RECHECK_SECS: i64 = 24 * 3600;
 
-/// An action needs at least this much life left in its token; less and it refreshes first.
+/// An action needs at least this much life left in its token (or a tenth of the token's
+/// lifetime, if shorter: see `policy::lead_secs`); less and it refreshes first.
 const ACTION_MARGIN_SECS: i64 = 30;
 
 /// What one pass over the due tokens did.
@@ -143,7 +148,8 @@ impl TokenKeeper {
         }
     }
 
-    /// A token for `conn` with at least 30 s of life left, refreshing first if needed. For a
+    /// A token for `conn` with life left for the call (30 s, or a tenth of a short token's
+    /// lifetime), refreshing first if needed. For a
     /// password-grant connection never connected before, this connects it. A connection that
     /// needs its owner, or that failed recently, answers at once without calling the vendor.
     pub async fn fresh_token(&self, conn: &Connection) -> Result<TokenRecord, TokenError> {
@@ -160,7 +166,7 @@ impl TokenKeeper {
                 connection: conn.id.clone(),
                 reason: reason.clone(),
             }),
-            _ if !pending && !record.expires_within(now, ACTION_MARGIN_SECS) => Ok(record),
+            _ if !pending && policy::usable_for_action(&record, now) => Ok(record),
             Health::Degraded { until, reason } if now < *until => Err(TokenError::Unavailable {
                 detail: reason.clone(),
                 retry_after_secs: now.secs_until(*until).max(1) as u64,

@@ -2,6 +2,7 @@
 //! may be called now. Pure functions of the record, the provider's [`RefreshPolicy`] and the
 //! time, so they are tested without a vendor.
 
+use super::ACTION_MARGIN_SECS;
 use crate::catalog::RefreshPolicy;
 use crate::clock::UnixTime;
 use crate::config::ServerConfig;
@@ -10,6 +11,26 @@ use crate::token::{Health, TokenRecord};
 /// Before a refresh token lapses, the password grant takes over this long ahead (when the
 /// vendor keeps handing back the same refresh token).
 pub(super) const LAPSE_MARGIN_SECS: i64 = 2 * 24 * 3600;
+
+/// How long before its expiry `record`'s access token is renewed, given a `margin` (the tick's
+/// `refresh_margin_secs`, or what an action needs left): the margin, or a tenth of the token's
+/// lifetime, whichever is shorter. Long-lived tokens keep the margin (a 3-hour token is renewed
+/// 300 s ahead, as always); a short one is used for nine tenths of its life, so steady traffic
+/// costs at most 1.11 token calls per lifetime and a burst on an expired token exactly one,
+/// while the last tenth (one second of a 10-s token) still covers a vendor round trip. Tokens
+/// without a stated lifetime keep the margin.
+pub(super) fn lead_secs(record: &TokenRecord, margin: i64) -> i64 {
+    match record.lifetime_secs() {
+        Some(lifetime) => margin.min(lifetime / 10),
+        None => margin,
+    }
+}
+
+/// Whether `record`'s access token is good for an action now: it has more than its lead left
+/// ([`lead_secs`] with [`ACTION_MARGIN_SECS`]), so a token issued moments ago is always used.
+pub(super) fn usable_for_action(record: &TokenRecord, now: UnixTime) -> bool {
+    !record.expires_within(now, lead_secs(record, ACTION_MARGIN_SECS))
+}
 
 /// Whether the tick should renew `record` now: its access token is within the margin of
 /// expiry, or its refresh token has lived half its life (keep-alive), and it is not waiting
@@ -32,7 +53,7 @@ pub(super) fn due_at(
 ) -> Option<UnixTime> {
     let renewal = record
         .expires_at
-        .map(|at| at.plus_secs(-server.refresh_margin_secs));
+        .map(|at| at.plus_secs(-lead_secs(record, server.refresh_margin_secs)));
     let keep_alive = keep_alive_at(record, policy);
     let work = match (renewal, keep_alive) {
         (Some(a), Some(b)) => a.min(b),
@@ -152,6 +173,46 @@ mod tests {
         assert_eq!(keep_alive_at(&r, &RefreshPolicy::default()), None);
         assert!(!near_lapse(&r, &somfy(), t0.plus_secs(11 * DAY)));
         assert!(near_lapse(&r, &somfy(), t0.plus_secs(12 * DAY)));
+    }
+
+    /// Renewal points scale with the lifetime: a 3-hour token keeps the 300-s and 30-s margins;
+    /// a 5-minute one is no longer due the moment it is issued; a 10-second one is used for 9 s.
+    #[test]
+    fn renewal_points_scale_with_the_tokens_lifetime() {
+        let t0 = UnixTime(1_700_000_000);
+        let server = crate::config::Config::empty().expect("defaults").server;
+        let plain = RefreshPolicy::default();
+        let issued = |lifetime: i64| {
+            let mut r = record(t0);
+            r.refreshed_at = Some(t0);
+            r.expires_at = Some(t0.plus_secs(lifetime));
+            r
+        };
+        let long = issued(3 * 3600);
+        assert_eq!(
+            due_at(&long, &plain, &server),
+            Some(t0.plus_secs(3 * 3600 - 300))
+        );
+        assert!(usable_for_action(&long, t0.plus_secs(3 * 3600 - 31)));
+        assert!(!usable_for_action(&long, t0.plus_secs(3 * 3600 - 30)));
+
+        let five_minutes = issued(300);
+        assert_eq!(
+            due_at(&five_minutes, &plain, &server),
+            Some(t0.plus_secs(270))
+        );
+        assert!(!due(&five_minutes, &plain, &server, t0.plus_secs(60)));
+
+        let ten_seconds = issued(10);
+        assert!(usable_for_action(&ten_seconds, t0), "issued moments ago");
+        assert!(usable_for_action(&ten_seconds, t0.plus_secs(8)));
+        assert!(!usable_for_action(&ten_seconds, t0.plus_secs(9)));
+        assert_eq!(due_at(&ten_seconds, &plain, &server), Some(t0.plus_secs(9)));
+
+        // Without a stated lifetime: the margins as they were.
+        let mut unknown = issued(10);
+        unknown.expires_at = None;
+        assert_eq!(lead_secs(&unknown, 300), 300);
     }
 
     #[test]

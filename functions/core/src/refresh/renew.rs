@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::failure::Failure;
-use super::{ACTION_MARGIN_SECS, TokenKeeper, lock, policy};
+use super::{TokenKeeper, lock, policy};
 use crate::catalog::{Grant, ProviderSpec};
 use crate::clock::UnixTime;
 use crate::config::Connection;
@@ -402,7 +402,7 @@ impl TokenKeeper {
 /// Whether `current` holds tokens renewed since the caller saw `seen`, usable now.
 fn renewed_since(current: &TokenRecord, seen: Option<&TokenRecord>, now: UnixTime) -> bool {
     let usable = current.health == Health::Healthy
-        && !current.expires_within(now, ACTION_MARGIN_SECS)
+        && policy::usable_for_action(current, now)
         && current.lifecycle.lease.is_none();
     usable && seen.is_none_or(|s| current.access_token.expose() != s.access_token.expose())
 }
