@@ -570,7 +570,15 @@ fn grant(
                     ("x-ratelimit-remaining", "0".to_string()),
                     ("x-ratelimit-retry-after", retry.to_string()),
                 ],
-                Json(json!({"message": "Too many tokens requested, please retry later", "data": {"limit": budget.max}, "uid": "9f2d"})),
+                // Somfy's recorded 429 (SomfyProtect2MQTT issues #243, #244): the limits
+                // again under data.headers.
+                Json(
+                    json!({"message": "Too many tokens requested", "data": {"headers": {
+                    "X-RateLimit-Remaining": 0,
+                    "X-RateLimit-Retry-After": retry,
+                    "X-RateLimit-Limit": budget.max.to_string(),
+                }}, "uid": "69b9ae81215de"}),
+                ),
             )
                 .into_response();
         }
