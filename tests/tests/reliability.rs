@@ -155,6 +155,97 @@ async fn a_thousand_concurrent_actions_on_an_expired_token_make_one_token_call()
     assert_eq!(s.w.vendor.live_refresh_tokens(), 1);
 }
 
+/// Two homehook instances on one SQLite file with 10-second access tokens (the two
+/// `homehook serve` of a self-hoster): a burst of 200 actions on an expired token, 100 on
+/// each, costs one token call, and steady traffic alternating between them one per lifetime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_on_one_store_renew_a_ten_second_token_once_per_lifetime() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store =
+        || -> Arc<dyn Store> { Arc::new(SqliteStore::open_in(dir.path()).expect("sqlite")) };
+    let clock = ManualClock::new(T0);
+    let settings = FakeSettings {
+        access_ttl_secs: 10,
+        ..FakeSettings::default()
+    };
+    let vendor = FakeVendor::start(clock.clone(), settings.clone()).await;
+    let text = config(&vendor.base, 20);
+    let w = World::with_vendor(
+        clock.clone(),
+        vendor,
+        &text,
+        secrets_for("netatmo", &settings),
+        store(),
+    )
+    .await;
+    assert_eq!(w.connect("home").await.status(), 200);
+    let filled = text
+        .replace("{admin}", &w.keys.admin.hash().to_string())
+        .replace("{key}", &w.keys.action.hash().to_string());
+    let second = Homehook::start(
+        &filled,
+        store(),
+        secrets_for("netatmo", &settings),
+        clock.clone(),
+    )
+    .await
+    .expect("second instance");
+    let bases = [w.hh.base.clone(), second.base.clone()];
+
+    clock.advance(60);
+    let before = w.vendor.token_calls();
+    let mut calls = tokio::task::JoinSet::new();
+    for base in &bases {
+        for _ in 0..100 {
+            let request = w
+                .client
+                .post(format!("{base}/a/temperature"))
+                .bearer_auth(w.keys.action.expose());
+            calls.spawn(async move { request.send().await.expect("act").status().as_u16() });
+        }
+    }
+    let statuses = calls.join_all().await;
+    let ok = statuses.iter().filter(|s| **s == 200).count();
+    let burst_calls = w.vendor.token_calls() - before;
+
+    // Then one action a second for three lifetimes, alternating between the instances.
+    let before = w.vendor.token_calls();
+    let mut steady_ok = 0;
+    for i in 0..30 {
+        let r = w
+            .client
+            .post(format!("{}/a/temperature", bases[i % 2]))
+            .bearer_auth(w.keys.action.expose())
+            .send()
+            .await
+            .expect("act");
+        steady_ok += usize::from(r.status() == 200);
+        clock.advance(1);
+    }
+    let steady_calls = w.vendor.token_calls() - before;
+    report(
+        "short-tokens",
+        "10-second access tokens, two instances on one SQLite file",
+        "| traffic | actions | token calls | lifetimes with traffic | successes |\n|---|---|---|---|---|",
+        &[
+            format!(
+                "| one burst on an expired token, 100 per instance | 200 | {burst_calls} | 1 | {ok} |"
+            ),
+            format!(
+                "| one action a second, alternating, 30 s | 30 | {steady_calls} | 3 | {steady_ok} |"
+            ),
+        ],
+    );
+    assert_eq!(ok, 200, "{statuses:?}");
+    assert_eq!(burst_calls, 1, "one renewal for both instances");
+    assert_eq!(steady_ok, 30);
+    assert_eq!(
+        steady_calls, 3,
+        "one renewal per lifetime, whichever instance renews"
+    );
+    assert_eq!(w.vendor.live_refresh_tokens(), 1);
+}
+
 /// One row of the fault matrix: what the caller saw, what it cost, how it ended.
 struct Outcome {
     scenario: &'static str,
