@@ -160,6 +160,21 @@ async fn devices_flows_and_variables_through_one_session() {
     );
     assert_eq!(w.act_text("away_mode", json!({})).await.0, 200);
     assert_eq!(w.vendor.state().triggered, [FLOW, ADVANCED_FLOW]);
+    let triggers: Vec<_> = w
+        .vendor
+        .vendor
+        .api_calls()
+        .into_iter()
+        .filter(|c| c.path.ends_with("/trigger"))
+        .collect();
+    assert_eq!(triggers.len(), 2);
+    for call in triggers {
+        assert_eq!(
+            (call.method.as_str(), call.body.as_str()),
+            ("POST", "{}"),
+            "a trigger carries the empty JSON object Athom's client sends"
+        );
+    }
     assert_eq!(
         w.act_text("guests", json!({"value": true})).await,
         (200, "Guests set to yes".into())
