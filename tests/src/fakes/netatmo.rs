@@ -44,6 +44,8 @@ const STATUS_OK: &str = include_str!("../../fixtures/netatmo/status_ok.json");
 const INVALID_DEVICE: &str = include_str!("../../fixtures/netatmo/camera_set_state_error.json");
 /// The recorded refusal of an unknown home.
 const INVALID_ID: &str = include_str!("../../fixtures/netatmo/home_status_error_invalid_id.json");
+/// A camera's recorded answer to `<vpn_url>/command/ping`.
+const PING: &str = include_str!("../../fixtures/netatmo/ping.json");
 /// The recorded refusal of `setthermmode` without a mode.
 const MODE_MISSING: &str =
     include_str!("../../fixtures/netatmo/home_status_error_mode_is_missing.json");
@@ -203,9 +205,23 @@ impl Recorded {
     }
 
     /// The `homestatus` body of [`HOME`] now: offline modules leave `modules` for
-    /// `errors` (code 6), and their rooms lose their reading.
-    fn status_body(&self) -> Value {
+    /// `errors` (code 6), and their rooms lose their reading. The cameras' recorded `vpn_url`
+    /// (Netatmo's relay) points at the fake (`base`), which answers their ping, so a client
+    /// that checks its cameras stays on loopback.
+    fn status_body(&self, base: &str) -> Value {
         let mut home = self.status.clone();
+        if let Some(modules) = home.get_mut("modules").and_then(Value::as_array_mut) {
+            for module in modules.iter_mut() {
+                let relayed = module["vpn_url"]
+                    .as_str()
+                    .and_then(|url| url.strip_prefix("https://"))
+                    .and_then(|url| url.split_once('/'))
+                    .map(|(_, rest)| format!("{base}/vpn/{rest}"));
+                if let Some(url) = relayed {
+                    module["vpn_url"] = json!(url);
+                }
+            }
+        }
         if let Some(modules) = home.get_mut("modules").and_then(Value::as_array_mut) {
             modules.retain(|m| !m["id"].as_str().is_some_and(|id| self.offline.contains(id)));
         }
@@ -437,6 +453,13 @@ async fn api(
         Access::Expired => return error(StatusCode::FORBIDDEN, 3, "Access token expired"),
         Access::Valid => {}
     }
+    // A camera's ping goes to Netatmo's VPN relay, not to the API: outside its budget.
+    if req.path.starts_with("/vpn/") && req.path.ends_with("/command/ping") {
+        let url = req.path.trim_end_matches("/command/ping");
+        let mut answer: Value = serde_json::from_str(PING).unwrap_or(json!({}));
+        answer["local_url"] = json!(format!("{}{url}", base_of(&req)));
+        return axum::Json(answer).into_response();
+    }
     // Per user: 50 requests per 10 s and 500 per hour; throttling is HTTP 403 with code 26
     // (pyatmo const.py THROTTLING_ERROR_CODE, auth.py handle_error_response).
     {
@@ -462,7 +485,7 @@ async fn api(
     let ours = home_id.as_deref() == Some(HOME);
     match req.path.as_str() {
         "/api/homesdata" => homes_data(&clock, &home, home_id.as_deref()),
-        "/api/homestatus" if ours => ok(&clock, home.status_body()),
+        "/api/homestatus" if ours => ok(&clock, home.status_body(&base_of(&req))),
         "/api/homestatus" if home_id.as_deref() == Some(EMPTY_HOME) => {
             ok(&clock, json!({"home": {"id": EMPTY_HOME}}))
         }
@@ -506,6 +529,16 @@ async fn api(
         | "/api/setpersonshome" => recorded_error(StatusCode::BAD_REQUEST, INVALID_ID),
         _ => error(StatusCode::NOT_FOUND, 404, "Not found"),
     }
+}
+
+/// The fake's own base URL, as the client reached it.
+fn base_of(req: &Incoming) -> String {
+    let host = req
+        .headers
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    format!("http://{host}")
 }
 
 /// `homesdata`, all homes or the one asked for, with the heating mode now.
