@@ -11,7 +11,7 @@ use homehook_core::clock::ManualClock;
 use homehook_core::store::MemoryStore;
 use homehook_tests::fakes::homey::{
     ADVANCED_FLOW, FLOW, FakeHomey, GUESTS, HEATING_OFFSET, HOMEY, LAMP, PLUG, RemoteUrls,
-    THERMOSTAT,
+    THERMOSTAT, WELCOME,
 };
 use homehook_tests::harness::{
     Homehook, T0, World, discovered_ids, secrets_for, token_endpoint_rate_limit_is_honoured,
@@ -104,6 +104,11 @@ label = "Homey"
             "variable_number",
             &format!("variable_id = \"{HEATING_OFFSET}\""),
         ),
+        action(
+            "welcome",
+            "variable_text",
+            &format!("variable_id = \"{WELCOME}\""),
+        ),
     ]
     .concat()
 }
@@ -158,7 +163,10 @@ async fn devices_flows_and_variables_through_one_session() {
         w.act_text("good_night", json!({})).await,
         (200, "Flow started".into())
     );
-    assert_eq!(w.act_text("away_mode", json!({})).await.0, 200);
+    assert_eq!(
+        w.act_text("away_mode", json!({})).await,
+        (200, "Flow started".into())
+    );
     assert_eq!(w.vendor.state().triggered, [FLOW, ADVANCED_FLOW]);
     let triggers: Vec<_> = w
         .vendor
@@ -390,7 +398,7 @@ async fn a_revoked_connection_needs_the_owner_and_discover_lists_everything() {
     assert_eq!(ids("flow_id"), [FLOW, ADVANCED_FLOW]);
     assert_eq!(
         sorted(ids("variable_id")),
-        sorted(vec![GUESTS.into(), HEATING_OFFSET.into()])
+        sorted(vec![GUESTS.into(), HEATING_OFFSET.into(), WELCOME.into()])
     );
     let listed = found.to_string();
     assert!(
@@ -460,6 +468,20 @@ async fn recorded_devices_are_spoken_as_their_owner_would_hear_them() {
         "the variable's own name when config gives none"
     );
     assert_eq!(w.vendor.state().variables[HEATING_OFFSET], json!(-1.5));
+    assert_eq!(
+        w.act_text("welcome", json!({"value": "Welcome home"}))
+            .await,
+        (200, "Welcome message set to Welcome home".into())
+    );
+    assert_eq!(w.vendor.state().variables[WELCOME], json!("Welcome home"));
+    assert_eq!(
+        w.act_text("thermostat_raw", json!({"value": 19})).await,
+        (200, "Target temperature set to 19".into())
+    );
+    assert_eq!(
+        w.vendor.state().capabilities[THERMOSTAT]["target_temperature"],
+        json!(19)
+    );
 }
 
 /// What Homey refuses (a read-only capability, a value past the device's range, a value of the

@@ -64,6 +64,8 @@ pub const ADVANCED_FLOW: &str = "8d2b6a9f-4c3e-4f80-8b21-3c4d5e6f7081";
 pub const GUESTS: &str = "a3e1c2d4-5b6f-4a70-9c81-4d5e6f708192";
 /// A number variable ("Heating offset").
 pub const HEATING_OFFSET: &str = "b4f2d3e5-6c7a-4b81-8d92-5e6f708192a3";
+/// A text variable ("Welcome message").
+pub const WELCOME: &str = "c5a3e4f6-7d8b-4c92-8ea3-6f708192a3b5";
 
 fn fixture(text: &str) -> Value {
     serde_json::from_str(text).expect("a Homey fixture is JSON")
