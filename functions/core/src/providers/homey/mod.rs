@@ -1,9 +1,12 @@
 //! Homey, through the Athom cloud. Authorization code at `/oauth2/authorise` (British spelling)
 //! with HTTP Basic client authentication gives a cloud access token; acting on a Homey takes a
 //! chain: `GET /user/me` (pick the Homey) → `POST /delegation/token?audience=homey` (a JWT) →
-//! `POST {remoteUrl}/api/manager/users/login` (the Homey's session bearer). The session is
-//! stored with the token record and sent with `X-Homey-ID`; a 401 from the Homey redoes the
-//! chain once, a 401 `invalid_token` from the cloud refreshes the OAuth token once.
+//! `POST {remoteUrl}/api/manager/users/login` (the Homey's session bearer; `remoteUrlForwarded`
+//! when a Homey has no `remoteUrl`, never a LAN URL: `internet_url`). The session is stored
+//! with the token record and sent with `X-Homey-ID`; a 401 from the Homey redoes the chain
+//! once, a 401 `invalid_token` from the cloud refreshes the OAuth token once. The evidence for
+//! each request (Athom's own client, npm `homey-api`, and the API specification it ships) is in
+//! docs/providers/homey.md.
 
 use serde_json::{Value, json};
 
