@@ -71,6 +71,10 @@ impl TokenStore for FaultyStore {
         self.inner.list_tokens().await
     }
 
+    fn holders_on_this_machine(&self) -> bool {
+        self.inner.holders_on_this_machine()
+    }
+
     async fn due_tokens(&self, now: UnixTime) -> Result<Vec<TokenRecord>, StoreError> {
         self.inner.due_tokens(now).await
     }

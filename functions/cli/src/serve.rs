@@ -76,6 +76,15 @@ pub(crate) async fn run(
     }
     print_next_steps(&*live.app().await, live.version().is_some());
 
+    // A renewal this machine's last `homehook serve` did not finish (killed between the
+    // vendor's answer and the store write): found now, not at the connection's next renewal.
+    match live.app().await.services.keeper.recover_abandoned().await {
+        Ok(0) => {}
+        Ok(n) => say!(
+            "checked {n} connection(s) whose token renewal was interrupted; `homehook status` shows them"
+        ),
+        Err(e) => tracing::warn!(error = %e, "could not look for interrupted renewals"),
+    }
     let ticker = tokio::spawn(tick_forever(Arc::clone(&live), interval));
     // The peer address feeds the wrong-key lockout (homehook_core::guard).
     let router = homehook_core::http::router(live)

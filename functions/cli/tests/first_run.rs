@@ -336,7 +336,7 @@ async fn connect_with_a_password_connects_at_once_and_names_the_secret_when_refu
     std::fs::write(
         dir.join("homehook.toml"),
         format!(
-            "{config}\n[providers.somfy_protect]\ntoken_url = \"{}/oauth/oauth/v2/token\"\napi_base = \"{}\"\n",
+            "{config}\n[providers.somfy_protect]\ntoken_url = \"{}/oauth/oauth/v2/token/jwt\"\napi_base = \"{}\"\n",
             fake.vendor.base,
             fake.api_base()
         ),
@@ -426,4 +426,123 @@ async fn a_builtin_needing_a_scope_the_grant_lacks_is_named_with_the_fix() {
     for scope in ["read_station", "write_thermostat", "write_camera"] {
         assert!(scopes.split(' ').any(|s| s == scope), "{scope}: {link}");
     }
+}
+
+/// `homehook serve` killed (SIGKILL) after Netatmo rotated the refresh token and before the
+/// new one reached the store: that token is lost (the vendor killed the old one). The next
+/// `homehook serve` finds the interrupted renewal at start-up — its process is gone, so there
+/// is no lease to wait out — marks the connection `reauth_needed`, tells the owner with the
+/// reconnect link, and the first action answers 409 at once, not 503 "checking again".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_serve_killed_mid_rotation_is_found_at_restart_and_the_owner_told() {
+    use homehook_tests::fake_vendor::TokenFault;
+    use homehook_tests::webhook_sink::WebhookSink;
+
+    let fake = netatmo().await;
+    let sink = WebhookSink::start().await;
+    let (_tmp, dir) = workdir();
+    let port = free_port();
+    init_for_fake(&dir, &fake, port).await;
+    let key = run(
+        &dir,
+        &[
+            "key",
+            "new",
+            "--for",
+            "home_status",
+            "--id",
+            "phone",
+            "--json",
+        ],
+    )
+    .await;
+    let key: serde_json::Value = serde_json::from_str(&key.stdout).unwrap();
+    let action_key = key["key"].as_str().unwrap().to_string();
+    homehook_tests::leak_watch::issued("action_key", &action_key);
+    let mut config = std::fs::read_to_string(dir.join("homehook.toml")).unwrap();
+    config.push_str(&format!(
+        "\n[notify]\nsecret = \"hook\"\nformat = \"json\"\n\n[actions.home_status]\nconnection = \"netatmo\"\nbuiltin = \"home_status\"\nwith = {{ home_id = \"{HOME}\" }}\n{}",
+        key["config"].as_str().unwrap()
+    ));
+    std::fs::write(dir.join("homehook.toml"), config).unwrap();
+    homehook_tests::leak_watch::issued("webhook_signing_key", "whsec-crash");
+    let secrets = std::fs::read_to_string(dir.join("secrets.toml")).unwrap();
+    write_secrets(
+        &dir.join("secrets.toml"),
+        &format!(
+            "{secrets}\n[hook]\nurl = \"{}\"\nsigning_key = \"whsec-crash\"\n",
+            sink.url
+        ),
+    );
+
+    let server = serve(&dir, "homehook-serve-crash-1");
+    let (mut connect, link) = start_connect(&dir, "netatmo", &["--no-qr"]);
+    assert_eq!(allow_in_browser(&link).await.status(), 200);
+    assert!(connect.finish(Duration::from_secs(20)).0.success());
+    let action = format!("http://127.0.0.1:{port}/a/home_status");
+    let client = reqwest::Client::new();
+    let status = |r: reqwest::Result<reqwest::Response>| r.map(|r| r.status().as_u16());
+    assert_eq!(
+        status(client.post(&action).bearer_auth(&action_key).send().await).unwrap(),
+        200
+    );
+
+    // The vendor says the access token expired; the renewal it starts rotates the refresh
+    // token at Netatmo, whose answer is held: serve is killed while it waits for it.
+    fake.vendor.expire_access_tokens();
+    fake.vendor.fail_token_calls(TokenFault::HoldAnswer, 1);
+    let pending = tokio::spawn({
+        let request = client.post(&action).bearer_auth(&action_key);
+        async move { request.send().await.map(|r| r.status().as_u16()) }
+    });
+    let held_by = std::time::Instant::now() + Duration::from_secs(20);
+    while fake.vendor.held_answers() == 0 {
+        assert!(
+            std::time::Instant::now() < held_by,
+            "no renewal reached Netatmo"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(server); // SIGKILL, and wait for it
+    assert!(
+        pending.await.unwrap().is_err(),
+        "the caller lost its connection"
+    );
+    fake.vendor.release_held_answer();
+
+    let restarted = std::time::Instant::now();
+    let (_server, console) = support::serve_with_console(&dir, "homehook-serve-crash-2");
+    assert!(
+        console
+            .iter()
+            .any(|l| l.contains("whose token renewal was interrupted")),
+        "{console:?}"
+    );
+    let answer = client
+        .post(&action)
+        .bearer_auth(&action_key)
+        .send()
+        .await
+        .unwrap();
+    let waited = restarted.elapsed();
+    assert_eq!(answer.status(), 409);
+    let body: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(body["error"], "reauth_needed", "{body}");
+    assert!(
+        waited < Duration::from_secs(15),
+        "no lease of the dead process waited out: {waited:?}"
+    );
+    let told = sink
+        .received()
+        .into_iter()
+        .map(|r| r.json())
+        .find(|n| n["event"] == "reauth_needed")
+        .unwrap_or_else(|| panic!("no reauth_needed notification: {:?}", sink.received().len()));
+    assert_eq!(told["connection"], "netatmo");
+    assert!(
+        told["reconnect_url"]
+            .as_str()
+            .is_some_and(|u| u.ends_with("/connect/netatmo")),
+        "{told}"
+    );
 }

@@ -221,6 +221,11 @@ impl TokenStore for SqliteStore {
         }
     }
 
+    /// A SQLite file is used by processes of this machine only.
+    fn holders_on_this_machine(&self) -> bool {
+        true
+    }
+
     async fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
         self.with(|c| {
             select_records(

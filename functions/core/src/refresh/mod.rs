@@ -35,6 +35,7 @@ use crate::store::{Store, StoreError};
 use crate::token::{Health, TokenRecord};
 
 mod failure;
+mod holder;
 mod policy;
 mod renew;
 mod session;
@@ -124,7 +125,7 @@ impl TokenKeeper {
             http,
             clock,
             notifiers,
-            holder: holder_id().into(),
+            holder: holder::new_id().into(),
             lease_secs,
             in_flight: Arc::default(),
             unsaved: Arc::default(),
@@ -239,6 +240,36 @@ impl TokenKeeper {
         Ok(summary)
     }
 
+    /// At start-up: renews now every connection whose renewal lease is held by a process that
+    /// is gone (a `homehook serve` killed between the vendor's answer and the store write). A
+    /// refresh token the vendor rotated away is then found at once — the connection is marked
+    /// `reauth_needed` and its owner told, with the reconnect link — instead of at its next
+    /// renewal. Only on stores whose processes all run on this machine. Returns how many
+    /// connections it looked at again.
+    pub async fn recover_abandoned(&self) -> Result<usize, TokenError> {
+        if !self.store.holders_on_this_machine() {
+            return Ok(0);
+        }
+        let mut found = 0;
+        for record in self.store.list_tokens().await? {
+            let Some(lease) = &record.lifecycle.lease else {
+                continue;
+            };
+            if *lease.holder == *self.holder || !holder::gone(&lease.holder) {
+                continue;
+            }
+            let Some(conn) = self.config.connections.get(&record.connection) else {
+                continue;
+            };
+            found += 1;
+            tracing::warn!(connection = %conn.id, "a renewal was interrupted (its process is gone); renewing now");
+            if let Err(e) = self.renew(conn, Some(&record)).await {
+                tracing::warn!(connection = %conn.id, error = %e, class = failure_class(&e), "renewal after an interrupted one failed");
+            }
+        }
+        Ok(found)
+    }
+
     /// Writes `record` if the stored version is `expected`, filed under its due time. Every
     /// token write of the keeper goes through here, so the tick's index follows the records.
     async fn write(
@@ -334,12 +365,4 @@ impl TokenKeeper {
         );
         self.notifiers.send(&notification).await;
     }
-}
-
-/// A random name for this process in leases (and logs).
-fn holder_id() -> String {
-    use rand::RngCore;
-    let mut bytes = [0u8; 6];
-    rand::rng().fill_bytes(&mut bytes);
-    hex::encode(bytes)
 }

@@ -164,9 +164,14 @@ impl TokenKeeper {
                 }
                 _ => {}
             }
+            let holder_gone =
+                current.lifecycle.lease.as_ref().is_some_and(|l| {
+                    *l.holder != *self.holder && self.holder_gone(conn, &l.holder)
+                });
             if let Some(lease) = &current.lifecycle.lease
                 && *lease.holder != *self.holder
                 && now < lease.until
+                && !holder_gone
             {
                 // Another process is calling the token endpoint: wait for its tokens.
                 if started.elapsed() >= max_wait {
@@ -189,7 +194,9 @@ impl TokenKeeper {
                     retry_after_secs: wait,
                 });
             }
-            let took_over = current.lifecycle.lease.is_some();
+            // A lapsed lease's holder may still store its tokens; one whose process is gone
+            // cannot, so what the vendor answers now is the whole truth.
+            let took_over = current.lifecycle.lease.is_some() && !holder_gone;
             let mut claim = current.clone();
             claim.lifecycle.lease = Some(Lease {
                 holder: self.holder.to_string(),
@@ -203,6 +210,16 @@ impl TokenKeeper {
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+
+    /// Whether the process holding a lease on `conn` is known to be gone (a `homehook serve`
+    /// killed mid-renewal, on a store only this machine uses).
+    fn holder_gone(&self, conn: &Connection, holder: &str) -> bool {
+        let gone = self.store.holders_on_this_machine() && super::holder::gone(holder);
+        if gone {
+            tracing::warn!(connection = %conn.id, "the process that was renewing this token is gone; renewing now");
+        }
+        gone
     }
 
     /// Calls the token endpoint: refresh grant, or the password grant where the connection has

@@ -49,6 +49,13 @@ pub trait TokenStore: Send + Sync {
     /// Every record (a full scan: for listings, never for the tick).
     async fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError>;
 
+    /// Whether every process using this store runs on this machine (a local file): then a
+    /// renewal lease whose holder process is gone is taken over at once rather than waited
+    /// out (`refresh/holder.rs`).
+    fn holders_on_this_machine(&self) -> bool {
+        false
+    }
+
     /// The records whose [`TokenRecord::due_at`] is at or before `now`, earliest first. Read
     /// through an index on `due_at`: the cost follows the due records, not all of them. Records
     /// without `due_at` are never returned.
