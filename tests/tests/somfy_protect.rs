@@ -219,6 +219,8 @@ async fn an_access_token_expiring_mid_use_is_renewed_once_with_the_refresh_token
 async fn the_jwt_token_path_and_http_basic_work_and_expiry_comes_from_the_exp_claim() {
     let settings = FakeSettings {
         client_auth: ClientAuthStyle::Basic,
+        // The answer without expires_in: the expiry can only come from the JWT.
+        jwt_expires_in: false,
         ..FakeSomfy::settings()
     };
     let w = world_with(settings, TOKEN_PATH, "basic").await;

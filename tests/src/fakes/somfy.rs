@@ -2,10 +2,10 @@
 //! see its SOURCES.md) with the fake's state patched in.
 //!
 //! - Tokens at `/oauth/oauth/v2/token/jwt` ([`TOKEN_PATH`]): password and refresh grants, JWT
-//!   access tokens (their expiry in the `exp` claim; whether the answer also carries
-//!   `expires_in` is unknown, see [`crate::fake_vendor::FakeSettings::jwt_expires_in`]), `scope`
-//!   as an array, at most five token requests per ten minutes (then 429 with
-//!   `X-RateLimit-Retry-After`).
+//!   access tokens (their expiry in the `exp` claim and, by default, in `expires_in` too:
+//!   whether the live answer carries it is unknown, see
+//!   [`crate::fake_vendor::FakeSettings::jwt_expires_in`]), `scope` as an array, at most five
+//!   token requests per ten minutes (then 429 with `X-RateLimit-Retry-After`).
 //! - The legacy `/oauth/oauth/v2/token` ([`LEGACY_TOKEN_PATH`]) answers 200 without an access
 //!   token, as the live one has since 2025-12-26.
 //! - The API under `/v3`: sites, devices, one device, security level, device settings. A PUT of
@@ -147,6 +147,10 @@ impl FakeSomfy {
             }),
             token_error_style: TokenErrorStyle::Somfy,
             scopes: Some(fixture(TOKEN)["scope"].clone()),
+            // Unknown: Somfy's own 429 guidance (SomfyProtect2MQTT issue #244) tells clients to
+            // "save the returned expires_in/expiresAt on the login", so by default the answer
+            // carries it; tests set `false` for the other reading (expiry from `exp` only).
+            jwt_expires_in: true,
             ..FakeSettings::default()
         }
     }
