@@ -360,8 +360,9 @@ fn devices(state: &HomeyState) -> Map<String, Value> {
         .collect()
 }
 
-/// Why Homey would refuse `value` for the capability described by `cap` (its `type`, `setable`,
-/// `min`, `max`), or `None`.
+/// Why the fake refuses `value` for the capability described by `cap`, or `None`. It reads the
+/// limits a recorded `capabilitiesObj` states (`type`, `setable`, `min`, `max`); whether a real
+/// Homey refuses the same way is not recorded (docs/providers/homey.md, "Still unknown").
 fn refuse_capability_value(cap: &Value, value: &Value) -> Option<&'static str> {
     if cap["setable"] == json!(false) {
         return Some("Capability is not setable");
