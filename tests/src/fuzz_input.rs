@@ -315,7 +315,7 @@ token_url = "{VENDOR}/oauth2/token"
 api_base = "{VENDOR}"
 
 [providers.somfy_protect]
-token_url = "{VENDOR}/oauth/oauth/v2/token"
+token_url = "{VENDOR}/oauth/oauth/v2/token/jwt"
 api_base = "{VENDOR}"
 
 [connections.home]

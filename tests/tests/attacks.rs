@@ -122,7 +122,7 @@ async fn scene_on(store: Arc<dyn Store>) -> Scene {
     let pin_hash = PinHash::of(PIN).unwrap();
     let text = config(
         &fake.api_base(),
-        &format!("{}/oauth/oauth/v2/token", fake.vendor.base),
+        &format!("{}/oauth/oauth/v2/token/jwt", fake.vendor.base),
         &keys,
         &pin_hash,
     );
@@ -469,7 +469,7 @@ fn config_for_restart(s: &Scene) -> String {
     // Rebuild from the same parts: the hashes are what matter.
     let text = config(
         &s.w.vendor.api_base(),
-        &format!("{}/oauth/oauth/v2/token", s.w.vendor.vendor.base),
+        &format!("{}/oauth/oauth/v2/token/jwt", s.w.vendor.vendor.base),
         &s.keys,
         &PinHash::of(PIN).unwrap(),
     );

@@ -80,7 +80,7 @@ async fn setup() -> Setup {
     let sink = WebhookSink::start().await;
     let text = config(
         &fake.api_base(),
-        &format!("{}/oauth/oauth/v2/token", fake.vendor.base),
+        &format!("{}/oauth/oauth/v2/token/jwt", fake.vendor.base),
     );
     let w = World::with_vendor(clock.clone(), fake, &text, secrets(&settings, &sink), store).await;
     let sibling = App::new(

@@ -167,7 +167,7 @@ public_url = "{{public_url}}"
 admin_key_hash = "{{admin}}"
 
 [providers.somfy_protect]
-token_url = "{token}/oauth/oauth/v2/token"
+token_url = "{token}/oauth/oauth/v2/token/jwt"
 api_base = "{api}"
 
 [connections.alarm]

@@ -302,7 +302,7 @@ async fn discover_asks_the_vendor_and_prints_ids_and_a_config_example() {
     std::fs::write(
         dir.path().join("homehook.toml"),
         format!(
-            "[server]\nsecrets_file = \"secrets.toml\"\n[providers.somfy_protect]\ntoken_url = \"{}/oauth/oauth/v2/token\"\napi_base = \"{}\"\n[connections.alarm]\nprovider = \"somfy_protect\"\nsecret = \"somfy\"\n",
+            "[server]\nsecrets_file = \"secrets.toml\"\n[providers.somfy_protect]\ntoken_url = \"{}/oauth/oauth/v2/token/jwt\"\napi_base = \"{}\"\n[connections.alarm]\nprovider = \"somfy_protect\"\nsecret = \"somfy\"\n",
             fake.vendor.base,
             fake.api_base()
         ),

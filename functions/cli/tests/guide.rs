@@ -141,7 +141,7 @@ async fn doctor_on_a_fresh_init_fails_with_a_fix_for_each_problem() {
         dir.join("homehook.toml"),
         format!(
             "{config}\n[providers.netatmo]\ntoken_url = \"http://{vendor}/oauth2/token\"\n\
-             [providers.somfy_protect]\ntoken_url = \"http://{vendor}/oauth/oauth/v2/token\"\n"
+             [providers.somfy_protect]\ntoken_url = \"http://{vendor}/oauth/oauth/v2/token/jwt\"\n"
         ),
     )
     .unwrap();
