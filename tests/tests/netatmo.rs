@@ -77,6 +77,21 @@ key_hash = "{{key}}"
         ),
         action("light_on", "light_on", &light),
         action("light_dim", "light_brightness", &light),
+        action("light_off", "light_off", &light),
+        action(
+            "shutter_open",
+            "shutter_open",
+            &format!(
+                "{home}, module_id = \"{SHUTTER}\", bridge = \"{BRIDGE}\", name = \"Entrance shutter\""
+            ),
+        ),
+        action(
+            "shutter_close",
+            "shutter_close",
+            &format!(
+                "{home}, module_id = \"{SHUTTER}\", bridge = \"{BRIDGE}\", name = \"Entrance shutter\""
+            ),
+        ),
         action(
             "light_no_bridge",
             "light_on",
@@ -227,6 +242,25 @@ async fn heating_lights_shutters_persons_and_readings() {
         (200, "Shutter 50 % open".into())
     );
     assert_eq!(w.vendor.home().shutters[SHUTTER], 50);
+    assert_eq!(
+        w.act_text("shutter_open", json!({})).await,
+        (200, "Entrance shutter opening".into())
+    );
+    assert_eq!(w.vendor.home().shutters[SHUTTER], 100);
+    assert_eq!(
+        w.act_text("shutter_close", json!({})).await,
+        (200, "Entrance shutter closing".into())
+    );
+    assert_eq!(w.vendor.home().shutters[SHUTTER], 0);
+    assert_eq!(
+        w.act_text("light_off", json!({})).await,
+        (200, "Kitchen light off".into())
+    );
+    assert_eq!(w.vendor.home().lights[LIGHT], (false, Some(40)));
+    assert_eq!(
+        w.act_text("light_on", json!({})).await,
+        (200, "Kitchen light on".into())
+    );
 
     // Recorded: Jane Doe home, John and Richard away.
     assert_eq!(w.vendor.home().away.len(), 2);
