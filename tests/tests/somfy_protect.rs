@@ -409,13 +409,17 @@ async fn the_default_token_url_gets_a_token_and_the_legacy_one_fails_in_words() 
     assert_eq!(w.vendor.alarm().security_level, "armed");
 
     // A config still pointing at the legacy endpoint: its answer has no access token, so no
-    // action can run, and the caller hears it is the token answer (the core's wording; naming
-    // the missing access_token is a change asked of oauth.rs).
+    // action can run, and the caller hears which setting is wrong (not "try again later").
     let legacy = world_with(FakeSomfy::settings(), LEGACY_TOKEN_PATH, "form").await;
     let (status, body) = legacy.act_json("armed", json!({})).await;
-    assert_eq!(status, 503, "{body}");
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(body["error"], "misconfigured", "{body}");
     let message = body["message"].as_str().unwrap_or_default();
-    assert!(message.contains("token answer"), "{body}");
+    assert!(
+        message.contains("without an access_token")
+            && message.contains("providers.somfy_protect.token_url"),
+        "{body}"
+    );
     assert_eq!(
         legacy.vendor.alarm().security_level,
         "disarmed",

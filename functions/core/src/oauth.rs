@@ -81,6 +81,15 @@ pub enum TokenEndpointError {
     /// The answer was not understood.
     #[error("the vendor's token answer was not understood: {0}")]
     Malformed(String),
+    /// A success without an access token: what a retired token endpoint answers (Somfy's
+    /// legacy `/oauth/oauth/v2/token` since December 2025), so the setting is wrong.
+    #[error(
+        "the vendor's token endpoint answered HTTP {status} without an access_token: is token_url the provider's current token endpoint?"
+    )]
+    NoAccessToken {
+        /// HTTP status.
+        status: u16,
+    },
 }
 
 impl TokenEndpointError {
@@ -91,8 +100,9 @@ impl TokenEndpointError {
 
     /// Whether homehook's own client settings are wrong (client id/secret, redirect URI, scope).
     pub fn is_misconfiguration(&self) -> bool {
-        matches!(self, Self::Refused { code, .. }
-            if matches!(code.as_str(), "invalid_client" | "unauthorized_client" | "invalid_scope" | "redirect_uri_mismatch" | "unsupported_grant_type"))
+        matches!(self, Self::NoAccessToken { .. })
+            || matches!(self, Self::Refused { code, .. }
+                if matches!(code.as_str(), "invalid_client" | "unauthorized_client" | "invalid_scope" | "redirect_uri_mismatch" | "unsupported_grant_type"))
     }
 }
 
@@ -444,6 +454,13 @@ fn finish(
             // Without the URL: it can carry a query string.
             e.without_url().to_string(),
         )),
+        Err(RequestTokenError::Parse(_, body))
+            if (200..300).contains(&status)
+                && serde_json::from_slice::<serde_json::Value>(&body)
+                    .is_ok_and(|v| v.is_object() && v.get("access_token").is_none()) =>
+        {
+            Err(TokenEndpointError::NoAccessToken { status })
+        }
         Err(RequestTokenError::Parse(e, _body)) => Err(TokenEndpointError::Malformed(format!(
             "HTTP {status}, at {}",
             e.path()

@@ -246,9 +246,13 @@ impl VendorApi for VendorClient<'_> {
                     });
                 }
                 Verdict::TokenExpired | Verdict::SessionExpired => {
+                    let words = response.as_ref().and_then(|r| r.reason());
                     return Err(ActionError::VendorRejected {
                         status: response.map(|r| r.status).unwrap_or(401),
-                        reason: Some("the vendor refused a just-renewed credential".into()),
+                        reason: Some(match words {
+                            Some(w) => format!("the vendor refused a just-renewed credential: {w}"),
+                            None => "the vendor refused a just-renewed credential".into(),
+                        }),
                     });
                 }
                 Verdict::Transient {

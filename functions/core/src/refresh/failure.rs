@@ -162,6 +162,9 @@ impl TokenKeeper {
                 format!("secrets unavailable: {detail}"),
             ),
             Failure::Secrets(e) => misconfigured(e.to_string()),
+            Failure::Endpoint(e @ TokenEndpointError::NoAccessToken { .. }) => {
+                misconfigured(format!("{e} (providers.{}.token_url)", conn.provider))
+            }
             Failure::Endpoint(e) if e.is_misconfiguration() => misconfigured(format!(
                 "{e}; check client_id and client_secret in secret \"{}\", the scopes of connection \"{}\", and that the redirect URI registered with the vendor is this server's /callback/{} URL",
                 conn.secret, conn.id, conn.provider
