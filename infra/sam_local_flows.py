@@ -369,13 +369,13 @@ label = "Home"
 [actions.station]
 connection = "home"
 builtin = "station"
-with = {{ device_id = "70:ee:50:00:00:01" }}
+with = {{ device_id = "12:34:56:80:bb:26" }}
 
 # The PIN path (a wrong PIN is counted with UpdateItem).
 [actions.station_pin]
 connection = "home"
 builtin = "station"
-with = {{ device_id = "70:ee:50:00:00:01" }}
+with = {{ device_id = "12:34:56:80:bb:26" }}
 methods = ["POST"]
 sensitive = true
 pin_hash = "{pin_hash}"
@@ -456,7 +456,9 @@ grace_secs = 3600
         # 3. an action calls the vendor with that token (the flow's key).
         r = invoke("ActionsFunction", http_event(
             "POST", "/a/station", headers={"authorization": f"Bearer {action}"}))
-        check(r["statusCode"] == 200 and r["body"] == "Living room 21.4 °C, humidity 48 %, CO2 640 ppm. Garden 7.5 °C, humidity 81 %.",
+        check(r["statusCode"] == 200 and r["body"] == ("Palier 21.1 °C, humidity 45 %, CO2 1339 ppm. Outdoor: no reading. Rain: no reading. "
+                                                    "Bedroom 19.3 °C, humidity 53 %, CO2 1076 ppm. Bathroom 19.4 °C, humidity 55 %, CO2 1930 ppm. "
+                                                    "Garden: no reading."),
               "actions /a/station answers from the vendor", r)
 
         # 4. the scheduled tick renews the due token (60-second tokens are always due).
@@ -496,7 +498,7 @@ grace_secs = 3600
                                          method="POST", headers={"authorization": f"Bearer {action}"})
             with urllib.request.urlopen(req, timeout=120) as resp:
                 body = resp.read().decode()
-            check(body.startswith("Living room 21.4"), "sam local start-api: POST /a/station through the routes", body)
+            check(body.startswith("Palier 21.1"), "sam local start-api: POST /a/station through the routes", body)
         finally:
             api.terminate()
             api.wait(timeout=30)
