@@ -128,6 +128,11 @@ key_hash = "{{key}}"
             &format!("{home}, room_id = \"{OTM_ROOM}\", name = \"Bureau\""),
         ),
         action(
+            "no_such_room",
+            "room_setpoint",
+            &format!("{home}, room_id = \"1234567890\""),
+        ),
+        action(
             "full_station",
             "station",
             &format!("device_id = \"{FULL_STATION}\""),
@@ -357,6 +362,17 @@ async fn room_set_points_go_where_a_home_with_an_otm_takes_them() {
         (502, Some("vendor_rejected"))
     );
     assert_eq!(w.vendor.home().rooms.get(ENTRADA).cloned(), before);
+
+    // A room the home does not have: said before any write is sent.
+    let from = w.vendor.vendor.api_calls().len();
+    let (status, body) = w.act_json("no_such_room", json!({"temp": 20})).await;
+    assert_eq!(body["error"], "misconfigured", "{status} {body}");
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.contains("1234567890") && message.contains("homehook discover"),
+        "{message}"
+    );
+    assert_eq!(paths_since(&w, from), ["/api/homesdata"]);
 
     // Without the OTM and the Smarther, valves take setroomthermpoint again.
     w.vendor.remove_module_types(&["OTM", "BNS"]);
