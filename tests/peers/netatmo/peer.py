@@ -31,6 +31,7 @@ LIGHT = "00:11:22:33:00:11:45:fe"  # Legrand dimmer behind the NLG
 SHUTTER = "12:34:56:80:00:c3:69:3d"  # Legrand Z3V shutter behind the NLG
 STATION = "12:34:56:80:bb:26"  # the home's weather station
 JOHN = "91827374-7e04-5298-83ad-a0cb8372dff1"
+VALVE = "12:34:56:03:a5:54"  # Entrada's NRV (Valve1)
 
 
 class Failed(Exception):
@@ -129,6 +130,20 @@ async def main(base: str, fixtures: Path) -> None:
         check("light on", home.modules[LIGHT].on, light["on"])
         check("light brightness", home.modules[LIGHT].brightness, light["brightness"])
         check("persons", sorted(home.persons), sorted(p["id"] for p in recorded_homes[0]["persons"]))
+
+        # Entrada's valve drops off (the fake's test switch): homestatus is a 200 with the
+        # home and body.errors code 6, which pyatmo reads without failing (home.py update).
+        async with session.post(f"{base}/_fake/offline/{VALVE}") as resp:
+            check("offline switch", resp.status, 204)
+        await account.async_update_status(HOME)
+        check("Entrada unreachable", home.rooms[ENTRADA].reachable, False)
+        check("Valve1 not reachable", bool(home.modules[VALVE].reachable), False)
+        check("Livingroom still read", home.rooms[LIVING].reachable, True)
+        async with session.delete(f"{base}/_fake/offline/{VALVE}") as resp:
+            check("online switch", resp.status, 204)
+        await account.async_update_status(HOME)
+        check("Entrada back", home.rooms[ENTRADA].reachable, True)
+        check("Valve1 back", home.modules[VALVE].reachable, True)
 
         # setthermmode, read back through homesdata.
         end = int(time.time()) + 3600

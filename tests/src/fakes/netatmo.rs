@@ -448,6 +448,19 @@ async fn api(
 ) -> Response {
     let req = Incoming::read(request).await;
     let clock = oauth.clock();
+    // The test's own switch, for clients in another process (tests/peers/netatmo): `POST`
+    // takes a module offline ([`FakeNetatmo::set_offline`]), `DELETE` brings it back. Not a
+    // Netatmo path.
+    if let Some(module) = req.path.strip_prefix("/_fake/offline/") {
+        let offline = req.method == axum::http::Method::POST;
+        let mut home = lock(&inner.home);
+        if offline {
+            home.offline.insert(module.to_string());
+        } else {
+            home.offline.remove(module);
+        }
+        return StatusCode::NO_CONTENT.into_response();
+    }
     match oauth.access(req.token.as_deref()) {
         Access::Unknown => return error(StatusCode::FORBIDDEN, 2, "Invalid access_token"),
         Access::Expired => return error(StatusCode::FORBIDDEN, 3, "Access token expired"),
