@@ -10,7 +10,10 @@
 //! `archive/camera_set_state_error.json`), a property a module does not have is code 21
 //! "cannot set property …" (`archive/camera_set_state_error_wrong_parameter.json`); a module
 //! taken offline ([`FakeNetatmo::set_offline`]) is listed in `homestatus`'s `body.errors` with
-//! code 6 next to the rest of the home (`archive/home_status_error_and_data.json`).
+//! code 6 next to the rest of the home (`archive/home_status_error_and_data.json`); a client
+//! in another process flips the same switch with `POST`/`DELETE /_fake/offline/<module>`. The
+//! recorded cameras' `vpn_url` points at the fake, which answers their `/command/ping` outside
+//! the API budget (Netatmo's relay is not the API).
 //!
 //! The fake's own choices where no recording says (docs/providers/netatmo.md): error statuses
 //! (400 for codes 10/21, 403 for tokens and throttling); `setroomthermpoint` for a room that an
