@@ -121,7 +121,7 @@ async fn netatmo_answers_read_well_aloud() {
     let w = netatmo().await;
     assert_eq!(
         spoken(&w, "station", json!({})).await,
-        "Living room 21.4 °C, humidity 48 %, CO2 640 ppm. Garden 7.5 °C, humidity 81 %."
+        "Palier 21.1 °C, humidity 45 %, CO2 1339 ppm. Outdoor: no reading. Rain: no reading. Bedroom 19.3 °C, humidity 53 %, CO2 1076 ppm. Bathroom 19.4 °C, humidity 55 %, CO2 1930 ppm. Garden: no reading."
     );
     assert_eq!(
         spoken(&w, "living", json!({"temp": 21})).await,
@@ -129,28 +129,28 @@ async fn netatmo_answers_read_well_aloud() {
     );
     assert_eq!(
         spoken(&w, "home_status", json!({})).await,
-        "Home: heating on schedule. Living room 20.5 °C, set to 21 °C. Bedroom 18.5 °C, set to 18 °C. Alice and Bob are home."
+        "MYHOME: heating on schedule. Livingroom 19.8 °C, set to 21 °C. Cocina 27 °C, set to 7 °C. Entrada 24.5 °C, set to 7 °C. Corridor 22 °C, set to 22 °C. Jane Doe is home."
     );
 
     // The config's own answer, both branches of its conditional, with the connection's label.
     assert_eq!(
         spoken(&w, "comfort", json!({})).await,
-        "Living room 21.4 °C: comfortable, says Maison"
+        "NetatmoIndoor 24.6 °C: comfortable, says Maison"
     );
     assert_eq!(
-        spoken(&w, "comfort", json!({"threshold": 22})).await,
-        "Living room 21.4 °C: put a sweater on, says Maison"
+        spoken(&w, "comfort", json!({"threshold": 25})).await,
+        "NetatmoIndoor 24.6 °C: put a sweater on, says Maison"
     );
 
     // A built-in's default replaced in config: the code step's structured data.
-    assert_eq!(spoken(&w, "who", json!({})).await, "Alice and Bob at home");
+    assert_eq!(spoken(&w, "who", json!({})).await, "Jane Doe at home");
 
     // JSON callers get the same answer, with the data the template read.
     let (status, body) = w.act_json("home_status", json!({})).await;
     assert_eq!(status, 200);
     assert_eq!(body["answer"], spoken(&w, "home_status", json!({})).await);
-    assert_eq!(body["data"]["rooms"][0]["name"], "Living room");
-    assert_eq!(body["data"]["at_home"], json!(["Alice", "Bob"]));
+    assert_eq!(body["data"]["rooms"][0]["name"], "Livingroom");
+    assert_eq!(body["data"]["at_home"], json!(["Jane Doe"]));
 
     // A template that fails on the vendor's answer: 200 "OK", never a 500 or the vendor's data.
     assert_eq!(spoken(&w, "broken", json!({})).await, "OK");
