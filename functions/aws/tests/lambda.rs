@@ -215,9 +215,10 @@ async fn a_connection_needing_its_owner_is_published_to_the_sns_topic() {
                 connection: "home".into(),
                 access_token: SecretString::new("at-old"),
                 refresh_token: Some(SecretString::new("rt-revoked")),
+                // An hour-long token 10 s from expiry: inside the tick's margin.
                 expires_at: Some(now.plus_secs(10)),
                 scopes: vec![],
-                connected_at: now,
+                connected_at: now.plus_secs(-3590),
                 refreshed_at: None,
                 version: 0,
                 health: Health::Healthy,
