@@ -74,6 +74,10 @@ pub(crate) async fn run(
             "config: published version {version} (`homehook config push` publishes edits; no restart needed)"
         );
     }
+    for warning in live.app().await.services.config.warnings() {
+        say!("warning: {warning}");
+        tracing::warn!(%warning, "config");
+    }
     print_next_steps(&*live.app().await, live.version().is_some());
 
     // A renewal this machine's last `homehook serve` did not finish (killed between the

@@ -40,6 +40,13 @@ pub(super) fn config(path: Option<&Path>, checks: &mut Vec<Check>) -> Option<Con
                     plural(config.actions.len())
                 ),
             ));
+            for warning in config.warnings() {
+                checks.push(Check::warn(
+                    "config",
+                    warning,
+                    format!("edit {} as the warning says", path.display()),
+                ));
+            }
             Some(config)
         }
         Err(e) => {

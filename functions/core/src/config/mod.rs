@@ -27,6 +27,7 @@ pub mod edit;
 mod schedule;
 mod scopes;
 mod server;
+mod warnings;
 
 pub use action::Action;
 use action::{RawAction, build_action};

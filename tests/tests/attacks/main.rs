@@ -4,6 +4,11 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+// Round two of the red team (../shared/reviews/security.md), one module per front.
+mod gate;
+mod server;
+mod sources;
+
 use std::sync::Arc;
 
 use homehook_core::clock::{ManualClock, UnixTime};
