@@ -18,6 +18,7 @@
 //! - [`leak_watch`]: captures every log line of the suite and records every secret the fakes
 //!   and fixtures issue, so `scan-logs` can check that no secret reached a log.
 //! - [`openapi_check`]: checks answers against `docs/openapi.json`.
+//! - [`reverse_proxy`]: nginx in front of a homehook on loopback, as the README runs it.
 
 pub mod browser;
 pub mod fake_vendor;
@@ -27,4 +28,5 @@ pub mod fuzz_input;
 pub mod harness;
 pub mod leak_watch;
 pub mod openapi_check;
+pub mod reverse_proxy;
 pub mod webhook_sink;
