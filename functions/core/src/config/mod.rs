@@ -439,10 +439,19 @@ fn build_keys(
     }
     let ring = KeyRing::new(entries);
     if let Some(locked) = actions.keys().find(|a| !ring.opens(a)) {
-        return Err((
-            format!("actions.{locked}.key_hash"),
-            "no key opens this action: set key_hash (from `homehook key new`) or list it in a [keys.<id>] actions list".into(),
-        ));
+        // A revocation is of the key, everywhere: an action whose keys are all revoked under
+        // some [keys.<id>] is opened by nothing, and the owner is told which entry revoked them.
+        let revoked_by = actions[locked]
+            .key_hashes
+            .iter()
+            .find_map(|h| ring.revoked_as(h));
+        let why = match revoked_by {
+            Some(id) => format!(
+                "no key opens this action: its key_hash is revoked under keys.{id} (a revoked key opens nothing, wherever else it is listed); make a new key with `homehook key new --for {locked}`"
+            ),
+            None => "no key opens this action: set key_hash (from `homehook key new`) or list it in a [keys.<id>] actions list".into(),
+        };
+        return Err((format!("actions.{locked}.key_hash"), why));
     }
     Ok(ring)
 }

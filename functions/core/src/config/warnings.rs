@@ -13,8 +13,48 @@ impl Config {
     }
 }
 
-/// Keys: one key hash listed in several places (a revocation is of the key, everywhere).
-fn keys(_config: &Config, _found: &mut Vec<String>) {}
+/// Keys: one key hash listed in several places (a revocation is of the key, everywhere). Usually
+/// a copy left behind (a key moved from an action's own `key_hash` to `[keys.<id>]`, or pasted
+/// twice): the entries then disagree on what the key opens and until when, which nobody reading
+/// one of them sees.
+fn keys(config: &Config, found: &mut Vec<String>) {
+    let entries = config.keys.entries();
+    for (i, entry) in entries.iter().enumerate() {
+        // Said once per key, at its first entry.
+        if entries[..i].iter().any(|e| e.hash.same_as(&entry.hash)) {
+            continue;
+        }
+        let fields: Vec<String> = entries
+            .iter()
+            .filter(|e| e.hash.same_as(&entry.hash))
+            .map(|e| key_field(&e.id))
+            .collect();
+        if fields.len() < 2 {
+            continue;
+        }
+        let listed = fields.join(", ");
+        let prefix = entry.hash.key_id();
+        found.push(match config.keys.revoked_as(&entry.hash) {
+            Some(id) => format!(
+                "{listed}: the same key ({prefix}…) is listed {} times and revoked under keys.{id}, so it opens nothing anywhere; remove its other entries",
+                fields.len()
+            ),
+            None => format!(
+                "{listed}: the same key ({prefix}…) is listed {} times; each entry adds what it opens and its own expiry, and revoking it anywhere revokes it everywhere; keep one entry",
+                fields.len()
+            ),
+        });
+    }
+}
+
+/// The field a key entry comes from: `keys.<id>.hash`, or `actions.<name>.key_hash` for an
+/// action's own key (whose id is `<name>:<hash prefix>`).
+fn key_field(id: &str) -> String {
+    match id.split_once(':') {
+        Some((action, _)) => format!("actions.{action}.key_hash"),
+        None => format!("keys.{id}.hash"),
+    }
+}
 
 /// Actions: a sensitive built-in made callable by GET, and the like.
 fn actions(_config: &Config, _found: &mut Vec<String>) {}

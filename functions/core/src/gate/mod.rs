@@ -7,8 +7,10 @@
 //! 2. a key that opens this action ([`crate::guard::keyring`]); every refusal is the same 401;
 //! 3. an allowed method: POST, GET only where the action opts in; HEAD and OPTIONS never act;
 //! 4. the key's and the action's rate limits;
-//! 5. a usable `Idempotency-Key`; in signed mode a fresh, unseen signature
-//!    ([`crate::guard::signature`]);
+//! 5. a usable `Idempotency-Key`; in signed mode a fresh signature of the timestamp, the
+//!    `Idempotency-Key` and the body ([`crate::guard::signature`]), remembered whatever the
+//!    headers: one seen before is refused, or, when it carries an `Idempotency-Key`, only
+//!    answered from that key's kept answer to the same request (before the PIN), never run;
 //! 6. a body that is a JSON object or a form of parameters;
 //! 7. the PIN of a sensitive action, with its lockout ([`crate::guard::pin`]);
 //! 8. an `Idempotency-Key` not already answered ([`crate::guard::idempotency`]), claimed before
@@ -23,6 +25,7 @@
 //! [`admit_admin`] is the one check of the admin routes (`/status`, `/connect`, `/discover`,
 //! the owner's view of `/`).
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use serde_json::Value;
@@ -30,7 +33,7 @@ use serde_json::Value;
 use crate::clock::UnixTime;
 use crate::config::Action;
 use crate::error::{ErrorCode, Problem};
-use crate::guard::idempotency::{self, Claim, Claimed, KeptResponse};
+use crate::guard::idempotency::{self, Claim, Claimed, Kept, KeptResponse};
 use crate::guard::keyring::KeyEntry;
 use crate::guard::limits::retry_secs;
 use crate::guard::{Guard, action_limiter, key_limiter, pin, signature};
@@ -235,30 +238,39 @@ pub async fn clear_action(
                 })?,
         ),
     };
+    // A signed request seen before (with the same Idempotency-Key, which the signature
+    // covers) may only be answered from that key's kept record, never run again.
+    let mut signature_seen = false;
     if let Some(secret) = &action.signing_secret {
-        check_signature(
-            services,
-            action,
-            secret,
-            &presented,
-            idempotency_key.is_some(),
-            now,
-        )
-        .await?;
+        signature_seen =
+            check_signature(services, action, secret, &presented, idempotency_key, now).await?
+                == SignatureUse::Seen;
     }
-    let (mut provided, body_pin) = body::params(presented.content_type, presented.body)?;
+    let (body_values, body_pin) = body::params(presented.content_type, presented.body)?;
+    // A seen signature is settled before the PIN, so a replayed request never spends the
+    // action's PIN tries: only the same key's kept answer to the same request is given back.
+    let seen_answer = match idempotency_key.filter(|_| signature_seen) {
+        None => None,
+        Some(k) => {
+            let same = gather(&presented, action, body_values.clone())?;
+            let fingerprint = idempotency::fingerprint(method.as_str(), &same);
+            match idempotency::kept(store, &key.id, &action.name, k, &fingerprint, now).await? {
+                Kept::Answer(answer) => Some(answer),
+                Kept::InProgress => return Err(in_progress()),
+                // Released (the vendor said "try again"), never claimed, or another request:
+                // running it would act twice on one signature.
+                Kept::Nothing => return Err(signature::SignatureRefusal::Replayed.into()),
+            }
+        }
+    };
     if let Some(hash) = &action.pin_hash {
         let pin = presented.pin.map(SecretString::new).or(body_pin);
         pin::check(store, &action.name, hash, pin, now).await?;
     }
-    for (k, v) in &presented.query {
-        provided
-            .entry(k.clone())
-            .or_insert_with(|| Value::String(v.clone()));
+    if let Some(answer) = seen_answer {
+        return Ok(Cleared::Replay(answer));
     }
-    if presented.values.fill_ifttt(action) {
-        params::map_ifttt_values(&action.name, &action.ifttt, &mut provided)?;
-    }
+    let provided = gather(&presented, action, body_values)?;
     let claim = match idempotency_key {
         None => None,
         Some(k) => {
@@ -266,13 +278,7 @@ pub async fn clear_action(
             match idempotency::claim(store, &key.id, &action.name, k, fingerprint, now).await? {
                 Claimed::New(claim) => Some(claim),
                 Claimed::Replay(answer) => return Ok(Cleared::Replay(answer)),
-                Claimed::InProgress => {
-                    return Err(Problem::new(
-                        ErrorCode::IdempotencyInProgress,
-                        "The first call with this Idempotency-Key is still running: repeat it in a moment.",
-                    )
-                    .retry_after(1));
-                }
+                Claimed::InProgress => return Err(in_progress()),
                 Claimed::Reused => {
                     return Err(Problem::new(
                         ErrorCode::IdempotencyKeyReused,
@@ -289,16 +295,53 @@ pub async fn clear_action(
     Ok(Cleared::Run { params, claim })
 }
 
-/// Signed mode: parameters in the body only, a fresh signature of it, and each signature
-/// good for one call.
+/// The call's values: the body's, then the query's where the body has none, then IFTTT's
+/// `value1`… mapped to the action's names.
+fn gather(
+    presented: &Presented<'_>,
+    action: &Action,
+    mut provided: BTreeMap<String, Value>,
+) -> Result<BTreeMap<String, Value>, Problem> {
+    for (k, v) in &presented.query {
+        provided
+            .entry(k.clone())
+            .or_insert_with(|| Value::String(v.clone()));
+    }
+    if presented.values.fill_ifttt(action) {
+        params::map_ifttt_values(&action.name, &action.ifttt, &mut provided)?;
+    }
+    Ok(provided)
+}
+
+/// The refusal of a repeat while the first call with its `Idempotency-Key` still runs.
+fn in_progress() -> Problem {
+    Problem::new(
+        ErrorCode::IdempotencyInProgress,
+        "The first call with this Idempotency-Key is still running: repeat it in a moment.",
+    )
+    .retry_after(1)
+}
+
+/// Whether a valid signature was seen before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SignatureUse {
+    /// First use: the call may run.
+    Fresh,
+    /// Seen before, on a request with an `Idempotency-Key`: it may only be answered from that
+    /// key's kept answer.
+    Seen,
+}
+
+/// Signed mode: parameters in the body only, a fresh signature of the timestamp, the
+/// `Idempotency-Key` and the body, and each signature good for one call.
 async fn check_signature(
     services: &Services,
     action: &Action,
     secret: &str,
     presented: &Presented<'_>,
-    idempotent: bool,
+    idempotency_key: Option<&str>,
     now: UnixTime,
-) -> Result<(), Problem> {
+) -> Result<SignatureUse, Problem> {
     if !presented.query.is_empty() {
         return Err(Problem::new(
             ErrorCode::UnsignedParameters,
@@ -310,24 +353,26 @@ async fn check_signature(
         key.expose().as_bytes(),
         presented.signed_at,
         presented.signature,
+        idempotency_key,
         presented.body,
         now,
     )?;
-    // A signature is good for one call. A repeat that carries an Idempotency-Key is answered
-    // from the kept answer instead, so it may pass here.
-    if !idempotent {
-        let seen = item_key::seen_signature(&action.name, &verified.digest);
-        let until = now.plus_secs(2 * signature::WINDOW_SECS + 1);
-        if services
-            .store
-            .insert_item(&seen, "1", until, now)
-            .await?
-            .is_some()
-        {
-            return Err(signature::SignatureRefusal::Replayed.into());
-        }
+    // Every accepted signature is remembered, whatever the headers say: a signature is good
+    // for one call. (Skipping this for requests with an Idempotency-Key let a captured request
+    // act again under each new key; the key is now signed, and a repeat is only answered from
+    // the kept record, never run.)
+    let seen = item_key::seen_signature(&action.name, &verified.digest);
+    let until = now.plus_secs(2 * signature::WINDOW_SECS + 1);
+    let first = services
+        .store
+        .insert_item(&seen, "1", until, now)
+        .await?
+        .is_none();
+    match (first, idempotency_key) {
+        (true, _) => Ok(SignatureUse::Fresh),
+        (false, Some(_)) => Ok(SignatureUse::Seen),
+        (false, None) => Err(signature::SignatureRefusal::Replayed.into()),
     }
-    Ok(())
 }
 
 /// The refusal of every wrong key, unknown action and out-of-scope key alike.

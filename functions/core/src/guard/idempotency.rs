@@ -104,12 +104,7 @@ pub async fn claim(
     fingerprint: String,
     now: UnixTime,
 ) -> Result<Claimed, StoreError> {
-    let mut h = Sha256::new();
-    for part in [key_id, action, key] {
-        h.update(part.as_bytes());
-        h.update([0]);
-    }
-    let item = item_key::idempotency(&hex::encode(h.finalize()));
+    let item = item_name(key_id, action, key);
     let pending = serde_json::to_string(&Record::Pending {
         fingerprint: fingerprint.clone(),
     })
@@ -129,6 +124,53 @@ pub async fn claim(
         Ok(_) => Claimed::Reused,
         Err(e) => return Err(StoreError::Corrupt(e.to_string())),
     })
+}
+
+/// What a key already holds, read without claiming it.
+#[derive(Debug)]
+pub enum Kept {
+    /// The key's call with this same request was answered: here is its answer.
+    Answer(KeptResponse),
+    /// The key's call with this same request is still running.
+    InProgress,
+    /// Nothing for this request: the key is unused, released, or used for another request.
+    Nothing,
+}
+
+/// What `key` (of `key_id` calling `action`) holds for the request `fingerprint`, without
+/// claiming it: for a repeat that may only be answered, never run (a signed request seen
+/// before).
+pub async fn kept(
+    store: &dyn ItemStore,
+    key_id: &str,
+    action: &str,
+    key: &str,
+    fingerprint: &str,
+    now: UnixTime,
+) -> Result<Kept, StoreError> {
+    let item = item_name(key_id, action, key);
+    let Some(existing) = store.get_item(&item, now).await? else {
+        return Ok(Kept::Nothing);
+    };
+    Ok(match serde_json::from_str::<Record>(&existing) {
+        Ok(Record::Pending { fingerprint: f }) if f == fingerprint => Kept::InProgress,
+        Ok(Record::Done {
+            fingerprint: f,
+            answer,
+        }) if f == fingerprint => Kept::Answer(answer),
+        Ok(_) => Kept::Nothing,
+        Err(e) => return Err(StoreError::Corrupt(e.to_string())),
+    })
+}
+
+/// The store item of a key: named by a hash, so the caller's key text never lands in the store.
+fn item_name(key_id: &str, action: &str, key: &str) -> String {
+    let mut h = Sha256::new();
+    for part in [key_id, action, key] {
+        h.update(part.as_bytes());
+        h.update([0]);
+    }
+    item_key::idempotency(&hex::encode(h.finalize()))
 }
 
 /// Keeps the answer of a claimed call for [`TTL_SECS`].

@@ -110,11 +110,20 @@ impl KeyRing {
         &self.entries
     }
 
-    /// Whether some usable key (not revoked; expired only after `now`) opens `action`.
+    /// Whether some key that is not revoked (in any of its entries) opens `action`.
     pub fn opens(&self, action: &str) -> bool {
         self.entries
             .iter()
-            .any(|e| !e.revoked && e.scope.covers(action))
+            .any(|e| e.scope.covers(action) && self.revoked_as(&e.hash).is_none())
+    }
+
+    /// The id of an entry that revokes the key of `hash`, if one does (a revocation is of the
+    /// key, wherever else it is listed).
+    pub fn revoked_as(&self, hash: &KeyHash) -> Option<&str> {
+        self.entries
+            .iter()
+            .find(|e| e.revoked && e.hash.same_as(hash))
+            .map(|e| e.id.as_str())
     }
 
     /// The entry that lets `presented` call `action` at `now`.
@@ -135,11 +144,16 @@ impl KeyRing {
                 matched.push(entry);
             }
         }
-        // The same key may sit in several entries (a named key and an action's own): any entry
-        // that opens the action, unexpired and unrevoked, lets it in.
-        let usable = |e: &KeyEntry| {
-            !e.revoked && e.scope.covers(action) && e.expires.is_none_or(|at| now < at)
-        };
+        // A revocation is of the key, not of one entry: the same key may sit in several entries
+        // (a named key and an action's own), and if any of them is revoked the key opens
+        // nothing, and the refusal names the revoked entry.
+        if let Some(revoked) = matched.iter().find(|e| e.revoked) {
+            return Err(KeyRefusal::Revoked {
+                key_id: revoked.id.clone(),
+            });
+        }
+        // Otherwise any entry that opens the action and has not expired lets it in.
+        let usable = |e: &KeyEntry| e.scope.covers(action) && e.expires.is_none_or(|at| now < at);
         if let Some(entry) = matched.iter().copied().find(|e| usable(e)) {
             return Ok(entry);
         }
@@ -153,8 +167,6 @@ impl KeyRing {
         let key_id = first.id.clone();
         Err(if !first.scope.covers(action) {
             KeyRefusal::OutOfScope { key_id }
-        } else if first.revoked {
-            KeyRefusal::Revoked { key_id }
         } else {
             KeyRefusal::Expired { key_id }
         })
@@ -250,6 +262,39 @@ mod tests {
                 key_id: "lost-phone".into()
             })
         );
+        assert!(!ring.opens("arm"));
+    }
+
+    #[test]
+    fn a_revoked_key_listed_again_elsewhere_still_opens_nothing_and_is_named_as_revoked() {
+        let k = ActionKey::generate();
+        let other = ActionKey::generate();
+        let mut lost = entry("lost_phone", &k, KeyScope::All);
+        lost.revoked = true;
+        // The same key copied into an action's own key_hash, before and after the revocation.
+        let own = entry("arm:abcd", &k, only(&["arm"]));
+        for ring in [
+            KeyRing::new(vec![
+                lost.clone(),
+                own.clone(),
+                entry("x", &other, only(&["arm"])),
+            ]),
+            KeyRing::new(vec![own, lost, entry("x", &other, only(&["arm"]))]),
+        ] {
+            assert_eq!(
+                ring.admit(k.expose(), "arm", UnixTime(0))
+                    .map(|e| e.id.clone()),
+                Err(KeyRefusal::Revoked {
+                    key_id: "lost_phone".into()
+                })
+            );
+            assert!(ring.admit(other.expose(), "arm", UnixTime(0)).is_ok());
+            assert_eq!(ring.revoked_as(&k.hash()), Some("lost_phone"));
+        }
+        // An action whose only key is revoked elsewhere is opened by nothing.
+        let mut lost = entry("lost_phone", &k, KeyScope::All);
+        lost.revoked = true;
+        let ring = KeyRing::new(vec![lost, entry("arm:abcd", &k, only(&["arm"]))]);
         assert!(!ring.opens("arm"));
     }
 }
