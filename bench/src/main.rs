@@ -7,7 +7,8 @@
 //! - [`overhead`]: `POST /a/{action}` through `homehook serve` beside the direct vendor call.
 //! - [`cold_start`] with [`runtime_api`] and [`lambda_setup`]: each Lambda bootstrap started
 //!   against a Runtime API emulator and moto, beside Python (boto3) and Node (AWS SDK v3).
-//! - [`token_calls`]: token-endpoint calls over a simulated day.
+//! - [`token_calls`]: token-endpoint calls per token lifetime (10 s to 3 h; steady, bursts,
+//!   idle; one and two processes on one store) and a burst of 200 on an expired token.
 //! - [`tick`]: the refresh tick over 1,000 and 10,000 connections.
 //! - [`procs`], [`stats`], [`machine`], [`report`]: processes, percentiles, the machine, tables.
 
@@ -24,6 +25,7 @@ use homehook_local::SqliteStore;
 
 mod cold_start;
 mod lambda_setup;
+mod latency;
 mod live_check;
 mod machine;
 mod overhead;
@@ -69,7 +71,10 @@ struct Sizes {
     starts: usize,
     requests: usize,
     load: usize,
-    actions: usize,
+    /// Token lifetimes per token-calls simulation.
+    lifetimes: i64,
+    /// Rounds of the burst on an expired token.
+    burst_runs: usize,
     tick_connections: Vec<usize>,
 }
 
@@ -97,7 +102,8 @@ async fn main() -> Result<()> {
             starts: 5,
             requests: 400,
             load: 1_000,
-            actions: 2_000,
+            lifetimes: 6,
+            burst_runs: 5,
             tick_connections: vec![1_000],
         }
     } else {
@@ -105,7 +111,8 @@ async fn main() -> Result<()> {
             starts: 20,
             requests: 4_000,
             load: 10_000,
-            actions: 10_000,
+            lifetimes: 60,
+            burst_runs: 11,
             tick_connections: vec![1_000, 10_000],
         }
     };
@@ -328,38 +335,144 @@ async fn main() -> Result<()> {
     details.push_str(&table(&["binary", "x86_64", "arm64"], &rows));
 
     // Token calls.
-    eprintln!("bench: token calls over a simulated day");
+    eprintln!("bench: token calls per token lifetime");
     let mut rows = Vec::new();
-    for pattern in [
-        token_calls::Pattern::Steady,
-        token_calls::Pattern::SteadyNoTick,
-        token_calls::Pattern::Bursts,
-    ] {
-        let d = token_calls::simulate(pattern, n.actions).await?;
-        if matches!(pattern, token_calls::Pattern::Steady) {
-            summary.push(row([
-                &format!("token calls per {} actions over a day", d.actions),
-                &d.token_calls.to_string(),
-                &format!("{:.0} token lifetimes", d.lifetimes),
-                "one per lifetime",
-            ]));
+    // The worst calls per lifetime of each traffic for tokens whose lead is a tenth of their
+    // lifetime (up to 5 min), and of any traffic for each longer one (renewed by the tick's
+    // margin whatever the traffic).
+    let mut short_worst = [0.0f64; 3];
+    let mut long_worst = Vec::new();
+    let traffics = [
+        token_calls::Traffic::Bursts,
+        token_calls::Traffic::Steady,
+        token_calls::Traffic::Idle,
+    ];
+    for lifetime in token_calls::LIFETIMES_SECS {
+        let mut worst: f64 = 0.0;
+        for (t, &traffic) in traffics.iter().enumerate() {
+            for processes in [1, 2] {
+                let r = token_calls::simulate(lifetime, traffic, processes, n.lifetimes).await?;
+                if lifetime / 10 < token_calls::REFRESH_MARGIN_SECS {
+                    short_worst[t] = short_worst[t].max(r.per_lifetime());
+                }
+                worst = worst.max(r.per_lifetime());
+                rows.push(vec![
+                    token_calls::lifetime_name(r.lifetime_secs),
+                    r.traffic.name(),
+                    r.processes.to_string(),
+                    r.actions.to_string(),
+                    r.token_calls.to_string(),
+                    r.lifetimes.to_string(),
+                    format!("{:.2}", r.per_lifetime()),
+                ]);
+            }
         }
-        rows.push(vec![
-            d.scenario.to_string(),
-            d.actions.to_string(),
-            d.token_calls.to_string(),
-            format!("{:.0}", d.lifetimes),
-            format!("{:.2}", d.token_calls as f64 / d.lifetimes),
-        ]);
+        if lifetime / 10 >= token_calls::REFRESH_MARGIN_SECS {
+            long_worst.push(format!(
+                "{} {:.2}",
+                token_calls::lifetime_name(lifetime),
+                worst
+            ));
+        }
     }
-    details.push_str(&format!("\n## Token calls\n\n{} actions spread over 24 simulated hours, 3-hour tokens, the vendor and homehook on one manual clock. A renewal happens 5 minutes before expiry (the tick) or 30 s before (an action's path).\n\n", n.actions));
+    summary.push(row([
+        "token calls per lifetime, 10-s to 5-min tokens, worst: bursts / steady / idle",
+        &format!(
+            "{:.2} / {:.2} / {:.2}",
+            short_worst[0], short_worst[1], short_worst[2]
+        ),
+        &format!(
+            "one and two processes on one store; any traffic: {}",
+            long_worst.join(", ")
+        ),
+        "1.0 / ≤ 1.11 / ≤ 1",
+    ]));
+    details.push_str(&format!(
+        "\n## Token calls\n\nhomehook and the fake vendor share one manual clock; the vendor gives access tokens of the lifetime in the first column (Netatmo's provider pointed at it). Each row simulates {n} lifetimes and counts token-endpoint calls (the connect's code exchange not counted): steady traffic is {steady} actions per lifetime, one at a time, evenly spread (at least 1 s apart: the clock counts seconds); bursts are {burst} concurrent actions once per lifetime, each just as the previous token expires; idle is the ticks alone. Two processes are two homehook instances on one SQLite file: steady actions alternate between them, each burst is split between them, and both tick on the same second (the lease decides who renews). The tick runs every {tick} s: `homehook serve`'s period, and the template's `RefreshSchedule` default, `rate(1 minute)`.\n\nHow to read it: a token is renewed a lead before it expires, the tick's {margin} s (`refresh_margin_secs`) or an action's 30 s, or a tenth of the lifetime when that is shorter (README, \"The token lifecycle\"). Up to 5 minutes, steady traffic renews at nine tenths of the lifetime (1.11 per lifetime by design; a little less here, the last partial lifetime not being counted), a burst on an expired token shares one call, and the tick renews an idle connection at most once per lifetime (10-s tokens: once per tick). From 1 hour on, the tick renews every token {margin} s ahead, whatever the traffic: 3600/3300 = 1.09 and 10800/10500 = 1.03 calls per lifetime, idle connections too.\n\n",
+        n = n.lifetimes,
+        steady = token_calls::STEADY_PER_LIFETIME,
+        burst = token_calls::BURST,
+        tick = token_calls::TICK_SECS,
+        margin = token_calls::REFRESH_MARGIN_SECS,
+    ));
     details.push_str(&table(
         &[
+            "lifetime",
+            "traffic",
+            "processes",
             "actions",
-            "count",
             "token calls",
-            "token lifetimes",
+            "lifetimes",
             "calls per lifetime",
+        ],
+        &rows,
+    ));
+    let mut rows = Vec::new();
+    let mut burst_cells = Vec::new();
+    let mut valid_cells = Vec::new();
+    for delay_ms in [0, token_calls::TOKEN_DELAY_MS] {
+        for processes in [1, 2] {
+            let delay = std::time::Duration::from_millis(delay_ms);
+            let b = token_calls::burst(processes, 200, n.burst_runs, delay).await?;
+            let calls_min = b.token_calls.iter().min().copied().unwrap_or(0);
+            let calls_max = b.token_calls.iter().max().copied().unwrap_or(0);
+            let calls = if calls_min == calls_max {
+                calls_min.to_string()
+            } else {
+                format!("{calls_min}–{calls_max}")
+            };
+            if delay_ms == 0 {
+                burst_cells.push(format!("{} ({calls} call)", ms(b.expired.median())));
+                valid_cells.push(ms(b.valid.median()));
+            }
+            rows.push(vec![
+                if b.token_delay.is_zero() {
+                    "loopback".to_string()
+                } else {
+                    format!("+{} ms", b.token_delay.as_millis())
+                },
+                b.processes.to_string(),
+                b.actions.to_string(),
+                calls,
+                format!(
+                    "{} / {}",
+                    ms(b.expired.median()),
+                    ms(b.expired.percentile(90.0))
+                ),
+                format!(
+                    "{} / {}",
+                    ms(b.valid.median()),
+                    ms(b.valid.percentile(90.0))
+                ),
+                format!(
+                    "{} / {}",
+                    ms(b.one_expired.median()),
+                    ms(b.one_valid.median())
+                ),
+            ]);
+        }
+    }
+    summary.push(row([
+        "burst of 200 on an expired 10-s token, 1 / 2 processes (median)",
+        &burst_cells.join(" / "),
+        &format!("same burst, valid token: {}", valid_cells.join(" / ")),
+        "one token round trip",
+    ]));
+    details.push_str(&format!(
+        "\nA burst of 200 concurrent actions on an expired {}-s token, split between the processes, beside the same burst on a valid token and single actions; {} rounds after a warm-up burst (wall time, median / p90). Token calls: per burst on the expired token, in every round. The token endpoint is the fake vendor on loopback (about a millisecond a call), or behind a proxy that holds each token call {} ms, a vendor across the internet.\n\n",
+        token_calls::BURST_LIFETIME_SECS,
+        n.burst_runs,
+        token_calls::TOKEN_DELAY_MS,
+    ));
+    details.push_str(&table(
+        &[
+            "token endpoint",
+            "processes",
+            "actions",
+            "token calls",
+            "burst, expired token",
+            "burst, valid token",
+            "one action: expired / valid token",
         ],
         &rows,
     ));
