@@ -6,6 +6,7 @@ mod admin;
 mod config_cmd;
 mod connect;
 mod doctor;
+mod http_server;
 mod init;
 mod key_cmd;
 mod logs;
@@ -289,6 +290,9 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_env("HOMEHOOK_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log(&cli.command))),
         )
+        .fmt_fields(escaped_fields())
+        // Colours only for a person at a terminal: a log file or journal gets plain text.
+        .with_ansi(log_colours())
         .with_writer(std::io::stderr)
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -308,6 +312,31 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The log's fields as `name=value` (the message bare), every value with its control
+/// characters escaped ([`homehook_core::sensitive::escape_controls`]): a caller's path segment
+/// or a vendor's words holding a newline or a terminal escape can neither forge a log line nor
+/// drive the terminal that shows the log. One formatter for every field of every event, so no
+/// call site can forget it.
+fn escaped_fields() -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> + 'static {
+    use tracing_subscriber::field::MakeExt as _;
+    tracing_subscriber::fmt::format::debug_fn(|writer, field, value| {
+        let text = format!("{value:?}");
+        let text = homehook_core::sensitive::escape_controls(&text);
+        if field.name() == "message" {
+            write!(writer, "{text}")
+        } else {
+            write!(writer, "{}={text}", field.name())
+        }
+    })
+    .delimited(" ")
+}
+
+/// ANSI colours when the log goes to a terminal and `NO_COLOR` (no-color.org) is not set.
+fn log_colours() -> bool {
+    use std::io::IsTerminal as _;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// The server logs what it does; the other commands speak for themselves and log only

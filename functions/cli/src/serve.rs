@@ -14,7 +14,7 @@ use homehook_core::secrets::LocalSecrets;
 use homehook_core::services::Services;
 use homehook_core::store::Store;
 
-use crate::{config_cmd, settings};
+use crate::{config_cmd, http_server, settings};
 
 /// Prints a console line; a closed stdout (`homehook serve | head`) must not stop the server.
 macro_rules! say {
@@ -90,14 +90,18 @@ pub(crate) async fn run(
         Err(e) => tracing::warn!(error = %e, "could not look for interrupted renewals"),
     }
     let ticker = tokio::spawn(tick_forever(Arc::clone(&live), interval));
-    // The peer address feeds the wrong-key lockout (homehook_core::guard).
-    let router = homehook_core::http::router(live)
-        .into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let result = axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown_signal())
-        .await;
+    // HTTP/1.1 only, a header/idle timeout and a connection cap (http_server.rs); each request
+    // carries its peer address for the wrong-key lockout (homehook_core::guard).
+    let router = homehook_core::http::router(live);
+    let cap = http_server::connection_cap();
+    tracing::info!(
+        max_connections = cap,
+        header_timeout_secs = http_server::HEADER_TIMEOUT.as_secs(),
+        "serving HTTP/1.1"
+    );
+    http_server::serve(listener, router, cap, shutdown_signal()).await;
     ticker.abort();
-    result.context("server failed")
+    Ok(())
 }
 
 /// Publishes the config file at start when that loses nothing: nothing published yet, or the

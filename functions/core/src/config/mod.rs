@@ -130,6 +130,9 @@ pub struct ServerConfig {
     pub state_ttl_secs: i64,
     /// Longest wait for any vendor answer (token endpoint or API).
     pub vendor_timeout_secs: u64,
+    /// Reverse proxies whose `X-Forwarded-For` / `Forwarded` name the caller (empty: the peer
+    /// is the caller, and those headers are ignored).
+    pub trusted_proxies: Vec<crate::guard::limits::IpRange>,
 }
 
 /// `[connections.<id>]`: one account at one provider.

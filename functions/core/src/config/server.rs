@@ -9,6 +9,7 @@ use url::Url;
 use super::{
     DEFAULT_STATE_TTL_SECS, FieldError, NotifyConfig, ServerConfig, WebhookFormat, parse_http_url,
 };
+use crate::guard::limits::IpRange;
 use crate::keys::KeyHash;
 
 #[derive(Debug, Default, Deserialize)]
@@ -23,6 +24,7 @@ pub(super) struct RawServer {
     secrets_file: Option<PathBuf>,
     state_ttl_secs: Option<i64>,
     vendor_timeout_secs: Option<u64>,
+    trusted_proxies: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -93,6 +95,16 @@ pub(super) fn build_server(
             "must be between 1 and 60 seconds".into(),
         ));
     }
+    let trusted_proxies = s
+        .trusted_proxies
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            text.parse::<IpRange>()
+                .map_err(|p| err(&format!("server.trusted_proxies[{i}]"), p))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(ServerConfig {
         listen,
         public_url,
@@ -106,6 +118,7 @@ pub(super) fn build_server(
         secrets_file: s.secrets_file.map(relative),
         state_ttl_secs,
         vendor_timeout_secs,
+        trusted_proxies,
     })
 }
 
@@ -127,4 +140,44 @@ pub(super) fn build_notify(n: RawNotify) -> Result<NotifyConfig, FieldError> {
         format: n.format.unwrap_or_default(),
         failing_after,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_blocks_and_a_bad_one_is_named() {
+        let config = Config::parse(
+            "[server]\ntrusted_proxies = [\"127.0.0.1\", \"10.1.0.0/16\", \"::1\"]\n",
+            "t.toml",
+            None,
+        )
+        .expect("valid");
+        let shown: Vec<String> = config
+            .server
+            .trusted_proxies
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(shown, ["127.0.0.1", "10.1.0.0/16", "::1"]);
+        for (bad, problem) in [
+            (
+                "[\"127.0.0.1\", \"proxy.lan\"]",
+                "server.trusted_proxies[1]",
+            ),
+            ("[\"10.0.0.0/40\"]", "server.trusted_proxies[0]"),
+        ] {
+            let e = Config::parse(
+                &format!("[server]\ntrusted_proxies = {bad}\n"),
+                "t.toml",
+                None,
+            )
+            .expect_err(bad)
+            .to_string();
+            assert!(e.contains(problem), "{e}");
+        }
+        let none = Config::parse("", "t.toml", None).expect("valid");
+        assert!(none.server.trusted_proxies.is_empty());
+    }
 }

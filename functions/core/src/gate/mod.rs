@@ -3,8 +3,12 @@
 //! read; the delivery then reads the body (its size and time limits) and [`clear_action`] runs
 //! 5–9. Each check itself lives in [`crate::guard`].
 //!
-//! 1. the source is not locked out for presenting wrong keys ([`crate::guard::limits`]);
-//! 2. a key that opens this action ([`crate::guard::keyring`]); every refusal is the same 401;
+//! 1. where the call comes from (the peer, or the client a trusted proxy names: see
+//!    `server.trusted_proxies`), noted and not checked here: a lockout never refuses a key
+//!    that opens the action;
+//! 2. a key that opens this action ([`crate::guard::keyring`]); every refusal is the same 401,
+//!    or 429 `source_locked` once the source or its network sent too many wrong keys
+//!    ([`crate::guard::limits`]);
 //! 3. an allowed method: POST, GET only where the action opts in; HEAD and OPTIONS never act;
 //! 4. the key's and the action's rate limits;
 //! 5. a usable `Idempotency-Key`; in signed mode a fresh signature of the timestamp, the
@@ -150,16 +154,6 @@ pub fn admit_action<'a>(
     knock: Knock<'_>,
 ) -> Result<Admitted<'a>, Problem> {
     let config = &services.config;
-    if let Some(ip) = knock.source
-        && let Err(wait) = guard.lockout.check(ip)
-    {
-        let secs = retry_secs(wait);
-        return Err(Problem::new(
-            ErrorCode::SourceLocked,
-            format!("Too many wrong keys from this address: try again in {secs} s."),
-        )
-        .retry_after(secs));
-    }
     let key = knock.key.ok_or_else(missing_key)?;
     let now = services.clock.now();
     let name = knock.action;
@@ -167,6 +161,12 @@ pub fn admit_action<'a>(
     let (entry, action) = match (admitted, config.actions.get(name)) {
         (Ok(entry), Some(action)) => (entry, action),
         (refused, _) => {
+            // A locked-out source's wrong keys are refused without a log line each: only
+            // wrong ones, as the key was checked first (the owner's key behind the same proxy
+            // or NAT still opens its action).
+            if let Some(locked) = wrong_key(guard, knock.source) {
+                return Err(locked);
+            }
             let refusal = refused.err();
             // Only a configured action is named: an unknown "name" is the caller's text, and may
             // be a key pasted into the path.
@@ -181,11 +181,6 @@ pub fn admit_action<'a>(
                 key_id = refusal.as_ref().and_then(|r| r.key_id()).unwrap_or("-"),
                 "refused a key"
             );
-            if let Some(ip) = knock.source
-                && guard.lockout.wrong_key(ip)
-            {
-                tracing::warn!(%ip, "source locked out after repeated wrong keys");
-            }
             return Err(unauthorized());
         }
     };
@@ -375,6 +370,25 @@ async fn check_signature(
     }
 }
 
+/// Counts a wrong key (action or admin) against its source; the refusal to give instead of
+/// 401 when wrong keys from there are locked out. Said in the log once, when it locks.
+fn wrong_key(guard: &Guard, source: Option<IpAddr>) -> Option<Problem> {
+    let locked = guard.lockout.wrong_key(source?)?;
+    if let Some(range) = locked.newly {
+        tracing::warn!(source = %range, "wrong keys from this source are locked out after too many");
+    }
+    let secs = retry_secs(locked.wait);
+    Some(
+        Problem::new(
+            ErrorCode::SourceLocked,
+            format!(
+                "Too many wrong keys from this address or its network: wrong keys are refused for {secs} s."
+            ),
+        )
+        .retry_after(secs),
+    )
+}
+
 /// The refusal of every wrong key, unknown action and out-of-scope key alike.
 pub fn unauthorized() -> Problem {
     Problem::new(ErrorCode::Unauthorized, "Unknown action or wrong key.")
@@ -404,8 +418,11 @@ pub const ADMIN_KEY_ENTRY: &str = "admin_key_hash";
 /// Checks the admin key; the refusal says how to set one up when none is configured. Without
 /// one in the config and with `hash_in_secrets`, the hash is read from the secrets' entry
 /// `admin_key_hash` (see `App::admin_key_from_secrets`).
+/// A wrong admin key counts against its source like a wrong action key.
 pub async fn admit_admin(
     services: &Services,
+    guard: &Guard,
+    source: Option<IpAddr>,
     hash_in_secrets: bool,
     presented: Option<&str>,
 ) -> Result<(), Problem> {
@@ -431,6 +448,9 @@ pub async fn admit_admin(
     if hash.verify(presented) {
         Ok(())
     } else {
+        if let Some(locked) = wrong_key(guard, source) {
+            return Err(locked);
+        }
         tracing::info!("admin request with a wrong key");
         Err(unauthorized())
     }

@@ -16,6 +16,7 @@ use crate::clock::UnixTime;
 use crate::config::Connection;
 use crate::connect::{CallbackQuery, begin, finish};
 use crate::error::ErrorCode;
+use crate::sensitive::Escaped;
 
 /// Where people and vendors reach this server for this request: `public_url`, or, where the
 /// public URL follows the request (Lambda behind API Gateway), `https://{Host}` when the host is
@@ -83,7 +84,12 @@ pub async fn callback(
     match finish(&app.services, &provider, query.ok().map(|q| q.0)).await {
         Ok((conn, expires_at)) => respond_ok(&app, &headers, conn, expires_at),
         Err((e, conn)) => {
-            tracing::info!(provider = %truncate(&provider), error = %e.code, "connect failed");
+            // The provider segment is the caller's text: escaped, so it cannot forge a line.
+            tracing::info!(
+                provider = %Escaped(truncate(&provider)),
+                error = %e.code,
+                "connect failed"
+            );
             let e = ApiError::from(e);
             if !wants_html(&headers) {
                 return e.into_response();

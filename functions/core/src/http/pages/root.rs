@@ -10,11 +10,16 @@ use super::{code, duration_in_words, escape, respond};
 use crate::app::App;
 use crate::catalog::Grant;
 use crate::http::error::ApiError;
-use crate::http::extract::{Admin, Current};
+use crate::http::extract::{Admin, Current, OwnHost};
 use crate::status::{ConnectionStatus, report};
 
-/// `GET /`.
-pub async fn root(Current(app): Current, owner: Result<Admin, ApiError>) -> Response {
+/// `GET /`: only under this server's own name ([`OwnHost`]), even without a key, as a page
+/// another site reads through DNS rebinding would learn what the server serves.
+pub async fn root(
+    _own: OwnHost,
+    Current(app): Current,
+    owner: Result<Admin, ApiError>,
+) -> Response {
     let main = if app.services.config.connections.is_empty() {
         first_steps(&app)
     } else {
