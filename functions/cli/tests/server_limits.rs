@@ -4,6 +4,10 @@
 //! cannot keep `/healthz` from an honest client, HTTP/2 is not spoken, and the log holds no
 //! raw control character (no forged line, no terminal escape, no colour codes in a file).
 //!
+//! The same attacks run through a real nginx in front (`homehook_tests::reverse_proxy`, the
+//! README's proxy lines plus its [`NGINX_TIMEOUTS`]): there nginx holds the slow and idle
+//! sockets itself and homehook never sees them, and the flood still cannot take `/healthz` down.
+//!
 //! Timings are generous on purpose ("closed within 30 s" for a 10-s timeout): the point is
 //! that the socket is closed at all, which it never was before.
 
@@ -16,8 +20,13 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use homehook_tests::reverse_proxy::{ProxyOptions, ReverseProxy};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+/// The nginx lines the README's "Server limits" gives beside the proxy lines, so that nginx
+/// cuts slow and idle client sockets as soon as homehook would (its defaults: 60 s and 75 s).
+const NGINX_TIMEOUTS: &str = "client_header_timeout 10s;\nkeepalive_timeout 10s;";
 
 /// Well above the server's 10-s header/idle timeout.
 const CLOSED_WITHIN: Duration = Duration::from_secs(30);
@@ -196,13 +205,35 @@ async fn idle_and_silent_connections_are_closed() {
 async fn a_flood_of_slow_sockets_cannot_take_healthz_down() {
     let s = serve("warn", Some(128), &[("NO_COLOR", "1")]);
     let addr = s.addr.clone();
-    let stop = std::sync::Arc::new(tokio::sync::Notify::new());
-    let mut attackers = Vec::new();
-    for _ in 0..140 {
-        let addr = addr.clone();
-        let stop = std::sync::Arc::clone(&stop);
-        attackers.push(tokio::spawn(async move {
-            let attack = async {
+    let attackers = flood(&addr, 140);
+    // Let the flood fill every slot (and, before the fix, every descriptor).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let started = Instant::now();
+    assert_eq!(healthz(&addr, Duration::from_secs(60)).await, 200);
+    let waited = started.elapsed();
+    for a in attackers {
+        a.abort();
+    }
+    // The flood gone, the server is itself again: many honest requests at once, all answered.
+    let honest: Vec<_> = (0..20)
+        .map(|_| {
+            let addr = addr.clone();
+            tokio::spawn(async move { healthz(&addr, Duration::from_secs(30)).await })
+        })
+        .collect();
+    for h in honest {
+        assert_eq!(h.await.unwrap(), 200);
+    }
+    eprintln!("honest /healthz answered after {waited:?} under the flood");
+}
+
+/// `sockets` attacking connections to `addr`, each sending an unfinished request head and, once
+/// the server closes it, opening again; they run until aborted.
+fn flood(addr: &str, sockets: usize) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..sockets)
+        .map(|_| {
+            let addr = addr.to_string();
+            tokio::spawn(async move {
                 loop {
                     let Ok(mut stream) = TcpStream::connect(&addr).await else {
                         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -219,30 +250,9 @@ async fn a_flood_of_slow_sockets_cannot_take_healthz_down() {
                         }
                     }
                 }
-            };
-            tokio::select! { () = attack => {}, () = stop.notified() => {} }
-        }));
-    }
-    // Let the flood fill every slot (and, before the fix, every descriptor).
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let started = Instant::now();
-    assert_eq!(healthz(&addr, Duration::from_secs(60)).await, 200);
-    let waited = started.elapsed();
-    stop.notify_waiters();
-    for a in attackers {
-        a.abort();
-    }
-    // The flood gone, the server is itself again: many honest requests at once, all answered.
-    let honest: Vec<_> = (0..20)
-        .map(|_| {
-            let addr = addr.clone();
-            tokio::spawn(async move { healthz(&addr, Duration::from_secs(30)).await })
+            })
         })
-        .collect();
-    for h in honest {
-        assert_eq!(h.await.unwrap(), 200);
-    }
-    eprintln!("honest /healthz answered after {waited:?} under the flood");
+        .collect()
 }
 
 #[tokio::test]
@@ -320,4 +330,78 @@ async fn a_log_that_is_not_a_terminal_has_no_colour_codes() {
         !log.contains(&0x1b),
         "ANSI escapes in a log file:\n{text:?}"
     );
+}
+
+/// nginx in front of `s`, with the README's proxy lines and [`NGINX_TIMEOUTS`].
+async fn nginx(s: &Serve) -> ReverseProxy {
+    ReverseProxy::start_with(
+        &format!("http://{}", s.addr),
+        ProxyOptions {
+            server: NGINX_TIMEOUTS.into(),
+            ..ProxyOptions::default()
+        },
+    )
+    .await
+}
+
+#[test]
+fn the_readme_gives_the_tested_nginx_timeouts() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    for line in NGINX_TIMEOUTS.lines() {
+        assert!(readme.contains(line), "README lacks `{line}`");
+    }
+}
+
+#[tokio::test]
+async fn through_nginx_slow_and_idle_sockets_are_closed() {
+    let s = serve("warn", None, &[("NO_COLOR", "1")]);
+    let proxy = nginx(&s).await;
+    let addr = proxy.addr.to_string();
+    assert_eq!(healthz(&addr, Duration::from_secs(10)).await, 200);
+
+    let mut slow = TcpStream::connect(&addr).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-a: ")
+        .await
+        .unwrap();
+    let mut idle = TcpStream::connect(&addr).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .await
+        .unwrap();
+    let mut silent = TcpStream::connect(&addr).await.unwrap();
+    let (slow_seen, idle_seen, silent_seen) = tokio::join!(
+        until_closed(&mut slow, CLOSED_WITHIN),
+        until_closed(&mut idle, CLOSED_WITHIN),
+        until_closed(&mut silent, CLOSED_WITHIN),
+    );
+    let idle_answer = String::from_utf8_lossy(&idle_seen.0);
+    assert!(idle_answer.starts_with("HTTP/1.1 200"), "{idle_answer}");
+    assert!(
+        !String::from_utf8_lossy(&slow_seen.0).contains("200 OK"),
+        "the slow request was never passed on"
+    );
+    assert!(silent_seen.0.is_empty());
+    // homehook answered one request for each complete head, and none for the slow one.
+    let log = proxy.access_log();
+    let answered = log
+        .lines()
+        .filter(|l| l.contains("/healthz") && l.contains(" 200 "))
+        .count();
+    assert_eq!(answered, 2, "{log}");
+}
+
+/// The flood of [`a_flood_of_slow_sockets_cannot_take_healthz_down`], at nginx this time, with
+/// homehook behind it still under `ulimit -n 128`.
+#[tokio::test]
+async fn through_nginx_a_flood_of_slow_sockets_cannot_take_healthz_down() {
+    let s = serve("warn", Some(128), &[("NO_COLOR", "1")]);
+    let proxy = nginx(&s).await;
+    let addr = proxy.addr.to_string();
+    let attackers = flood(&addr, 140);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(healthz(&addr, Duration::from_secs(60)).await, 200);
+    for a in attackers {
+        a.abort();
+    }
+    assert_eq!(healthz(&addr, Duration::from_secs(30)).await, 200);
 }

@@ -6,6 +6,7 @@ use crate::guard::pin::PinRefusal;
 use crate::guard::signature::SignatureRefusal;
 use crate::params::ParamError;
 use crate::secrets::SecretsError;
+use crate::sensitive::redact_secrets;
 use crate::store::StoreError;
 
 /// Every refusal and failure homehook answers, by its stable name (the JSON `error` member).
@@ -291,15 +292,20 @@ impl From<TokenError> for Problem {
                 ErrorCode::NotConnected,
                 format!("{message}: the owner opens /connect/<connection> with the admin key."),
             ),
+            // The token endpoint's words (`error_description`) are in these two.
             TokenError::ReauthNeeded { .. } => Self::new(
                 ErrorCode::ReauthNeeded,
-                format!("{message}. The owner opens /connect/<connection> again."),
+                format!(
+                    "{}. The owner opens /connect/<connection> again.",
+                    redact_secrets(&message)
+                ),
             ),
             TokenError::Misconfigured { .. } => Self::misconfigured(message),
             TokenError::Secrets(e) => e.into(),
             TokenError::Unavailable {
                 retry_after_secs, ..
-            } => Self::new(ErrorCode::VendorUnavailable, message).retry_after(retry_after_secs),
+            } => Self::new(ErrorCode::VendorUnavailable, redact_secrets(&message))
+                .retry_after(retry_after_secs),
             TokenError::Store(e) => e.into(),
         }
     }
@@ -311,8 +317,9 @@ impl From<ActionError> for Problem {
         match e {
             ActionError::Token(t) => t.into(),
             ActionError::Param(p) => p.into(),
+            // The vendor's words are in these two: no credential it echoed reaches the caller.
             ActionError::VendorRejected { status, .. } => {
-                let mut problem = Self::new(ErrorCode::VendorRejected, message);
+                let mut problem = Self::new(ErrorCode::VendorRejected, redact_secrets(&message));
                 problem.vendor_status = Some(status);
                 problem
             }
@@ -324,7 +331,7 @@ impl From<ActionError> for Problem {
                 Self::new(ErrorCode::VendorBudget, message).retry_after(retry_after_secs)
             }
             ActionError::VendorUnavailable(_) => {
-                Self::new(ErrorCode::VendorUnavailable, message).retry_after(30)
+                Self::new(ErrorCode::VendorUnavailable, redact_secrets(&message)).retry_after(30)
             }
             ActionError::Misconfigured(_) => Self::misconfigured(message),
         }

@@ -448,7 +448,12 @@ fn finish(
         Err(RequestTokenError::ServerResponse(e)) => Err(TokenEndpointError::Refused {
             status,
             code: e.code(),
-            description: e.error_description.clone().or(e.message.clone()),
+            // Logged and shown to callers: no credential the endpoint echoed.
+            description: e
+                .error_description
+                .as_deref()
+                .or(e.message.as_deref())
+                .map(crate::sensitive::redact_secrets),
         }),
         Err(RequestTokenError::Request(e)) => Err(TokenEndpointError::Unavailable(
             // Without the URL: it can carry a query string.

@@ -6,7 +6,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::Value;
 
 use crate::catalog::{ProviderSpec, TokenPlacement};
-use crate::sensitive::SecretString;
+use crate::sensitive::{SecretString, redact_secrets};
 use crate::token::DeviceSession;
 
 /// Where a request goes and how it is authorised: usually the provider's API base with the
@@ -89,6 +89,9 @@ impl VendorTarget {
 /// Largest vendor answer homehook reads: action answers are small; anything bigger is cut.
 const MAX_ANSWER_BYTES: usize = 1024 * 1024;
 
+/// The most of a vendor's error words kept ([`VendorResponse::reason`]).
+const REASON_CHARS: usize = 200;
+
 /// A rendered vendor request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VendorRequest {
@@ -158,7 +161,9 @@ impl std::fmt::Debug for VendorResponse {
 }
 
 impl VendorResponse {
-    /// The vendor's own words about an error, if it gave any, shortened.
+    /// The vendor's own words about an error, if it gave any, shortened, with anything
+    /// token-like removed ([`redact_secrets`]): these words reach the caller's error body and
+    /// the log, and a vendor may echo the request's credential in them.
     pub fn reason(&self) -> Option<String> {
         let json = self.json.as_ref()?;
         let candidates = [
@@ -171,7 +176,9 @@ impl VendorResponse {
         let text = candidates
             .iter()
             .find_map(|p| json.pointer(p).and_then(Value::as_str))?;
-        Some(text.chars().take(200).collect())
+        // Redacted before it is cut: a cut could leave a token too short to look like one.
+        let head: String = text.chars().take(4 * REASON_CHARS).collect();
+        Some(redact_secrets(&head).chars().take(REASON_CHARS).collect())
     }
 }
 

@@ -56,5 +56,36 @@ fn key_field(id: &str) -> String {
     }
 }
 
-/// Actions: a sensitive built-in made callable by GET, and the like.
-fn actions(_config: &Config, _found: &mut Vec<String>) {}
+/// Actions: a sensitive built-in (disarm, siren off) made not sensitive, worst of all with GET
+/// allowed: then a link preview, a prefetch or a crawler that sees the URL disarms the alarm,
+/// and the PIN and the low rate limit no longer apply.
+fn actions(config: &Config, found: &mut Vec<String>) {
+    for action in config.actions.values() {
+        if action.sensitive {
+            continue;
+        }
+        let Some(builtin) = action.builtin.as_deref() else {
+            continue;
+        };
+        let recipe = config
+            .connections
+            .get(&action.connection)
+            .and_then(|conn| config.providers.get(&conn.provider))
+            .and_then(|spec| crate::providers::recipes(spec.kind).ok())
+            .and_then(|recipes| recipes.get(builtin));
+        let Some(recipe) = recipe.filter(|r| r.sensitive) else {
+            continue;
+        };
+        let name = &action.name;
+        let what = recipe.summary.to_lowercase();
+        if action.methods.contains(&http::Method::GET) {
+            found.push(format!(
+                "actions.{name}.methods: built-in {builtin} ({what}) is sensitive, but `sensitive = false` and GET make it run when anything opens its link (a chat preview, a browser prefetch); remove `sensitive = false` and GET unless that is really meant"
+            ));
+        } else {
+            found.push(format!(
+                "actions.{name}.sensitive: built-in {builtin} ({what}) is sensitive, but `sensitive = false` drops its PIN and its low rate limit; remove it unless that is really meant"
+            ));
+        }
+    }
+}

@@ -30,12 +30,15 @@ pub async fn root(
     respond(StatusCode::OK, title, &main)
 }
 
+/// The config file's name, never its folder: this page is public, and an absolute path tells a
+/// visitor the user name and layout of the machine (the console prints the whole path).
 fn config_file(app: &App) -> String {
     app.services
         .config
         .source
         .as_ref()
-        .map(|p| p.display().to_string())
+        .and_then(|p| p.file_name())
+        .map(|name| name.to_string_lossy().into_owned())
         .unwrap_or_else(|| "homehook.toml".into())
 }
 
