@@ -370,9 +370,10 @@ async fn admin_pages_refuse_another_sites_host() {
 async fn through_nginx_admin_pages_answer_under_the_public_name_only() {
     let s = scene_with(r#"trusted_proxies = ["127.0.0.2"]"#).await;
     let proxy = nginx(&s).await;
-    // The scene's public URL is homehook's own address; this one names the public host.
-    let text = s.w.hh.app.services.config.base_url();
-    assert!(text.starts_with("http://127.0.0.1:"), "{text}");
+    // The scene's public URL is homehook's own address (a name nginx passes on as
+    // `Host: 127.0.0.1`); a rebinding page's name is passed on just the same, and refused.
+    let public = s.w.hh.app.services.config.base_url();
+    assert!(public.starts_with("http://127.0.0.1:"), "{public}");
     let owner = client_from(OWNER);
     let admin = s.w.keys.admin.expose();
     let get = |host: &'static str| {
