@@ -23,8 +23,9 @@
 //! unusable header lines are dropped. Two header lines are instructions to the decoder, not
 //! headers:
 //!
-//! - `X-Fuzz-Sign: <seconds>` signs the body with [`SIGNING_KEY`] at [`NOW`] + seconds (0 is a
-//!   fresh signature, 400 a stale one) and sends `X-Homehook-Timestamp` and
+//! - `X-Fuzz-Sign: <seconds>` signs the body (and the `Idempotency-Key`, if the request has
+//!   one) with [`SIGNING_KEY`] at [`NOW`] + seconds (0 is a fresh signature, 400 a stale one)
+//!   and sends `X-Homehook-Timestamp` and
 //!   `X-Homehook-Signature`, so the fuzzer gets past signed mode without computing an HMAC;
 //! - `X-Fuzz-Peer: <ip>` sets the request's [`ClientSource`], so wrong keys count towards that
 //!   address's lockout.
@@ -83,7 +84,7 @@ pub const REVOKED_KEY: &str = "hh_fuzz_revoked_key_test_only";
 /// `server.admin_key_hash`: `/status`, `/discover`, `/connect`. Test-only.
 pub const ADMIN_KEY: &str = "hh_fuzz_admin_key_test_only";
 /// The PIN of `disarm` and `alarm_off`.
-pub const PIN: &str = "4821";
+pub const PIN: &str = "482193";
 /// The `signing_key` of the `signer` secret entry, which signs `signed`'s calls. Test-only.
 pub const SIGNING_KEY: &str = "fuzz-signing-key-test-only";
 
@@ -210,7 +211,11 @@ pub fn decode(data: &[u8]) -> Request<Body> {
         }
     }
     if let Some(at) = sign_at {
-        let signature = signature::sign(SIGNING_KEY.as_bytes(), at, body);
+        // The Idempotency-Key is part of the signed text when the request carries one.
+        let idempotency_key = headers
+            .get(homehook_core::guard::idempotency::HEADER)
+            .and_then(|v| v.to_str().ok());
+        let signature = signature::sign_request(SIGNING_KEY.as_bytes(), at, idempotency_key, body);
         for (name, value) in [
             (signature::TIMESTAMP_HEADER, at.to_string()),
             (signature::SIGNATURE_HEADER, signature),

@@ -26,7 +26,7 @@ use homehook_tests::openapi_check;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const PIN: &str = "7305";
+const PIN: &str = "730519";
 const SIGNING_KEY: &str = "sk-corpus-1b9d0e44";
 
 fn config(vendor: &str, pin_hash: &PinHash) -> String {
@@ -650,13 +650,13 @@ fn build_corpus(key: &str, admin: &str, now: i64) -> Corpus {
         (None, "{}"),
         (Some(""), "{}"),
         (Some("0000"), "{}"),
-        (None, "{\"pin\": [7305]}"),
+        (None, "{\"pin\": [730519]}"),
         (None, "{\"pin\": {\"v\": 1}}"),
         (None, "{\"pin\": null}"),
-        (None, "{\"pin\": 7305.0}"),
+        (None, "{\"pin\": 730519.0}"),
         (Some(&*"9".repeat(10_000)), "{}"),
-        (None, "{\"pin\": \"7305\", \"extra\": 1}"),
-        (Some("7305\u{0}"), "{}"),
+        (None, "{\"pin\": \"730519\", \"extra\": 1}"),
+        (Some("730519\u{0}"), "{}"),
     ] {
         let mut headers = vec![
             ("Authorization", auth.as_str()),

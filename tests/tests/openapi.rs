@@ -549,7 +549,7 @@ key_hash = "{key}"
 "#;
 
 const SIGNING_KEY: &str = "whsec-openapi-test";
-const PIN: &str = "2468";
+const PIN: &str = "246813";
 
 /// A memory store that can be switched off: every operation then fails.
 struct SwitchableStore {
@@ -1181,7 +1181,7 @@ async fn gated_actions_store_failures_and_lockouts_get_documented_answers() {
         .await;
     c.expect(post("/a/guarded").json(&json!({"pin": PIN})), 200, None)
         .await;
-    c.expect(post("/a/guarded").json(&json!({"pin": 2468})), 200, None)
+    c.expect(post("/a/guarded").json(&json!({"pin": 246813})), 200, None)
         .await;
     for _ in 0..4 {
         c.expect(

@@ -87,12 +87,12 @@ async fn idempotency_records_and_pin_lockouts_live_in_dynamodb_for_every_instanc
     ));
 
     // Wrong PINs counted on one instance lock the action on the other.
-    let hash = homehook_core::guard::pin::PinHash::of("4821").unwrap();
+    let hash = homehook_core::guard::pin::PinHash::of("482193").unwrap();
     let wrong = || Some(homehook_core::sensitive::SecretString::new("0000"));
     for _ in 0..5 {
         let _ = homehook_core::guard::pin::check(&one, "disarm", &hash, wrong(), now).await;
     }
-    let right = Some(homehook_core::sensitive::SecretString::new("4821"));
+    let right = Some(homehook_core::sensitive::SecretString::new("482193"));
     assert!(matches!(
         homehook_core::guard::pin::check(&other, "disarm", &hash, right, now).await,
         Err(homehook_core::guard::pin::PinRefusal::Locked { .. })

@@ -72,8 +72,8 @@ pub(crate) fn pin_new(json: bool) -> Result<()> {
         .read_line(&mut line)
         .context("cannot read the PIN from standard input")?;
     let pin = line.trim_end_matches(['\r', '\n']);
-    let hash = homehook_core::guard::pin::PinHash::of(pin)
-        .map_err(|_| anyhow::anyhow!("a PIN is 4 to 64 characters, no control characters"))?;
+    // The error says what a PIN must be (6 to 64 characters), never the PIN.
+    let hash = homehook_core::guard::pin::PinHash::of(pin).map_err(|e| anyhow::anyhow!("{e}"))?;
     if json {
         println!("{}", serde_json::json!({ "pin_hash": hash.to_string() }));
     } else {

@@ -176,16 +176,16 @@ fn pin_new_hashes_the_pin_from_stdin() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    homehook_tests::leak_watch::issued("pin", "73051");
-    child.stdin.take().unwrap().write_all(b"73051\n").unwrap();
+    homehook_tests::leak_watch::issued("pin", "730519");
+    child.stdin.take().unwrap().write_all(b"730519\n").unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let hash: homehook_core::guard::pin::PinHash = v["pin_hash"].as_str().unwrap().parse().unwrap();
-    assert!(hash.verify("73051"));
-    assert!(!hash.verify("73050"));
+    assert!(hash.verify("730519"));
+    assert!(!hash.verify("730518"));
     assert!(
-        !String::from_utf8_lossy(&out.stdout).contains("73051"),
+        !String::from_utf8_lossy(&out.stdout).contains("730519"),
         "the PIN is not printed"
     );
     // Too short: refused with a reason.
@@ -195,10 +195,10 @@ fn pin_new_hashes_the_pin_from_stdin() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(b"12\n").unwrap();
+    child.stdin.take().unwrap().write_all(b"4821\n").unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("4 to 64"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("6 to 64"));
 }
 
 #[test]

@@ -22,7 +22,7 @@ use homehook_tests::harness::{Homehook, T0, World, secrets_for};
 use homehook_tests::leak_watch;
 use serde_json::{Value, json};
 
-const PIN: &str = "4821";
+const PIN: &str = "482193";
 const SIGNING_KEY: &str = "sk-shortcut-5f0c9e2a71";
 
 /// Keys beyond the world's admin and action keys.

@@ -6,13 +6,30 @@
 //!
 //! Records live in the item store (SQLite locally, DynamoDB with its TTL on AWS), so a repeat that
 //! reaches another instance is caught too: the claim is one atomic insert.
+//!
+//! A claim must last as long as its call runs, or a repeat acts a second time. It is renewed
+//! while the call runs ([`Claim::hold`]) rather than given a lifetime long enough for the longest
+//! call, because that lifetime has no honest bound: one action call may wait for a renewal
+//! (another instance's lease, up to `vendor_timeout_secs` + 10 s, then its own token call), make
+//! its call, renew again on "expired", repeat the call, retry passing failures twice (0.2 s and
+//! 0.6 s apart), wait for the vendor's pace (up to 1 s before each call), and for Homey run the
+//! login chain (user/me with its own renewal and retries, the delegation token, the login) once
+//! more after "session expired"; each exchange is allowed `vendor_timeout_secs` (up to 60 s).
+//! Counted out, that is over 40 exchanges, about 45 minutes at 60 s, for a claim that otherwise
+//! lasts a second; and a vendor step with one more call, or a store that retries, would break
+//! the count unseen. Renewed, the claim lasts exactly as long as its call, however long, and a
+//! process that dies mid-call frees the key [`PENDING_SECS`] later.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::clock::UnixTime;
+use tokio::sync::oneshot;
+
+use crate::clock::{Clock, UnixTime};
 use crate::store::{ItemStore, StoreError, item_key};
 
 /// The request header.
@@ -21,9 +38,13 @@ pub const HEADER: &str = "idempotency-key";
 pub const REPLAYED_HEADER: &str = "idempotent-replayed";
 /// How long an answer is kept.
 pub const TTL_SECS: i64 = 24 * 3600;
-/// How long a claim without an answer blocks repeats: a call that died half way (a crashed
-/// process) frees its key after this, instead of blocking it for a day.
-pub const PENDING_SECS: i64 = 120;
+/// How long a claim without an answer blocks repeats once nothing renews it: a call that died
+/// half way (a crashed process, a Lambda cut at its timeout) frees its key after this, instead
+/// of blocking it for a day. A running call renews it every [`RENEW_EVERY_SECS`].
+pub const PENDING_SECS: i64 = 30;
+/// How often a running call renews its claim: six renewals per [`PENDING_SECS`], so a store
+/// write delayed by up to 25 s still lands before the claim would lapse.
+pub const RENEW_EVERY_SECS: u64 = 5;
 /// Longest answer body kept; longer ones are kept without their body.
 const MAX_KEPT_BODY: usize = 64 * 1024;
 
@@ -68,6 +89,72 @@ pub enum Claimed {
 pub struct Claim {
     item: String,
     fingerprint: String,
+}
+
+impl Claim {
+    /// Keeps the claim alive while its call runs: every [`RENEW_EVERY_SECS`] its pending record
+    /// is written again to last [`PENDING_SECS`] more. [`Holding::end`] stops it before the
+    /// answer is kept.
+    pub fn hold(&self, store: Arc<dyn ItemStore>, clock: Arc<dyn Clock>) -> Holding {
+        let (stop, mut stopped) = oneshot::channel::<()>();
+        let item = self.item.clone();
+        let pending = serde_json::to_string(&Record::Pending {
+            fingerprint: self.fingerprint.clone(),
+        })
+        .unwrap_or_default();
+        let task = tokio::spawn(async move {
+            let every = Duration::from_secs(RENEW_EVERY_SECS);
+            loop {
+                tokio::select! {
+                    _ = &mut stopped => return,
+                    () = tokio::time::sleep(every) => {}
+                }
+                // A write once started is awaited, never dropped: dropped, it could still land
+                // after the answer is kept and turn it back into a claim.
+                let now = clock.now();
+                if let Err(e) = store
+                    .put_item(&item, &pending, now.plus_secs(PENDING_SECS))
+                    .await
+                {
+                    tracing::warn!(error = %e, "could not renew an idempotency claim");
+                }
+            }
+        });
+        Holding {
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+}
+
+/// A claim being kept alive by [`Claim::hold`].
+#[derive(Debug)]
+pub struct Holding {
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Holding {
+    /// Stops renewing, and waits for a renewal under way: after this nothing writes the
+    /// pending record again, so [`finish`] or [`release`] has the last word.
+    pub async fn end(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Holding {
+    fn drop(&mut self) {
+        // Dropped without `end` (the request was cancelled): stop renewing; the claim then
+        // lapses after PENDING_SECS like a crashed call's.
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
 }
 
 /// Why an `Idempotency-Key` header cannot be used.

@@ -21,6 +21,7 @@ use crate::gate::{self, Admitted, BodyValues, Cleared, Knock, Presented};
 use crate::guard::idempotency::{self, KeptResponse};
 use crate::guard::{pin, signature};
 use crate::sensitive::SecretString;
+use crate::store::ItemStore;
 
 /// Largest request body an action accepts: parameters are small.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -95,6 +96,14 @@ pub(super) async fn serve(
             Cleared::Replay(answer) => return Ok(replayed(answer)),
             Cleared::Run { params, claim } => (params, claim),
         };
+    // The Idempotency-Key's claim is renewed while the action runs, however long the vendor
+    // takes, so a repeat meanwhile is told to wait instead of acting again.
+    let holding = claim.as_ref().map(|c| {
+        c.hold(
+            Arc::clone(&app.services.store) as Arc<dyn ItemStore>,
+            Arc::clone(&app.services.clock),
+        )
+    });
     let response = match params {
         Err(problem) => ApiError::from(problem).into_response(),
         Ok(params) => match action::run(&app.services, admitted.action, &params).await {
@@ -102,6 +111,9 @@ pub(super) async fn serve(
             Err(e) => ApiError::from(e).into_response(),
         },
     };
+    if let Some(holding) = holding {
+        holding.end().await;
+    }
     Ok(match claim {
         None => response,
         Some(claim) => keep_answer(&app, claim, response, &admitted).await,
