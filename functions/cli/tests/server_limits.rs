@@ -405,3 +405,38 @@ async fn through_nginx_a_flood_of_slow_sockets_cannot_take_healthz_down() {
     }
     assert_eq!(healthz(&addr, Duration::from_secs(30)).await, 200);
 }
+
+/// Ctrl-C/SIGTERM still stop the server (graceful shutdown kept): an idle keep-alive socket is
+/// closed at once, and a socket that never sent a byte cannot hold the process past the header
+/// timeout.
+#[tokio::test]
+async fn sigterm_stops_the_server_whatever_its_clients_hold() {
+    let mut s = serve("warn", None, &[("NO_COLOR", "1")]);
+    let mut idle = TcpStream::connect(&s.addr).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 1024];
+    let n = idle.read(&mut buf).await.unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    let _silent = TcpStream::connect(&s.addr).await.unwrap();
+    let killed = Command::new("kill")
+        .args(["-TERM", &s.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = s.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < CLOSED_WITHIN,
+            "still running {CLOSED_WITHIN:?} after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(status.success(), "{status}");
+    let (_, took) = until_closed(&mut idle, Duration::from_secs(1)).await;
+    assert!(took < Duration::from_secs(1));
+}
