@@ -322,12 +322,19 @@ fn main() -> ExitCode {
 fn escaped_fields() -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> + 'static {
     use tracing_subscriber::field::MakeExt as _;
     tracing_subscriber::fmt::format::debug_fn(|writer, field, value| {
+        let name = field.name();
+        // As tracing-subscriber's own formatter: a `log` record's metadata is already in the
+        // line's prefix, and a raw identifier is shown without its `r#`.
+        if name.starts_with("log.") {
+            return Ok(());
+        }
+        let name = name.strip_prefix("r#").unwrap_or(name);
         let text = format!("{value:?}");
         let text = homehook_core::sensitive::escape_controls(&text);
-        if field.name() == "message" {
+        if name == "message" {
             write!(writer, "{text}")
         } else {
-            write!(writer, "{}={text}", field.name())
+            write!(writer, "{name}={text}")
         }
     })
     .delimited(" ")
