@@ -274,7 +274,7 @@ mod tests {
     fn a_hash_with_the_old_weaker_settings_is_refused_naming_the_command() {
         // What `homehook pin new` wrote before (homehook.example.toml had this one).
         let old = "$argon2id$v=19$m=7168,t=5,p=1$93QTXuT/BnIAM4zLn3ibJQ$CXXVILpSPKVN/6KJq3Y8vZg3fnohdl5OI7iaBFL0vU8";
-        let err = old.parse::<PinHash>().err().expect("refused");
+        let err = old.parse::<PinHash>().expect_err("refused");
         assert_eq!(
             err,
             PinHashError::Weak {
