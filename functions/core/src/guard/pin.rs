@@ -117,6 +117,12 @@ pub enum PinHashError {
         /// The hash's passes.
         passes: u32,
     },
+    /// An Argon2id hash whose settings would take more memory or time than a server (or a
+    /// 128 MB Lambda) can give one verification: every PIN call would fail, or exhaust it.
+    #[error(
+        "this PIN hash asks for more than homehook spends on one PIN check (at most 256 MiB, 64 passes, 8 lanes): make one with `echo 'your PIN' | homehook pin new`"
+    )]
+    TooCostly,
     /// The PIN given to hash is too short or too long, or has control characters.
     #[error("a PIN is 6 to 64 characters (6 digits or more), without control characters")]
     BadPin,
@@ -133,6 +139,9 @@ impl FromStr for PinHash {
         let params = Params::try_from(&parsed).map_err(|_| PinHashError::Malformed)?;
         // The search cost is the hash's own settings, whatever the PIN: a weaker hash is
         // refused, not used, so an old config cannot keep a PIN that falls in minutes.
+        if params.m_cost() > 256 * 1024 || params.t_cost() > 64 || params.p_cost() > 8 {
+            return Err(PinHashError::TooCostly);
+        }
         if params.m_cost() < MEMORY_KIB || params.t_cost() < PASSES {
             return Err(PinHashError::Weak {
                 memory_kib: params.m_cost(),
@@ -283,6 +292,8 @@ mod tests {
             }
         );
         assert!(err.to_string().contains("homehook pin new"), "{err}");
+        let huge = "$argon2id$v=19$m=4194304,t=4,p=1$c2FsdHNhbHRzYWx0$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+        assert_eq!(huge.parse::<PinHash>().err(), Some(PinHashError::TooCostly));
         let made = PinHash::of("482193").expect("hash").to_string();
         assert!(made.contains("m=65536,t=4,p=1"), "{made}");
     }
