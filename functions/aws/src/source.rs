@@ -1,6 +1,7 @@
 //! The caller's address behind API Gateway: the HTTP API puts it in the request context
 //! (`requestContext.http.sourceIp`), which the caller cannot forge, unlike `X-Forwarded-For`.
-//! The gate's wrong-key lockout (`homehook_core::guard`) counts per address.
+//! The gate's wrong-key lockout (`homehook_core::guard`) counts per address (IPv6 per /64)
+//! and per network.
 
 use std::net::IpAddr;
 

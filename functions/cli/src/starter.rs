@@ -82,6 +82,8 @@ pub(crate) fn render(
 # Where `homehook serve` listens. Keep it on 127.0.0.1; put a TLS reverse proxy in front if
 # phones must reach it from outside, and set public_url to the address they use.
 listen = "{listen}"
+# Behind that proxy, name it so the wrong-key lockout counts each caller, not the proxy:
+# trusted_proxies = ["127.0.0.1"]
 # The URL people and vendors reach homehook at (default: http://<listen>). Each vendor app's
 # redirect URI is <public_url>/callback/<provider>.
 # public_url = "https://home.example.com"
