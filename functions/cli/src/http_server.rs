@@ -19,6 +19,8 @@
 //!   connections wait in the kernel's listen queue (which holds no descriptor of ours) and are
 //!   taken in order as the timeout frees slots, so an honest client behind a flood is answered
 //!   once the flood's sockets are cut, instead of every accept failing with "too many open files".
+//! - **[`MAX_HEAD_BYTES`]** of request head at most (431 beyond), so a flood's half-sent
+//!   headers hold little memory.
 //! - Bodies and handlers keep their own limits (the 16 KiB body limit and 10-s body timeout in
 //!   `homehook_core::http`, the vendor timeout in the config).
 
@@ -42,6 +44,13 @@ use tower::ServiceExt as _;
 /// for that, matches the body timeout, and is Apache's order of magnitude (its keep-alive
 /// timeout is 5 s). An attacker then has to open each slow socket again every 10 s.
 pub(crate) const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The largest request head read (request line and headers), and each connection's read and
+/// write buffer. hyper's default (~400 KiB) lets a flood of 512 connections hold 200 MiB of
+/// half-sent headers; homehook's longest honest head (a key, a signature, an Idempotency-Key,
+/// a proxy's forwarding headers) is well under 2 KiB, and nginx's default limit for one header
+/// line is 8 KiB. A larger head gets 431. 512 connections then hold at most 8 MiB.
+pub(crate) const MAX_HEAD_BYTES: usize = 16 * 1024;
 
 /// The most connections served at once, when the descriptor limit allows it. homehook's callers
 /// are a household's phones and scripts and one reverse proxy: a few connections at a time.
@@ -97,7 +106,8 @@ pub(crate) async fn serve(
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT);
+        .header_read_timeout(HEADER_TIMEOUT)
+        .max_buf_size(MAX_HEAD_BYTES);
     let mut shutdown = std::pin::pin!(shutdown);
     let mut warned_full = false;
     loop {

@@ -440,3 +440,24 @@ async fn sigterm_stops_the_server_whatever_its_clients_hold() {
     let (_, took) = until_closed(&mut idle, Duration::from_secs(1)).await;
     assert!(took < Duration::from_secs(1));
 }
+
+/// A request head of 40 KiB (hyper's default would read up to ~400 KiB of it, on each of 512
+/// connections) is refused, and an ordinary one still answered.
+#[tokio::test]
+async fn an_oversized_request_head_is_refused() {
+    let s = serve("warn", None, &[("NO_COLOR", "1")]);
+    let mut stream = TcpStream::connect(&s.addr).await.unwrap();
+    let head = format!(
+        "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(40 * 1024)
+    );
+    // The server may answer and close before reading it all.
+    let _ = stream.write_all(head.as_bytes()).await;
+    let (answer, _) = until_closed(&mut stream, CLOSED_WITHIN).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 431"),
+        "{answer}"
+    );
+    assert_eq!(healthz(&s.addr, Duration::from_secs(10)).await, 200);
+}
