@@ -143,7 +143,7 @@ async fn main() -> Result<()> {
         ),
         "",
     ]));
-    details.push_str("## Action overhead\n\n`POST /a/heating` through `homehook serve` (release build, SQLite store) to the fake vendor, beside the same vendor call made directly; sequential on one keep-alive connection, alternating rounds; throughput with 4 concurrent callers. The expired case uses 1-second tokens, so every action refreshes first (direct: a password grant, then the call).\n\n");
+    details.push_str("## Action overhead\n\n`POST /a/heating` through `homehook serve` (release build, SQLite store) to the fake vendor, beside the same vendor call made directly; sequential on one keep-alive connection, alternating rounds; throughput with 4 concurrent callers. The expired case uses 1-second tokens and comes 1.1 s after the last action, so every timed action renews first (direct: a password grant, then the call).\n\n");
     let mut rows = Vec::new();
     for (name, c, requests) in [
         ("valid token", &o.valid, n.requests),

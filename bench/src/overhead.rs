@@ -36,7 +36,7 @@ pub struct Compare {
 pub struct Overhead {
     /// Valid tokens: one vendor call per action.
     pub valid: Compare,
-    /// A token that is always due: a refresh and a vendor call per action.
+    /// An expired token: a renewal and a vendor call per action.
     pub expired: Compare,
     /// `homehook serve`'s peak RSS after start-up and connecting, KiB.
     pub serve_rss_start_kib: u64,
@@ -286,29 +286,36 @@ pub async fn measure(bin_dir: &Path, n: usize, load: usize) -> Result<Overhead> 
         token_calls: valid_token_calls,
     };
 
-    // A token that is always due: the vendor's tokens live 1 s, homehook renews anything with
-    // less than 30 s left before acting, so every action refreshes first.
+    // A token that must be renewed before the action: the vendor's tokens live 1 s and each
+    // timed action comes 1.1 s after the last one, when its token has expired, so it renews
+    // first (a token with life left is used: one renewal per lifetime). The direct side makes
+    // the same two calls: a token grant, then the API call.
     let vendor = Vendor::start(bin_dir, 1)?;
     let serve = Serve::start(bin_dir, &vendor.base)?;
     serve.connect(&c).await?;
     let via = serve.action_call()?;
-    let n_expired = (n / 4).max(20);
-    sequential(&via, 20).await?;
+    const WARM_UP: usize = 2;
+    let n_expired = (n / 50).clamp(5, 20);
     let mut d = Vec::new();
     let mut v = Vec::new();
     let direct_client = client()?;
-    for _ in 0..4 {
-        for _ in 0..n_expired / 4 {
-            let t = Instant::now();
-            token_then_call(&direct_client, &vendor.base).await?;
-            d.push(t.elapsed());
+    for round in 0..WARM_UP + n_expired {
+        tokio::time::sleep(Duration::from_millis(1_100)).await;
+        let t = Instant::now();
+        token_then_call(&direct_client, &vendor.base).await?;
+        let direct = t.elapsed();
+        let via_times = sequential(&via, 1).await?;
+        if round >= WARM_UP {
+            d.push(direct);
+            v.extend(via_times);
         }
-        v.extend(sequential(&via, n_expired / 4).await?);
     }
     drop(serve);
     let timed = v.len() as u64;
-    // Less the code exchange, the 20 warm-up actions and the direct side's grants.
-    let token_calls = vendor.stop()?.saturating_sub(1 + 20 + d.len() as u64);
+    // Less the code exchange, the direct side's grants and the warm-up renewals.
+    let token_calls = vendor
+        .stop()?
+        .saturating_sub(1 + (WARM_UP + n_expired) as u64 + WARM_UP as u64);
     let expired = Compare {
         direct: Samples::millis(d),
         via: Samples::millis(v),

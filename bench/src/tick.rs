@@ -188,7 +188,9 @@ pub async fn measure(
             refresh_token: Some(SecretString::new(refresh)),
             expires_at: Some(expires),
             scopes: vec![],
-            connected_at: now,
+            // Hour-long tokens issued an hour ago: the due ones are inside the 5-minute margin
+            // (a short lifetime would be renewed only a tenth of it ahead of expiry).
+            connected_at: expires.plus_secs(-3_600),
             refreshed_at: None,
             version: 0,
             health: Health::Healthy,
