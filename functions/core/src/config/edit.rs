@@ -90,6 +90,12 @@ pub fn revoke_key(text: &str, id: &str) -> Result<String, EditError> {
     }
     if let Some(key) = named_key(&mut doc, id) {
         key.insert("revoked", value(true));
+        // A revocation is of the key, everywhere: the same hash listed under an action's
+        // `key_hash` (a migration from per-action keys) goes too, or the config would not load.
+        let hash = key.get("hash").and_then(Item::as_str).map(str::to_string);
+        if let Some(hash) = hash {
+            remove_from_actions(&mut doc, &hash);
+        }
         return Ok(doc.to_string());
     }
     let (action, prefix) = id
@@ -115,7 +121,7 @@ pub fn revoke_key(text: &str, id: &str) -> Result<String, EditError> {
             table.remove("key_hash");
         }
         Some(toml_edit::Value::Array(list)) if list.iter().any(own) => {
-            list.retain(|v| !own(v));
+            retain(list, |v| !own(v));
         }
         _ => return Err(EditError::NoSuchKey(id.into())),
     }
@@ -153,6 +159,34 @@ pub fn named_key_actions(text: &str, id: &str) -> Result<Vec<String>, EditError>
                 .collect()
         })
         .unwrap_or_default())
+}
+
+/// Keeps the items of `list` that `keep` says, written as before: `["a", "b"]`, not `[ "b"]`
+/// once "a" is gone (the space before "b" was its separator).
+fn retain(list: &mut toml_edit::Array, keep: impl Fn(&toml_edit::Value) -> bool) {
+    list.retain(keep);
+    if let Some(first) = list.get_mut(0) {
+        first.decor_mut().set_prefix("");
+    }
+}
+
+/// Takes `hash` out of every action's `key_hash` (a string or a list).
+fn remove_from_actions(doc: &mut DocumentMut, hash: &str) {
+    let Some(actions) = doc.get_mut("actions").and_then(Item::as_table_like_mut) else {
+        return;
+    };
+    for (_, action) in actions.iter_mut() {
+        let Some(table) = action.as_table_like_mut() else {
+            continue;
+        };
+        match table.get_mut("key_hash").and_then(Item::as_value_mut) {
+            Some(toml_edit::Value::String(s)) if s.value() == hash => {
+                table.remove("key_hash");
+            }
+            Some(toml_edit::Value::Array(list)) => retain(list, |v| v.as_str() != Some(hash)),
+            _ => {}
+        }
+    }
 }
 
 fn named_key<'a>(doc: &'a mut DocumentMut, id: &str) -> Option<&'a mut dyn toml_edit::TableLike> {
@@ -217,6 +251,31 @@ mod tests {
                 Err(EditError::NoSuchKey(unknown.into()))
             );
         }
+    }
+
+    /// The revoked key's hash also listed on an action (the red team's "revoked, yet listed
+    /// again") leaves that action too, whether as a string or in a list.
+    #[test]
+    fn revoking_a_named_key_takes_its_hash_off_every_action() {
+        let four = "sha256:4444444444444444444444444444444444444444444444444444444444444444";
+        let text = format!(
+            "{TEXT}\n[actions.arm]\nconnection = \"home\"\nkey_hash = \"{four}\"\n\n[actions.lights]\nconnection = \"home\"\nkey_hash = [\"{four}\", \"sha256:2222222222222222222222222222222222222222222222222222222222222222\"]\n"
+        );
+        let edited = revoke_key(&text, "phone").expect("revoked");
+        assert_eq!(
+            edited.matches(four).count(),
+            1,
+            "only [keys.phone] keeps it: {edited}"
+        );
+        assert!(edited.contains("revoked = true"), "{edited}");
+        assert!(
+            edited.contains("[actions.lights]\nconnection = \"home\"\nkey_hash = [\"sha256:2222"),
+            "{edited}"
+        );
+        assert!(
+            !edited.contains("[actions.arm]\nconnection = \"home\"\nkey_hash"),
+            "{edited}"
+        );
     }
 
     #[test]
