@@ -15,8 +15,16 @@ use crate::sensitive::SecretString;
 use crate::store::StoreError;
 use crate::token::{Health, Lease, Lifecycle, TokenRecord};
 
-/// How often a process waiting for another's renewal looks at the record.
-const POLL: Duration = Duration::from_millis(100);
+/// How often a process waiting for another's renewal looks at the record: soon at first (a
+/// renewal is one token round trip, often tens of milliseconds), then every 100 ms, so a burst
+/// split over two instances waits about one round trip rather than a whole poll period.
+const POLLS: [Duration; 5] = [
+    Duration::from_millis(5),
+    Duration::from_millis(10),
+    Duration::from_millis(20),
+    Duration::from_millis(40),
+    Duration::from_millis(100),
+];
 /// Attempts to store renewed tokens before keeping them in memory (backoff 100 ms, doubling).
 const WRITE_ATTEMPTS: u32 = 5;
 
@@ -129,6 +137,7 @@ impl TokenKeeper {
         seen: Option<&TokenRecord>,
     ) -> Result<Claim, TokenError> {
         let started = Instant::now();
+        let mut polls = 0;
         let max_wait = Duration::from_secs(self.lease_secs.unsigned_abs());
         loop {
             let now = self.clock.now();
@@ -181,7 +190,8 @@ impl TokenKeeper {
                         retry_after_secs: 2,
                     });
                 }
-                tokio::time::sleep(POLL).await;
+                tokio::time::sleep(POLLS[polls.min(POLLS.len() - 1)]).await;
+                polls += 1;
                 continue;
             }
             if let Some(wait) = policy::budget_wait(&current, &spec.refresh, now) {
