@@ -9,6 +9,8 @@
 //! DynamoDB table shared by Lambda instances) a holder cannot be checked and its lease is
 //! waited out.
 
+use std::sync::OnceLock;
+
 use rand::RngCore;
 
 /// This process's identity in leases: `<machine>:<boot>:<pid>:<random>`. The random part tells
@@ -52,14 +54,16 @@ pub(super) fn gone(holder: &str) -> bool {
 }
 
 /// A short, stable name of this machine: the first 12 characters of `/etc/machine-id` (empty
-/// when there is none).
-fn machine() -> String {
-    first_line("/etc/machine-id")
+/// when there is none). Read once: it does not change while the process runs.
+fn machine() -> &'static str {
+    static MACHINE: OnceLock<String> = OnceLock::new();
+    MACHINE.get_or_init(|| first_line("/etc/machine-id"))
 }
 
 /// This boot: the first 12 characters of the kernel's boot id (empty outside Linux).
-fn boot() -> String {
-    first_line("/proc/sys/kernel/random/boot_id")
+fn boot() -> &'static str {
+    static BOOT: OnceLock<String> = OnceLock::new();
+    BOOT.get_or_init(|| first_line("/proc/sys/kernel/random/boot_id"))
 }
 
 fn first_line(path: &str) -> String {

@@ -150,9 +150,9 @@ impl TokenKeeper {
     }
 
     /// A token for `conn` with life left for the call (30 s, or a tenth of a short token's
-    /// lifetime), refreshing first if needed. For a
-    /// password-grant connection never connected before, this connects it. A connection that
-    /// needs its owner, or that failed recently, answers at once without calling the vendor.
+    /// lifetime), refreshing first if needed. For a password-grant connection never connected
+    /// before, this connects it. A connection that needs its owner, or that failed recently,
+    /// answers at once without calling the vendor.
     pub async fn fresh_token(&self, conn: &Connection) -> Result<TokenRecord, TokenError> {
         let now = self.clock.now();
         let Some(record) = self.store.get_token(&conn.id).await? else {
