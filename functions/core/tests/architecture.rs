@@ -357,6 +357,7 @@ fn only_the_gate_runs_the_checks() {
     for needle in [
         "keys.admit(",
         "lockout.check(",
+        "lockout.wrong_key(",
         "limits.check(",
         "pin::check(",
         "signature::verify(",

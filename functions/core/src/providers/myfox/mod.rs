@@ -44,10 +44,11 @@ impl Vendor for Myfox {
                 }
                 // The maintained client looks for "(632)" in `error` (myfox-api myfoxapi.py L283,
                 // commit 6703b14); `error_description` is checked too, in case it moves there.
-                let temporary = error.contains("(632)") || description.contains("(632)");
-                let said = match (error.contains("(632)"), description.is_empty()) {
+                let in_error = error.contains("(632)");
+                let temporary = in_error || description.contains("(632)");
+                let said = match (in_error, description.is_empty()) {
                     (true, false) => format!("{error}: {description}"),
-                    (true, true) | (false, true) => error.clone(),
+                    (_, true) => error.clone(),
                     (false, false) => description.clone(),
                 };
                 if temporary || r.status >= 500 {

@@ -275,12 +275,11 @@ fn code_text(code: i64) -> Option<&'static str> {
 
 /// The codes of `body.errors` entries, which name a module: 6 is an unreachable module
 /// (pyatmo `home_status_error_disconnected.json`, `archive/home_status_error_and_data.json`),
-/// 23 a module already as asked (`archive/camera_set_state_error_already_on.json`); the rest
-/// read as the top-level codes.
+/// the rest read as the top-level codes (23, a module already as asked, is never described: it
+/// is left out before, as no failure).
 fn module_error_text(code: i64) -> String {
     match code {
         6 => "the module is unreachable (offline, unplugged or out of radio range)".into(),
-        ALREADY_SO => "already so".into(),
         _ => code_text(code)
             .map(str::to_string)
             .unwrap_or_else(|| format!("error {code}")),
