@@ -11,12 +11,14 @@
 //! - [`https`]: the one HTTPS client the SDK clients share (rustls on ring).
 //! - [`sns`]: [`SnsTopic`], notifications to an SNS topic.
 //! - [`source`]: the caller's address from API Gateway's request context, for the lockout.
+//! - [`logs`]: logging as Lambda's advanced logging controls ask (JSON, level).
 //! - [`local`]: SDK clients for local emulators (tests, development).
 
 pub mod dynamo;
 pub mod https;
 pub mod lambda;
 pub mod local;
+pub mod logs;
 pub mod secrets_manager;
 pub mod sns;
 pub mod source;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use homehook_core::app::TickSummary;
 use homehook_core::live::Live;
-use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 
 async fn tick(live: &Live, _event: LambdaEvent<serde_json::Value>) -> Result<TickSummary, Error> {
     // The newest published config: a schedule pushed a minute ago fires on this tick.
@@ -26,7 +26,7 @@ async fn tick(live: &Live, _event: LambdaEvent<serde_json::Value>) -> Result<Tic
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing::init_default_subscriber();
+    homehook_aws::logs::init();
     let live = homehook_aws::lambda::live_from_env().await?;
     run(service_fn(|event| {
         let live = Arc::clone(&live);
