@@ -67,12 +67,18 @@ pub(super) fn build_schedule(
     let cron = raw.cron.parse::<Cron>().map_err(|p| (field("cron"), p))?;
     let time_zone_name = raw.time_zone.unwrap_or_else(|| "UTC".into());
     let time_zone = TimeZone::get(&time_zone_name).map_err(|_| {
-        (
-            field("time_zone"),
+        let problem = if jiff::tz::db().is_definitively_empty() {
+            // A machine without tzdata (and a build without jiff's bundled copy): the name may
+            // be right, the data is missing.
+            format!(
+                "time zone \"{time_zone_name}\": this machine has no time-zone database (install the tzdata package)"
+            )
+        } else {
             format!(
                 "unknown time zone \"{time_zone_name}\": use an IANA name such as \"Europe/Paris\" or \"UTC\""
-            ),
-        )
+            )
+        };
+        (field("time_zone"), problem)
     })?;
     // The same check a caller's parameters get; the time only matters for end times,
     // which are relative anyway.
