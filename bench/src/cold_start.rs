@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use axum::body::Bytes;
 
+use crate::aws_timer::AwsTimer;
 use crate::procs::Running;
 use crate::runtime_api::RuntimeApi;
 use crate::stats::Samples;
@@ -37,6 +38,12 @@ pub struct Subject {
 pub struct ColdStarts {
     /// Exec to first answer, in ms.
     pub millis: Samples,
+    /// The AWS calls' round trips to moto within each start, in ms.
+    pub aws_millis: Samples,
+    /// Exec to first answer without the AWS calls' round trips: the bootstrap's own time, in ms.
+    pub own_millis: Samples,
+    /// AWS calls per start (the most any start made).
+    pub aws_calls: usize,
     /// Peak resident set after the first answer, in KiB.
     pub rss_kib: Samples,
 }
@@ -89,29 +96,46 @@ async fn answer(
     Ok(answer)
 }
 
-/// One cold start: (exec to answer, peak RSS in KiB).
-async fn once(subject: &Subject) -> Result<(Duration, u64)> {
+/// One cold start: exec to answer, the AWS calls within it, peak RSS in KiB.
+async fn once(
+    subject: &Subject,
+    timer: Option<&AwsTimer>,
+) -> Result<(Duration, crate::aws_timer::AwsCalls, u64)> {
     let (api, mut answers) = RuntimeApi::start().await?;
     api.push(subject.event.clone());
+    if let Some(timer) = timer {
+        timer.take();
+    }
     let exec = Instant::now();
     let process = spawn(subject, &api)?;
     let answer = answer(&mut answers, subject).await?;
+    let calls = timer.map(AwsTimer::take).unwrap_or_default();
     let rss = process.peak_rss_kib()?;
-    Ok((answer.at.duration_since(exec), rss))
+    Ok((answer.at.duration_since(exec), calls, rss))
 }
 
-/// `n` cold starts (after one that warms the page cache and is not counted).
-pub async fn measure(subject: &Subject, n: usize) -> Result<ColdStarts> {
-    once(subject).await?;
+/// `n` cold starts (after one that warms the page cache and is not counted); AWS calls timed by
+/// `timer` when the subject's endpoint is its.
+pub async fn measure(subject: &Subject, n: usize, timer: Option<&AwsTimer>) -> Result<ColdStarts> {
+    once(subject, timer).await?;
     let mut times = Vec::with_capacity(n);
+    let mut aws = Vec::with_capacity(n);
+    let mut own = Vec::with_capacity(n);
+    let mut calls = 0;
     let mut rss = Vec::with_capacity(n);
     for _ in 0..n {
-        let (t, r) = once(subject).await?;
+        let (t, c, r) = once(subject, timer).await?;
         times.push(t);
+        aws.push(c.time);
+        own.push(t.saturating_sub(c.time));
+        calls = calls.max(c.count);
         rss.push(r as f64);
     }
     Ok(ColdStarts {
         millis: Samples::millis(times),
+        aws_millis: Samples::millis(aws),
+        own_millis: Samples::millis(own),
+        aws_calls: calls,
         rss_kib: Samples::from_values(rss),
     })
 }

@@ -13,6 +13,7 @@ use homehook_core::store::TokenStore;
 use homehook_core::token::{Health, TokenRecord};
 use homehook_tests::fake_vendor::FakeSettings;
 
+use crate::aws_timer::AwsTimer;
 use crate::cold_start::Subject;
 use crate::procs::{Running, Vendor};
 
@@ -23,6 +24,8 @@ const SECRET: &str = "homehook/clients";
 pub struct LambdaWorld {
     /// moto's endpoint.
     pub endpoint: String,
+    /// The timing proxy in front of moto: the bootstraps' `AWS_ENDPOINT_URL`.
+    pub aws: AwsTimer,
     /// The action key of `heating`.
     pub action: ActionKey,
     env: Vec<(String, String)>,
@@ -35,6 +38,7 @@ impl LambdaWorld {
     /// connected `home` (a token from the vendor's password grant).
     pub async fn start(moto_server: &Path, bin_dir: &Path) -> Result<Self> {
         let (moto, endpoint) = crate::procs::start_moto(moto_server)?;
+        let aws = AwsTimer::start(&endpoint).await?;
         let vendor = Vendor::start(bin_dir, 10_800)?;
         let (admin, action) = (ActionKey::generate(), ActionKey::generate());
         let settings = FakeSettings::default();
@@ -110,7 +114,7 @@ rate_limit = {{ burst = 100000, per_minute = 60000 }}
             ("AWS_DEFAULT_REGION", "eu-west-1"),
             ("AWS_ACCESS_KEY_ID", "local"),
             ("AWS_SECRET_ACCESS_KEY", "local"),
-            ("AWS_ENDPOINT_URL", endpoint.as_str()),
+            ("AWS_ENDPOINT_URL", aws.endpoint.as_str()),
             ("HOMEHOOK_TABLE", TABLE),
             ("HOMEHOOK_SECRET_ID", SECRET),
             ("HOMEHOOK_PUBLIC_URL", "https://hooks.example.com"),
@@ -121,6 +125,7 @@ rate_limit = {{ burst = 100000, per_minute = 60000 }}
         .collect();
         Ok(Self {
             endpoint,
+            aws,
             action,
             env,
             _moto: moto,
