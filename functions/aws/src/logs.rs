@@ -7,6 +7,10 @@
 //! [`Targets`] (`info`, `homehook_core=debug,warn`) instead of `EnvFilter`, whose regular
 //! expressions (span-field matching) homehook never needs. Each invocation's lines still carry
 //! the runtime's `requestId` span.
+//!
+//! The functions' release builds compile out events below INFO (`release_max_level_info` in
+//! their Cargo.toml): homehook has none, and the AWS SDK's, hyper's and reqwest's would have
+//! filled the bootstrap. So DEBUG and TRACE print what INFO prints; WARN and ERROR are quieter.
 
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
