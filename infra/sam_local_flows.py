@@ -352,8 +352,12 @@ def main():
         check(refusal is not None, "IAM enforced: a key that is no IAM user's is refused", refusal)
         ddb = client("dynamodb", endpoint, owner)  # the harness's own checks: the admin user
 
-        # A schedule due one minute ago (UTC), within its hour of grace: both ticks below owe it.
-        due = time.gmtime(time.time() - 60)
+        # A schedule due one minute ago, within its hour of grace: both ticks below owe it. Its
+        # cron is read in Paris time, so the bootstrap must find the zone in the image's
+        # /usr/share/zoneinfo (the functions carry no time-zone data of their own).
+        from datetime import datetime, timedelta
+        from zoneinfo import ZoneInfo
+        due = (datetime.now(ZoneInfo("Europe/Paris")) - timedelta(seconds=60)).timetuple()
         cli = Cli(home, owner)
         pin_hash = json.loads(cli.ok("pin", "new", "--json", stdin="482193\n", quiet=True).stdout)["pin_hash"]
         config = f"""
@@ -393,6 +397,7 @@ actions = ["*"]
 [schedules.morning_check]
 action = "station"
 cron = "{due.tm_min} {due.tm_hour} * * *"
+time_zone = "Europe/Paris"
 grace_secs = 3600
 """
         (home / "homehook.toml").write_text(config)

@@ -150,7 +150,7 @@ fn classify(error: reqwest::Error) -> ConnectorError {
     {
         return ConnectorError::io(Box::new(error));
     }
-    if error.is_builder() || error.is_request() && hyper.is_some_and(hyper::Error::is_user) {
+    if error.is_builder() || (error.is_request() && hyper.is_some_and(hyper::Error::is_user)) {
         return ConnectorError::user(Box::new(error));
     }
     ConnectorError::other(Box::new(error), None)
