@@ -3,7 +3,10 @@
 
 use lambda_runtime::Error;
 
-#[tokio::main]
+// One thread: Lambda sends a container one event at a time, and a small function has a fraction
+// of a vCPU, so worker threads would only cost start-up time and the multi-thread scheduler's
+// code. (A PIN check still hashes on the blocking pool.)
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     homehook_aws::logs::init();
     let live = homehook_aws::lambda::live_from_env().await?;
