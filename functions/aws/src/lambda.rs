@@ -16,9 +16,10 @@
 //! [`homehook_core::live::CHECK_EVERY_SECS`] by the request or tick that finds the look due, so
 //! a revoked key is refused by every warm container within seconds, without a deploy.
 //!
-//! One aws-config load (region from the environment, so no instance-metadata probing), one client
-//! per service, one outbound HTTP client: nothing is created per request. The secret is read when
-//! a renewal or an admin request first needs it, not at cold start.
+//! One SDK configuration (region from the environment, so no instance-metadata probing), one
+//! client per service sharing one HTTPS connector ([`crate::https`]), one client for vendor calls,
+//! on the same HTTP stack: nothing is created per request. The secret is read when a renewal or
+//! an admin request first needs it, not at cold start.
 
 use std::path::PathBuf;
 use std::sync::Arc;
