@@ -124,7 +124,8 @@ pub async fn answer(router: Router, event: HttpApiEvent) -> HttpApiResponse {
     let mut headers: HashMap<String, String> = HashMap::new();
     let mut cookies = Vec::new();
     for (name, value) in &parts.headers {
-        let Ok(value) = value.to_str() else { continue };
+        let value = String::from_utf8_lossy(value.as_bytes());
+        let value = value.as_ref();
         if name == SET_COOKIE {
             cookies.push(value.to_owned());
         } else {
@@ -179,7 +180,8 @@ fn request(event: HttpApiEvent) -> Result<http::Request<Body>, &'static str> {
         .map_err(|_| "The request's path is not a URL path.")?;
     let headers = request.headers_mut();
     for (name, value) in &event.headers {
-        // API Gateway only passes valid headers; one that is not is left out, not guessed at.
+        // Values keep their UTF-8 bytes (a phone's user agent may carry some); a name or value
+        // HTTP cannot carry (a control character) is left out, not guessed at.
         if let (Ok(name), Ok(value)) = (
             HeaderName::from_bytes(name.as_bytes()),
             HeaderValue::from_str(value),
@@ -237,7 +239,12 @@ mod tests {
         let headers: HashMap<String, String> = parts
             .headers
             .iter()
-            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("?").to_owned()))
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
             .collect();
         axum::Json(serde_json::json!({
             "method": parts.method.as_str(),
@@ -280,6 +287,17 @@ mod tests {
         );
         // The lockout counts the address API Gateway saw, never X-Forwarded-For.
         assert_eq!(seen["source"], "1.2.3.4");
+
+        let mut with_accent: serde_json::Value =
+            serde_json::from_str(AWS_NO_AUTHORIZER).expect("event");
+        with_accent["headers"]["user-agent"] = "Raccourcis/1 (iPhone de Zoé)".into();
+        with_accent["headers"]["x-bad"] = "line\nbreak".into();
+        let seen = through_echo(&with_accent.to_string()).await;
+        assert_eq!(
+            seen["headers"]["user-agent"],
+            "Raccourcis/1 (iPhone de Zoé)"
+        );
+        assert!(seen["headers"].get("x-bad").is_none());
 
         let seen = through_echo(AWS_MULTI_VALUE).await;
         assert_eq!(seen["uri"], "/my/path?Parameter1=value1&Parameter1=value2");
@@ -338,6 +356,7 @@ mod tests {
                         [
                             ("content-type", "text/html; charset=utf-8"),
                             ("cache-control", "no-store"),
+                            ("x-label", "Séjour"),
                         ],
                         axum::response::AppendHeaders([
                             ("set-cookie", "a=1"),
@@ -361,6 +380,8 @@ mod tests {
         assert_eq!(page.body, "<p>Vérifié</p>");
         assert!(!page.is_base64_encoded);
         assert_eq!(page.headers["cache-control"], "no-store");
+        // A header value that is not plain ASCII keeps its UTF-8.
+        assert_eq!(page.headers["x-label"], "Séjour");
         assert_eq!(page.cookies, ["a=1", "b=2"]);
         assert!(!page.headers.contains_key("set-cookie"));
 
